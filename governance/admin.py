@@ -1,0 +1,386 @@
+"""The compliance officer's, auditor's and data scientist's pages.
+
+Records are written by services only: the admin shows them read-only, and its
+actions and forms call services and say what they did.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from governance.models import (
+    AuditEvent,
+    Dataset,
+    Decision,
+    Domain,
+    FineTuneRun,
+    ModelVersion,
+)
+from governance.selectors import LineageNode, model_version_lineage
+from governance.services.datasets import dataset_import
+from governance.services.runs import finetune_run_request_cancel
+from governance.services.versions import model_version_set_status
+
+admin.site.site_header = "Model governance"
+admin.site.site_title = "Model governance"
+admin.site.index_title = "Registry, lineage, checks and audit trail"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Results, lineage and audit rows are written once, by services."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def short_hash(value: str) -> str:
+    return f"{value[:12]}…" if value else "—"
+
+
+# --- Datasets -----------------------------------------------------------------
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(item, initial) for item in data]
+        return [single(data, initial)]
+
+
+class DatasetImportForm(forms.Form):
+    spec = forms.FileField(
+        label="Dataset spec (TOML)",
+        help_text="See the README's “Dataset spec” section for the format.",
+    )
+    data_files = MultipleFileField(
+        label="Data files",
+        help_text="Every file the spec names, matched by file name (.csv or .csv.gz).",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        limit = settings.DATASET_MAX_BYTES
+        for upload in cleaned.get("data_files") or []:
+            if upload.size > limit:
+                raise ValidationError(
+                    f"{upload.name} is {upload.size:,} bytes, over the "
+                    f"{limit:,}-byte limit (DATASET_MAX_BYTES)"
+                )
+        spec = cleaned.get("spec")
+        if spec is not None and spec.size > 1024 * 1024:
+            raise ValidationError("the spec file is over 1 MiB; is it the right file?")
+        return cleaned
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+    can_delete = False
+    fields = ("name", "availability", "filter_expression", "row_count", "positive_count")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("name", "title", "row_count", "sha256", "created_at")
+    search_fields = ("name", "title")
+    readonly_fields = (
+        "name", "title", "description", "content_sha256", "row_count", "schema_table",
+        "label_counts", "files", "spec_toml", "created_by", "created_at",
+    )
+    exclude = ("spec", "schema", "storage_dir")
+    inlines = [DomainInline]
+
+    @admin.display(description="SHA-256")
+    def sha256(self, obj: Dataset) -> str:
+        return short_hash(obj.content_sha256)
+
+    @admin.display(description="Schema")
+    def schema_table(self, obj: Dataset) -> SafeString:
+        rows = [
+            (name, info.get("type", ""), "inferred" if info.get("inferred") else "spec",
+             info.get("missing", 0))
+            for name, info in (obj.schema.get("columns", obj.schema) or {}).items()
+            if isinstance(info, dict)
+        ]
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
+        return format_html(
+            "<table><thead><tr><th>column</th><th>type</th><th>from</th>"
+            "<th>missing</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Registered data is immutable; the change page is a read-only view.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        """Import from an uploaded spec and data files, through the import service."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = DatasetImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                dataset = self._import_uploads(request, form)
+            except ValueError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(
+                    request,
+                    f"Imported {dataset.title}: {dataset.row_count:,} rows, "
+                    f"{dataset.domains.count()} domains.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:governance_dataset_change", args=[dataset.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import a dataset",
+            "form": form,
+            "opts": self.model._meta,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/governance/dataset_import.html", context)
+
+    def _import_uploads(self, request: HttpRequest, form: DatasetImportForm) -> Dataset:
+        try:
+            spec_toml = form.cleaned_data["spec"].read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("the spec file is not UTF-8 text") from None
+        with tempfile.TemporaryDirectory(prefix="dataset-upload-") as folder:
+            uploaded: dict[str, Path] = {}
+            for upload in form.cleaned_data["data_files"]:
+                # Only the base name is used: an uploaded name cannot point elsewhere.
+                name = Path(upload.name).name
+                destination = Path(folder) / name
+                with destination.open("wb") as out:
+                    for chunk in upload.chunks():
+                        out.write(chunk)
+                uploaded[name] = destination
+            return dataset_import(
+                spec_toml=spec_toml, base_dir=Path(folder), uploaded=uploaded,
+                actor=request.user,
+            )
+
+
+@admin.register(Domain)
+class DomainAdmin(ReadOnlyAdmin):
+    list_display = ("name", "dataset", "availability", "row_count", "positive_rate_pct")
+    list_filter = ("availability", "dataset")
+    list_select_related = ("dataset",)
+    search_fields = ("name", "dataset__name")
+
+    @admin.display(description="positive rate")
+    def positive_rate_pct(self, obj: Domain) -> str:
+        rate = obj.positive_rate
+        return "—" if rate is None else f"{rate:.1%}"
+
+
+# --- Model versions and lineage -------------------------------------------------
+
+
+def _lineage_html(node: LineageNode) -> SafeString:
+    label = format_html(
+        '<a href="{}">{}</a> <span class="lineage-meta">{} · {}</span>',
+        reverse("admin:governance_modelversion_change", args=[node.id]),
+        node.name,
+        ModelVersion.Kind(node.kind).label,
+        ModelVersion.Status(node.status).label,
+    )
+    if node.is_focus:
+        label = format_html('<strong class="lineage-focus">{}</strong>', label)
+    children = format_html_join("", "{}", ((_lineage_html(c),) for c in node.children))
+    if node.children:
+        return format_html("<li>{}<ul>{}</ul></li>", label, children)
+    return format_html("<li>{}</li>", label)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "parent", "dataset", "trained_on", "status", "created_at")
+    list_filter = ("kind", "status", "dataset")
+    list_select_related = ("parent", "dataset", "trained_on__dataset")
+    search_fields = ("name", "artifact_sha256")
+    fields = (
+        "name", "description", "kind", "status", "lineage", "dataset", "trained_on",
+        "layer_table", "metrics", "training", "artifact_path", "artifact_sha256",
+        "created_by", "created_at",
+    )
+    readonly_fields = (
+        "name", "kind", "status", "lineage", "dataset", "trained_on", "layer_table",
+        "metrics", "training", "artifact_path", "artifact_sha256", "created_by",
+        "created_at",
+    )
+    actions = ["submit_for_review", "approve", "reject", "retire"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Versions come from training jobs or the register command, not a blank form.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Lineage")
+    def lineage(self, obj: ModelVersion) -> SafeString:
+        root = model_version_lineage(obj.pk)
+        if root is None:
+            return format_html("—")
+        return format_html('<ul class="lineage-tree">{}</ul>', _lineage_html(root))
+
+    @admin.display(description="Layers")
+    def layer_table(self, obj: ModelVersion) -> SafeString:
+        rows = [
+            (
+                layer.get("name", ""),
+                f"{layer.get('parameters', 0):,}",
+                {True: "trainable", False: "frozen"}.get(layer.get("trainable"), "—"),
+                {True: "changed", False: "unchanged"}.get(layer.get("changed"), "—"),
+            )
+            for layer in obj.layers
+        ]
+        body = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+        )
+        return format_html(
+            "<table><thead><tr><th>layer</th><th>parameters</th><th>fine-tuning</th>"
+            "<th>weights</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def _set_status(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion], status: str
+    ) -> None:
+        done, refused = 0, []
+        for version in queryset:
+            try:
+                model_version_set_status(version=version, status=status, actor=request.user)
+                done += 1
+            except ValidationError as exc:
+                refused.append(" ".join(exc.messages))
+        if done:
+            label = ModelVersion.Status(status).label
+            self.message_user(request, f"{done} version(s) now {label}.", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, reason, messages.ERROR)
+
+    @admin.action(description="Submit for review", permissions=["change"])
+    def submit_for_review(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, ModelVersion.Status.IN_REVIEW)
+
+    @admin.action(description="Approve", permissions=["change"])
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, ModelVersion.Status.APPROVED)
+
+    @admin.action(description="Reject", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, ModelVersion.Status.REJECTED)
+
+    @admin.action(description="Retire", permissions=["change"])
+    def retire(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._set_status(request, queryset, ModelVersion.Status.RETIRED)
+
+
+@admin.register(FineTuneRun)
+class FineTuneRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "parent", "target_domain", "state", "progress_bar", "attempts",
+        "produced_version", "created_at",
+    )
+    list_filter = ("state",)
+    list_select_related = (
+        "parent", "target_domain__dataset", "produced_version",
+    )
+    search_fields = ("parent__name",)
+    actions = ["cancel"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in self.model._meta.fields] + ["progress_bar"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: FineTuneRun) -> SafeString:
+        percent = round(obj.progress * 100)
+        return format_html(
+            '<progress max="100" value="{}" title="{}"></progress> {}%',
+            percent, obj.progress_message, percent,
+        )
+
+    @admin.action(description="Cancel run", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for run in queryset:
+            finetune_run_request_cancel(run=run, actor=request.user)
+        self.message_user(request, f"Cancellation requested for {queryset.count()} run(s).")
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ("reference", "subject_reference", "model_version", "outcome",
+                    "score", "decided_at")
+    list_filter = ("positive", "model_version")
+    list_select_related = ("model_version",)
+    search_fields = ("=reference", "=subject_reference")
+    date_hierarchy = "decided_at"
+    exclude = ("secret_hash",)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("sequence", "created_at", "actor_name", "action", "object_type",
+                    "object_repr", "hash_short")
+    list_filter = ("action", "object_type")
+    search_fields = ("=object_id", "actor_name", "action")
+    # The admin's default paginator runs COUNT(*); fine to 1M rows with this index set.
+    ordering = ("-sequence",)
+
+    @admin.display(description="hash")
+    def hash_short(self, obj: AuditEvent) -> str:
+        return short_hash(obj.hash)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # No bulk delete action, even for superusers.
+        return {}

@@ -1,0 +1,345 @@
+"""The governance registry's records.
+
+Results, lineage and audit rows are written once by services (governance.services);
+views, admin actions, commands and tasks never write these models directly.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+
+class Dataset(models.Model):
+    """A registered tabular file (or files) with the spec that says how to read it."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    spec = models.JSONField(help_text="The parsed dataset spec, as stored.")
+    spec_toml = models.TextField(help_text="The spec file exactly as submitted.")
+    content_sha256 = models.CharField(max_length=64, editable=False)
+    row_count = models.PositiveIntegerField(editable=False)
+    schema = models.JSONField(editable=False, help_text="Inferred column types and stats.")
+    label_counts = models.JSONField(editable=False)
+    files = models.JSONField(editable=False, help_text="Stored copies of the data files.")
+    storage_dir = models.CharField(max_length=300, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(content_sha256__regex=r"^[0-9a-f]{64}$"),
+                name="governance_dataset_sha256_hex",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.name})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_dataset_change", args=[self.pk])
+
+
+class Domain(models.Model):
+    """A named population of a dataset, drawn by a row filter."""
+
+    class Availability(models.TextChoices):
+        LABELS = "labels", "data and labels"
+        DATA = "data", "data only (labels withheld)"
+        NOTHING = "nothing", "nothing yet (unseen environment)"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="domains")
+    name = models.SlugField(max_length=64)
+    description = models.TextField(blank=True)
+    filter_expression = models.TextField(blank=True)
+    availability = models.CharField(max_length=16, choices=Availability.choices)
+    row_count = models.PositiveIntegerField(editable=False)
+    positive_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["dataset_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dataset", "name"], name="governance_domain_unique_name"
+            ),
+            models.CheckConstraint(
+                condition=Q(availability__in=["labels", "data", "nothing"]),
+                name="governance_domain_availability_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(availability="nothing") | Q(row_count__gt=0),
+                name="governance_domain_not_empty",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}/{self.name}"
+
+    @property
+    def has_labels(self) -> bool:
+        return self.availability == self.Availability.LABELS
+
+    @property
+    def positive_rate(self) -> float | None:
+        if self.positive_count is None or not self.row_count:
+            return None
+        return self.positive_count / self.row_count
+
+
+class ModelVersion(models.Model):
+    """A base (pre-trained) or fine-tuned model. Lineage is the parent tree."""
+
+    class Kind(models.TextChoices):
+        BASE = "base", "base (pre-trained)"
+        FINETUNED = "finetuned", "fine-tuned"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        IN_REVIEW = "in_review", "in review"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        RETIRED = "retired", "retired"
+
+    name = models.CharField(max_length=120, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.PROTECT, related_name="model_versions"
+    )
+    trained_on = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="trained_versions",
+    )
+    architecture = models.JSONField(default=dict, editable=False)
+    layers = models.JSONField(
+        default=list, editable=False,
+        help_text="Layer inventory: name, shapes, parameters, and for fine-tuned "
+        "versions whether each was trainable and whether it changed.",
+    )
+    artifact_path = models.CharField(max_length=300, blank=True, editable=False)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    metrics = models.JSONField(default=dict, editable=False)
+    training = models.JSONField(
+        default=dict, editable=False,
+        help_text="Seed, held-out split, hyper-parameters and device of training.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="base", parent__isnull=True)
+                | Q(kind="finetuned", parent__isnull=False),
+                name="governance_modelversion_parent_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=["base", "finetuned"]),
+                name="governance_modelversion_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["draft", "in_review", "approved", "rejected", "retired"]
+                ),
+                name="governance_modelversion_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(artifact_sha256="")
+                | Q(artifact_sha256__regex=r"^[0-9a-f]{64}$"),
+                name="governance_modelversion_sha256_hex",
+            ),
+        ]
+        indexes = [
+            # The lineage CTE walks parent -> children.
+            models.Index(fields=["parent"], name="governance_mv_parent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_modelversion_change", args=[self.pk])
+
+
+class FineTuneRun(models.Model):
+    """One fine-tuning job: what was planned, what was applied, and how it went."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCEEDED = "succeeded", "succeeded"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    TERMINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+
+    parent = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="finetune_runs"
+    )
+    source_domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+"
+    )
+    target_domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+"
+    )
+    situation = models.CharField(max_length=40, blank=True)
+    recommended_plan = models.JSONField(default=dict)
+    applied_plan = models.JSONField(default=dict)
+    plan_rationale = models.TextField(blank=True)
+    justification = models.TextField(
+        blank=True, help_text="Why the applied plan differs from the recommended one."
+    )
+    hyperparameters = models.JSONField(default=dict)
+    seed = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    progress = models.FloatField(default=0.0)
+    progress_message = models.CharField(max_length=200, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    produced_version = models.OneToOneField(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="produced_by_run",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    state__in=["queued", "running", "succeeded", "failed", "cancelled"]
+                ),
+                name="governance_finetunerun_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0.0, progress__lte=1.0),
+                name="governance_finetunerun_progress_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="succeeded") | Q(produced_version__isnull=False),
+                name="governance_finetunerun_success_has_version",
+            ),
+        ]
+        indexes = [
+            # The sweeper looks for running jobs whose lease has expired.
+            models.Index(
+                fields=["state", "lease_expires_at"], name="governance_ftr_lease_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Fine-tuning run #{self.pk} of {self.parent} ({self.state})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_finetunerun_change", args=[self.pk])
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+
+class Decision(models.Model):
+    """One automated decision made by a model version about a person."""
+
+    reference = models.CharField(max_length=32, unique=True, editable=False)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="decisions"
+    )
+    subject_reference = models.CharField(
+        max_length=120, help_text="The organisation's own reference for the person."
+    )
+    inputs = models.JSONField(editable=False)
+    outcome = models.CharField(max_length=120, editable=False)
+    positive = models.BooleanField(editable=False)
+    score = models.FloatField(editable=False)
+    secret_hash = models.CharField(max_length=128, editable=False)
+    decided_at = models.DateTimeField(editable=False)
+
+    class Meta:
+        ordering = ["-decided_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(score__gte=0.0, score__lte=1.0),
+                name="governance_decision_score_range",
+            ),
+        ]
+        indexes = [
+            # Admin list: newest first, filtered by model version.
+            models.Index(
+                fields=["model_version", "-decided_at"],
+                name="governance_dec_version_idx",
+            ),
+            # Search by the organisation's subject reference.
+            models.Index(fields=["subject_reference"], name="governance_dec_subject_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Decision {self.reference}: {self.outcome} by {self.model_version}"
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained record of every create and state change.
+
+    `hash` covers this event's fields and the previous event's hash, so editing or
+    deleting any event breaks every link after it (see services.audit_verify).
+    """
+
+    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    created_at = models.DateTimeField(editable=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", editable=False,
+    )
+    # The actor's name is what the hash covers: it survives the user's deletion.
+    actor_name = models.CharField(max_length=150, editable=False)
+    action = models.CharField(max_length=80, editable=False)
+    object_type = models.CharField(max_length=80, editable=False)
+    object_id = models.CharField(max_length=64, editable=False)
+    object_repr = models.CharField(max_length=300, editable=False)
+    before = models.JSONField(null=True, editable=False)
+    after = models.JSONField(null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, editable=False)
+    hash = models.CharField(max_length=64, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-sequence"]
+        indexes = [
+            # "History of this object" on every change page.
+            models.Index(
+                fields=["object_type", "object_id"], name="governance_audit_object_idx"
+            ),
+            models.Index(fields=["-created_at"], name="governance_audit_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.actor_name} {self.action} {self.object_type} "
+            f"“{self.object_repr}” at {self.created_at:%Y-%m-%d %H:%M:%S}"
+        )

@@ -1,0 +1,67 @@
+"""The product's roles, as Django groups, and the permissions each one holds.
+
+Migrations call `sync_roles` so that a fresh database has the groups; a later
+migration that changes a role calls it again. The permission matrix in
+docs/permissions.md is checked cell by cell by tests/test_roles.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COMPLIANCE_OFFICER = "Compliance officer"
+AUDITOR = "Auditor"
+DATA_SCIENTIST = "Data scientist"
+
+ROLES = (COMPLIANCE_OFFICER, AUDITOR, DATA_SCIENTIST)
+
+_VIEW_ALL = [
+    "governance.view_dataset",
+    "governance.view_domain",
+    "governance.view_modelversion",
+    "governance.view_finetunerun",
+    "governance.view_decision",
+    "governance.view_auditevent",
+]
+
+# Nobody may add, change or delete audit events: they are written by services only.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    COMPLIANCE_OFFICER: [
+        *_VIEW_ALL,
+        "governance.change_modelversion",  # review: approve, reject, retire
+        "governance.change_finetunerun",  # cancel a run
+    ],
+    AUDITOR: [*_VIEW_ALL],
+    DATA_SCIENTIST: [
+        *_VIEW_ALL,
+        "governance.add_dataset",
+        "governance.add_modelversion",
+        "governance.add_finetunerun",
+        "governance.change_finetunerun",
+    ],
+}
+
+
+def sync_roles(apps: Any) -> None:
+    """Create the groups and set exactly the permissions listed above."""
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally created after migrate; the groups need them now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, names in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = [tuple(name.split(".")) for name in names]
+        # A migration sees the models of its own time: permissions of models added
+        # later are granted by the later migration that calls this again.
+        permissions = [
+            permission
+            for permission in Permission.objects.select_related("content_type")
+            if (permission.content_type.app_label, permission.codename) in wanted
+        ]
+        group.permissions.set(permissions)

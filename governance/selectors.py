@@ -1,0 +1,68 @@
+"""Reads that need more than the ORM's defaults (HackSoft style: selectors read)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import connection
+
+from governance.models import ModelVersion
+
+# One recursive query walks both ways from a version: up to the root, and down to
+# every descendant. Works on SQLite and PostgreSQL alike.
+_LINEAGE_SQL = """
+WITH RECURSIVE
+  ancestors(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM {table} WHERE id = %s
+    UNION ALL
+    SELECT m.id, m.parent_id, a.depth - 1
+    FROM {table} m JOIN ancestors a ON m.id = a.parent_id
+  ),
+  descendants(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM {table} WHERE id = %s
+    UNION ALL
+    SELECT m.id, m.parent_id, d.depth + 1
+    FROM {table} m JOIN descendants d ON m.parent_id = d.id
+  ),
+  lineage(id, depth) AS (
+    SELECT id, depth FROM ancestors UNION SELECT id, depth FROM descendants
+  )
+SELECT m.id, m.parent_id, m.name, m.kind, m.status, l.depth
+FROM lineage l JOIN {table} m ON m.id = l.id
+ORDER BY l.depth, m.id
+"""
+
+
+@dataclass
+class LineageNode:
+    id: int
+    parent_id: int | None
+    name: str
+    kind: str
+    status: str
+    depth: int
+    is_focus: bool = False
+    children: list[LineageNode] = field(default_factory=list)
+
+
+def model_version_lineage(version_id: int) -> LineageNode | None:
+    """The version's ancestors and descendants as a tree rooted at its base model."""
+    sql = _LINEAGE_SQL.format(table=connection.ops.quote_name(ModelVersion._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [version_id, version_id])
+        rows = cursor.fetchall()
+    nodes = {
+        row[0]: LineageNode(
+            id=row[0], parent_id=row[1], name=row[2], kind=row[3], status=row[4],
+            depth=row[5], is_focus=row[0] == version_id,
+        )
+        for row in rows
+    }
+    root = None
+    for node in nodes.values():
+        parent = nodes.get(node.parent_id) if node.parent_id else None
+        if parent is None:
+            root = node
+        else:
+            parent.children.append(node)
+    return root

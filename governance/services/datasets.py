@@ -1,0 +1,170 @@
+"""Registering datasets: read, validate, store a copy, record, all or nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from governance.models import Dataset, Domain
+from governance.services.audit import audit_record
+from workers.ml.dataspec import (
+    DatasetError,
+    DatasetSpec,
+    LoadedTable,
+    load_table,
+    parse_spec,
+    validate_domains,
+)
+
+__all__ = ["DatasetError", "dataset_import", "dataset_import_file"]
+
+
+def _storage_dir(content_sha256: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / "datasets" / content_sha256[:32]
+
+
+def _store_files(spec: DatasetSpec, target: Path) -> tuple[DatasetSpec, bool]:
+    """Copy the data files into content-addressed storage; return the re-based spec.
+
+    Returns whether the folder was created now, so a failed import can remove it.
+    """
+    created = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    stored_files = []
+    for index, file_spec in enumerate(spec.files):
+        source = spec.resolve(file_spec)
+        # The index prefix keeps two files with the same name in different folders apart.
+        stored_name = f"{index:02d}-{source.name}"
+        destination = target / stored_name
+        if not destination.exists():
+            partial = destination.with_suffix(destination.suffix + ".partial")
+            shutil.copyfile(source, partial)
+            partial.replace(destination)
+        stored_files.append(dataclasses.replace(file_spec, path=stored_name))
+    return dataclasses.replace(spec, files=tuple(stored_files), base_dir=target), created
+
+
+def _same_registration(existing: Dataset, table: LoadedTable, spec: DatasetSpec) -> bool:
+    return existing.content_sha256 == table.sha256 and existing.spec == spec.to_dict()
+
+
+@transaction.atomic
+def _record(
+    *, spec: DatasetSpec, spec_toml: str, table: LoadedTable,
+    domain_counts: dict[str, dict[str, Any]], storage: Path, actor: Any,
+) -> Dataset:
+    dataset = Dataset(
+        name=spec.name,
+        title=spec.title,
+        description=spec.description,
+        spec=spec.to_dict(),
+        spec_toml=spec_toml,
+        content_sha256=table.sha256,
+        row_count=table.row_count,
+        schema=table.schema,
+        label_counts=table.label_counts,
+        files=table.files,
+        storage_dir=str(storage.relative_to(settings.MEDIA_ROOT)),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    dataset.full_clean()
+    dataset.save()
+    audit_record(
+        actor=actor, action="dataset.imported", obj=dataset,
+        after={
+            "name": dataset.name, "sha256": dataset.content_sha256,
+            "rows": dataset.row_count, "files": table.files,
+        },
+    )
+    for domain_spec in spec.domains:
+        counts = domain_counts[domain_spec.name]
+        domain = Domain(
+            dataset=dataset,
+            name=domain_spec.name,
+            description=domain_spec.description,
+            filter_expression=domain_spec.filter,
+            availability=domain_spec.has,
+            row_count=counts["rows"],
+            positive_count=counts["positives"] if domain_spec.has == "labels" else None,
+        )
+        domain.full_clean()
+        domain.save()
+        audit_record(
+            actor=actor, action="domain.created", obj=domain,
+            after={
+                "filter": domain.filter_expression, "availability": domain.availability,
+                "rows": domain.row_count, "positives": domain.positive_count,
+            },
+        )
+    return dataset
+
+
+def _use_uploads(spec: DatasetSpec, uploaded: dict[str, Path]) -> DatasetSpec:
+    """Point each file the spec names at the uploaded file of the same name."""
+    files = []
+    for file_spec in spec.files:
+        name = Path(file_spec.path).name
+        if name not in uploaded:
+            raise DatasetError(
+                f"the spec names the data file {name!r}, which was not uploaded "
+                f"(uploaded: {', '.join(sorted(uploaded)) or 'nothing'})"
+            )
+        files.append(dataclasses.replace(file_spec, path=str(uploaded[name])))
+    return dataclasses.replace(spec, files=tuple(files))
+
+
+def dataset_import(
+    *,
+    spec_toml: str,
+    base_dir: Path,
+    uploaded: dict[str, Path] | None = None,
+    actor: Any = None,
+) -> Dataset:
+    """Register a dataset from its TOML spec; data files are found relative to base_dir
+    (or, for an upload, by file name among `uploaded`).
+
+    Raises SpecError / DatasetError (both ValueError) with a message for the user.
+    Nothing is recorded unless every check passes. Importing the same spec and
+    content again returns the existing dataset.
+    """
+    spec = parse_spec(spec_toml, base_dir=Path(base_dir))
+    if uploaded is not None:
+        spec = _use_uploads(spec, uploaded)
+    table = load_table(spec, max_bytes=settings.DATASET_MAX_BYTES)
+    domain_counts = validate_domains(spec, table)
+
+    storage = _storage_dir(table.sha256)
+    stored_spec, created = _store_files(spec, storage)
+    try:
+        existing = Dataset.objects.filter(name=spec.name).first()
+        if existing is not None:
+            if _same_registration(existing, table, stored_spec):
+                return existing
+            raise DatasetError(
+                f"a dataset named {spec.name!r} is already registered with different "
+                "content or spec; give the new one another name"
+            )
+        return _record(
+            spec=stored_spec, spec_toml=spec_toml, table=table,
+            domain_counts=domain_counts, storage=storage, actor=actor,
+        )
+    except Exception:
+        if created:
+            shutil.rmtree(storage, ignore_errors=True)
+        raise
+
+
+def dataset_import_file(*, spec_path: Path, actor: Any = None) -> Dataset:
+    spec_path = Path(spec_path)
+    if not spec_path.is_file():
+        raise DatasetError(f"spec file {spec_path} does not exist")
+    try:
+        spec_toml = spec_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"spec file {spec_path} is not UTF-8 text: {exc}") from None
+    return dataset_import(spec_toml=spec_toml, base_dir=spec_path.parent, actor=actor)

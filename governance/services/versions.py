@@ -1,0 +1,63 @@
+"""Model versions: registration and the review status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from governance.models import ModelVersion
+from governance.services.audit import audit_record
+
+Status = ModelVersion.Status
+
+# Which review steps may follow which. Approval rules beyond this (dossier, bias
+# gates, four eyes) are added by the workflow services that call this one.
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    Status.DRAFT: {Status.IN_REVIEW, Status.RETIRED},
+    Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED},
+    Status.REJECTED: {Status.DRAFT, Status.RETIRED},
+    Status.APPROVED: {Status.RETIRED},
+    Status.RETIRED: set(),
+}
+
+
+@transaction.atomic
+def model_version_create(*, actor: Any, **fields: Any) -> ModelVersion:
+    version = ModelVersion(**fields)
+    if getattr(actor, "is_authenticated", False):
+        version.created_by = actor
+    version.full_clean()
+    version.save()
+    audit_record(
+        actor=actor, action="model_version.created", obj=version,
+        after={
+            "kind": version.kind,
+            "parent": version.parent_id,
+            "dataset": version.dataset_id,
+            "trained_on": version.trained_on_id,
+            "artifact_sha256": version.artifact_sha256,
+        },
+    )
+    return version
+
+
+@transaction.atomic
+def model_version_set_status(
+    *, version: ModelVersion, status: str, actor: Any, note: str = ""
+) -> ModelVersion:
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if status not in ALLOWED_TRANSITIONS.get(version.status, set()):
+        raise ValidationError(
+            f"{version} cannot go from {version.get_status_display()} to "
+            f"{Status(status).label if status in Status.values else status!r}"
+        )
+    before = version.status
+    version.status = status
+    version.save(update_fields=["status"])
+    audit_record(
+        actor=actor, action="model_version.status_changed", obj=version,
+        before={"status": before}, after={"status": status, "note": note},
+    )
+    return version

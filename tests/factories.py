@@ -1,0 +1,89 @@
+"""Factories for records. Services are the only writers in the product; tests build
+fixtures directly where the path through a service is not what is under test."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from governance.models import Dataset, Decision, Domain, FineTuneRun, ModelVersion
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    is_staff = True
+    password = factory.PostGenerationMethodCall("set_password", "correct horse 42")
+
+    @factory.post_generation
+    def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        if create and extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+        if create:
+            self.save()
+
+
+class DatasetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dataset
+
+    name = factory.Sequence(lambda n: f"dataset-{n}")
+    title = factory.LazyAttribute(lambda o: o.name.title())
+    spec = factory.LazyFunction(dict)
+    spec_toml = ""
+    content_sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    row_count = 100
+    schema = factory.LazyFunction(dict)
+    label_counts = factory.LazyFunction(dict)
+    files = factory.LazyFunction(list)
+    storage_dir = "datasets/test"
+
+
+class DomainFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Domain
+
+    dataset = factory.SubFactory(DatasetFactory)
+    name = factory.Sequence(lambda n: f"domain-{n}")
+    filter_expression = "x in [a]"
+    availability = Domain.Availability.LABELS
+    row_count = 50
+    positive_count = 10
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelVersion
+
+    name = factory.Sequence(lambda n: f"model-v{n}")
+    kind = ModelVersion.Kind.BASE
+    dataset = factory.SubFactory(DatasetFactory)
+
+
+class FineTuneRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FineTuneRun
+
+    parent = factory.SubFactory(ModelVersionFactory)
+    source_domain = factory.SubFactory(DomainFactory)
+    target_domain = factory.SubFactory(DomainFactory)
+
+
+class DecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Decision
+
+    reference = factory.Sequence(lambda n: f"D-{n:012X}")
+    model_version = factory.SubFactory(ModelVersionFactory)
+    subject_reference = factory.Sequence(lambda n: f"subject-{n}")
+    inputs = factory.LazyFunction(lambda: {"age": 40})
+    outcome = "<=50K"
+    positive = False
+    score = 0.2
+    secret_hash = "0" * 64
+    decided_at = factory.LazyFunction(timezone.now)

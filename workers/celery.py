@@ -1,0 +1,33 @@
+"""The Celery app. Queues: gpu (fine-tuning, counterfactual search), cpu (shift,
+bias, EBM), reports (PDF rendering). Without CELERY_BROKER_URL tasks run in-process.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+
+from celery import Celery
+from kombu import Queue as KombuQueue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+
+
+class Queue(StrEnum):
+    GPU = "gpu"
+    CPU = "cpu"
+    REPORTS = "reports"
+
+
+app = Celery("governance")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [KombuQueue(queue.value) for queue in Queue]
+app.conf.task_default_queue = Queue.CPU.value
+# Every task's queue, in one place (a task's own `queue=` option is deprecated).
+app.conf.task_routes = {
+    "workers.tasks.audit_verify_task": {"queue": Queue.CPU.value},
+}
+app.conf.worker_prefetch_multiplier = 1  # long jobs: don't hoard messages
+app.conf.task_track_started = True
+app.conf.broker_connection_retry_on_startup = True
+app.autodiscover_tasks(["workers"], related_name="tasks")
