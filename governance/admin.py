@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -102,7 +102,13 @@ class DomainInline(admin.TabularInline):
     model = Domain
     extra = 0
     can_delete = False
-    fields = ("name", "availability", "filter_expression", "row_count", "positive_count")
+    fields = (
+        "name",
+        "availability",
+        "filter_expression",
+        "row_count",
+        "positive_count",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -117,8 +123,17 @@ class DatasetAdmin(admin.ModelAdmin):
     list_display = ("name", "title", "row_count", "sha256", "created_at")
     search_fields = ("name", "title")
     readonly_fields = (
-        "name", "title", "description", "content_sha256", "row_count", "schema_table",
-        "label_counts", "files", "spec_toml", "created_by", "created_at",
+        "name",
+        "title",
+        "description",
+        "content_sha256",
+        "row_count",
+        "schema_table",
+        "label_counts",
+        "files",
+        "spec_toml",
+        "created_by",
+        "created_at",
     )
     exclude = ("spec", "schema", "storage_dir")
     inlines = [DomainInline]
@@ -130,8 +145,12 @@ class DatasetAdmin(admin.ModelAdmin):
     @admin.display(description="Schema")
     def schema_table(self, obj: Dataset) -> SafeString:
         rows = [
-            (name, info.get("type", ""), "inferred" if info.get("inferred") else "spec",
-             info.get("missing", 0))
+            (
+                name,
+                info.get("type", ""),
+                "inferred" if info.get("inferred") else "spec",
+                info.get("missing", 0),
+            )
             for name, info in (obj.schema.get("columns", obj.schema) or {}).items()
             if isinstance(info, dict)
         ]
@@ -180,7 +199,9 @@ class DatasetAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             **(extra_context or {}),
         }
-        return TemplateResponse(request, "admin/governance/dataset_import.html", context)
+        return TemplateResponse(
+            request, "admin/governance/dataset_import.html", context
+        )
 
     def _import_uploads(self, request: HttpRequest, form: DatasetImportForm) -> Dataset:
         try:
@@ -198,7 +219,9 @@ class DatasetAdmin(admin.ModelAdmin):
                         out.write(chunk)
                 uploaded[name] = destination
             return dataset_import(
-                spec_toml=spec_toml, base_dir=Path(folder), uploaded=uploaded,
+                spec_toml=spec_toml,
+                base_dir=Path(folder),
+                uploaded=uploaded,
                 actor=request.user,
             )
 
@@ -237,18 +260,47 @@ def _lineage_html(node: LineageNode) -> SafeString:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "parent", "dataset", "trained_on", "status", "created_at")
+    list_display = (
+        "name",
+        "kind",
+        "parent",
+        "dataset",
+        "trained_on",
+        "status",
+        "created_at",
+    )
     list_filter = ("kind", "status", "dataset")
     list_select_related = ("parent", "dataset", "trained_on__dataset")
     search_fields = ("name", "artifact_sha256")
     fields = (
-        "name", "description", "kind", "status", "lineage", "dataset", "trained_on",
-        "layer_table", "metrics", "training", "artifact_path", "artifact_sha256",
-        "created_by", "created_at",
+        "name",
+        "description",
+        "kind",
+        "status",
+        "lineage",
+        "dataset",
+        "trained_on",
+        "layer_table",
+        "metrics",
+        "training",
+        "artifact_path",
+        "artifact_sha256",
+        "created_by",
+        "created_at",
     )
     readonly_fields = (
-        "name", "kind", "status", "lineage", "dataset", "trained_on", "layer_table",
-        "metrics", "training", "artifact_path", "artifact_sha256", "created_by",
+        "name",
+        "kind",
+        "status",
+        "lineage",
+        "dataset",
+        "trained_on",
+        "layer_table",
+        "metrics",
+        "training",
+        "artifact_path",
+        "artifact_sha256",
+        "created_by",
         "created_at",
     )
     actions = ["submit_for_review", "approve", "reject", "retire"]
@@ -293,13 +345,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for version in queryset:
             try:
-                model_version_set_status(version=version, status=status, actor=request.user)
+                model_version_set_status(
+                    version=version, status=status, actor=request.user
+                )
                 done += 1
             except ValidationError as exc:
                 refused.append(" ".join(exc.messages))
         if done:
             label = ModelVersion.Status(status).label
-            self.message_user(request, f"{done} version(s) now {label}.", messages.SUCCESS)
+            self.message_user(
+                request, f"{done} version(s) now {label}.", messages.SUCCESS
+            )
         for reason in refused:
             self.message_user(request, reason, messages.ERROR)
 
@@ -323,12 +379,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
 @admin.register(FineTuneRun)
 class FineTuneRunAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "parent", "target_domain", "state", "progress_bar", "attempts",
-        "produced_version", "created_at",
+        "id",
+        "parent",
+        "target_domain",
+        "state",
+        "progress_bar",
+        "attempts",
+        "produced_version",
+        "created_at",
     )
     list_filter = ("state",)
     list_select_related = (
-        "parent", "target_domain__dataset", "produced_version",
+        "parent",
+        "target_domain__dataset",
+        "produced_version",
     )
     search_fields = ("parent__name",)
     actions = ["cancel"]
@@ -347,20 +411,30 @@ class FineTuneRunAdmin(admin.ModelAdmin):
         percent = round(obj.progress * 100)
         return format_html(
             '<progress max="100" value="{}" title="{}"></progress> {}%',
-            percent, obj.progress_message, percent,
+            percent,
+            obj.progress_message,
+            percent,
         )
 
     @admin.action(description="Cancel run", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         for run in queryset:
             finetune_run_request_cancel(run=run, actor=request.user)
-        self.message_user(request, f"Cancellation requested for {queryset.count()} run(s).")
+        self.message_user(
+            request, f"Cancellation requested for {queryset.count()} run(s)."
+        )
 
 
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
-    list_display = ("reference", "subject_reference", "model_version", "outcome",
-                    "score", "decided_at")
+    list_display = (
+        "reference",
+        "subject_reference",
+        "model_version",
+        "outcome",
+        "score",
+        "decided_at",
+    )
     list_filter = ("positive", "model_version")
     list_select_related = ("model_version",)
     search_fields = ("=reference", "=subject_reference")
@@ -370,8 +444,15 @@ class DecisionAdmin(ReadOnlyAdmin):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ("sequence", "created_at", "actor_name", "action", "object_type",
-                    "object_repr", "hash_short")
+    list_display = (
+        "sequence",
+        "created_at",
+        "actor_name",
+        "action",
+        "object_type",
+        "object_repr",
+        "hash_short",
+    )
     list_filter = ("action", "object_type")
     search_fields = ("=object_id", "actor_name", "action")
     # The admin's default paginator runs COUNT(*); fine to 1M rows with this index set.

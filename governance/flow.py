@@ -16,8 +16,9 @@ from governance.services.datasets import dataset_import_file
 STEPS = ("import dataset", "verify audit trail")
 
 
-def run_flow(*, spec_path: Path, actor: Any = None, progress: StepCounter | None = None
-             ) -> dict[str, Any]:
+def run_flow(
+    *, spec_path: Path, actor: Any = None, progress: StepCounter | None = None
+) -> dict[str, Any]:
     progress = progress or StepCounter(len(STEPS))
     summary: dict[str, Any] = {"spec": str(spec_path)}
 

@@ -22,13 +22,20 @@ class Dataset(models.Model):
     spec_toml = models.TextField(help_text="The spec file exactly as submitted.")
     content_sha256 = models.CharField(max_length=64, editable=False)
     row_count = models.PositiveIntegerField(editable=False)
-    schema = models.JSONField(editable=False, help_text="Inferred column types and stats.")
+    schema = models.JSONField(
+        editable=False, help_text="Inferred column types and stats."
+    )
     label_counts = models.JSONField(editable=False)
-    files = models.JSONField(editable=False, help_text="Stored copies of the data files.")
+    files = models.JSONField(
+        editable=False, help_text="Stored copies of the data files."
+    )
     storage_dir = models.CharField(max_length=300, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
 
@@ -56,7 +63,9 @@ class Domain(models.Model):
         DATA = "data", "data only (labels withheld)"
         NOTHING = "nothing", "nothing yet (unseen environment)"
 
-    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="domains")
+    dataset = models.ForeignKey(
+        Dataset, on_delete=models.PROTECT, related_name="domains"
+    )
     name = models.SlugField(max_length=64)
     description = models.TextField(blank=True)
     filter_expression = models.TextField(blank=True)
@@ -119,12 +128,16 @@ class ModelVersion(models.Model):
         Dataset, on_delete=models.PROTECT, related_name="model_versions"
     )
     trained_on = models.ForeignKey(
-        Domain, null=True, blank=True, on_delete=models.PROTECT,
+        Domain,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="trained_versions",
     )
     architecture = models.JSONField(default=dict, editable=False)
     layers = models.JSONField(
-        default=list, editable=False,
+        default=list,
+        editable=False,
         help_text="Layer inventory: name, shapes, parameters, and for fine-tuned "
         "versions whether each was trainable and whether it changed.",
     )
@@ -132,13 +145,19 @@ class ModelVersion(models.Model):
     artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     metrics = models.JSONField(default=dict, editable=False)
     training = models.JSONField(
-        default=dict, editable=False,
+        default=dict,
+        editable=False,
         help_text="Seed, held-out split, hyper-parameters and device of training.",
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.DRAFT
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
 
@@ -218,14 +237,20 @@ class FineTuneRun(models.Model):
     error = models.TextField(blank=True)
     device = models.CharField(max_length=40, blank=True)
     produced_version = models.OneToOneField(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="produced_by_run",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
 
@@ -297,7 +322,9 @@ class Decision(models.Model):
                 name="governance_dec_version_idx",
             ),
             # Search by the organisation's subject reference.
-            models.Index(fields=["subject_reference"], name="governance_dec_subject_idx"),
+            models.Index(
+                fields=["subject_reference"], name="governance_dec_subject_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -314,8 +341,12 @@ class AuditEvent(models.Model):
     sequence = models.PositiveBigIntegerField(unique=True, editable=False)
     created_at = models.DateTimeField(editable=False)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
     )
     # The actor's name is what the hash covers: it survives the user's deletion.
     actor_name = models.CharField(max_length=150, editable=False)

@@ -47,14 +47,21 @@ class LineageNode:
 
 def model_version_lineage(version_id: int) -> LineageNode | None:
     """The version's ancestors and descendants as a tree rooted at its base model."""
-    sql = _LINEAGE_SQL.format(table=connection.ops.quote_name(ModelVersion._meta.db_table))
+    sql = _LINEAGE_SQL.format(
+        table=connection.ops.quote_name(ModelVersion._meta.db_table)
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [version_id, version_id])
         rows = cursor.fetchall()
     nodes = {
         row[0]: LineageNode(
-            id=row[0], parent_id=row[1], name=row[2], kind=row[3], status=row[4],
-            depth=row[5], is_focus=row[0] == version_id,
+            id=row[0],
+            parent_id=row[1],
+            name=row[2],
+            kind=row[3],
+            status=row[4],
+            depth=row[5],
+            is_focus=row[0] == version_id,
         )
         for row in rows
     }

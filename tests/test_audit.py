@@ -13,8 +13,14 @@ pytestmark = pytest.mark.django_db
 
 def _three_events() -> list[AuditEvent]:
     return [
-        audit_record(actor="tester", action=f"thing.step{i}", object_type="thing",
-                     object_id=str(i), object_repr=f"thing {i}", after={"i": i, "x": 0.5})
+        audit_record(
+            actor="tester",
+            action=f"thing.step{i}",
+            object_type="thing",
+            object_id=str(i),
+            object_repr=f"thing {i}",
+            after={"i": i, "x": 0.5},
+        )
         for i in range(3)
     ]
 
@@ -34,7 +40,8 @@ def test_editing_an_event_behind_the_products_back_is_caught() -> None:
     # A raw UPDATE, as someone with database access would do it.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {AuditEvent._meta.db_table} SET actor_name = %s WHERE sequence = 2",
+            f"UPDATE {AuditEvent._meta.db_table} SET actor_name = %s "
+            "WHERE sequence = 2",
             ["someone-else"],
         )
     result = audit_verify()
@@ -61,16 +68,22 @@ def test_verify_audit_command_reports_an_intact_chain(capsys) -> None:
 
 def test_an_event_rolls_back_with_the_change_it_records() -> None:
     with pytest.raises(RuntimeError), transaction.atomic():
-        audit_record(actor="tester", action="thing.made", object_type="thing",
-                     object_id="1")
+        audit_record(
+            actor="tester", action="thing.made", object_type="thing", object_id="1"
+        )
         raise RuntimeError("the change failed")
     assert AuditEvent.objects.count() == 0
 
 
 def test_audit_payloads_must_be_json_without_nan() -> None:
     with pytest.raises(ValueError, match="Out of range float"):
-        audit_record(actor="tester", action="x", object_type="t", object_id="1",
-                     after={"score": float("nan")})
+        audit_record(
+            actor="tester",
+            action="x",
+            object_type="t",
+            object_id="1",
+            after={"score": float("nan")},
+        )
 
 
 def test_audit_admin_offers_no_add_change_or_delete(admin_client) -> None:

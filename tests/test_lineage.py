@@ -13,7 +13,10 @@ pytestmark = pytest.mark.django_db
 
 def _child(parent: ModelVersion, name: str) -> ModelVersion:
     return ModelVersionFactory(
-        name=name, kind=ModelVersion.Kind.FINETUNED, parent=parent, dataset=parent.dataset
+        name=name,
+        kind=ModelVersion.Kind.FINETUNED,
+        parent=parent,
+        dataset=parent.dataset,
     )
 
 
@@ -49,14 +52,17 @@ def test_lineage_of_a_base_model_shows_every_descendant(tree):
 def test_a_base_model_may_not_have_a_parent_nor_a_finetuned_one_lack_one(tree):
     from django.core.exceptions import ValidationError
 
-    orphan = ModelVersion(name="orphan", kind=ModelVersion.Kind.FINETUNED,
-                          dataset=tree["base"].dataset)
+    orphan = ModelVersion(
+        name="orphan", kind=ModelVersion.Kind.FINETUNED, dataset=tree["base"].dataset
+    )
     with pytest.raises(ValidationError, match="parent_matches_kind"):
         orphan.full_clean()
 
 
 def test_the_admin_page_draws_the_lineage_tree(admin_client, tree):
-    response = admin_client.get(f"/admin/governance/modelversion/{tree['a'].pk}/change/")
+    response = admin_client.get(
+        f"/admin/governance/modelversion/{tree['a'].pk}/change/"
+    )
     page = response.content.decode()
     start = page.index('<ul class="lineage-tree">')
     tree_html = page[start : page.index("</div>", start)]
@@ -64,10 +70,14 @@ def test_the_admin_page_draws_the_lineage_tree(admin_client, tree):
     assert ">b<" not in tree_html
 
 
-def test_model_version_list_runs_the_same_queries_for_few_and_many_rows(admin_client, tree):
+def test_model_version_list_runs_the_same_queries_for_few_and_many_rows(
+    admin_client, tree
+):
     def count() -> int:
         with CaptureQueriesContext(connection) as queries:
-            assert admin_client.get("/admin/governance/modelversion/").status_code == 200
+            assert (
+                admin_client.get("/admin/governance/modelversion/").status_code == 200
+            )
         return len(queries)
 
     few = count()

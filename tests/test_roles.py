@@ -69,7 +69,11 @@ def _allowed(client: Client, page: str, operation: str, pk: int) -> bool:
             return b'<input type="submit"' in response.content
     else:
         response = client.get(f"{base}{pk}/delete/")
-    assert response.status_code in {200, 302, 403}, (page, operation, response.status_code)
+    assert response.status_code in {200, 302, 403}, (
+        page,
+        operation,
+        response.status_code,
+    )
     return response.status_code in {200, 302}
 
 

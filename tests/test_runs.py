@@ -76,7 +76,9 @@ def test_cancelling_a_queued_run_ends_it_and_a_running_one_at_its_next_progress(
     running = FineTuneRunFactory()
     finetune_run_claim(run_id=running.pk, worker="w1")
     finetune_run_request_cancel(run=running, actor="officer")
-    keep_going = finetune_run_report_progress(run_id=running.pk, worker="w1", progress=0.3)
+    keep_going = finetune_run_report_progress(
+        run_id=running.pk, worker="w1", progress=0.3
+    )
     assert keep_going is False
 
 

@@ -25,9 +25,7 @@ def database_url_for_worker() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    return (
-        f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    )
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -42,16 +40,32 @@ def celery_worker_process(tmp_path: Path):
     }
     log = (tmp_path / "worker.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "gpu,cpu,reports",
-         "--pool", "solo", "--loglevel", "INFO", "--without-mingle",
-         "--without-gossip", "-n", f"test-{os.getpid()}@%h"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers",
+            "worker",
+            "-Q",
+            "gpu,cpu,reports",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+            "-n",
+            f"test-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     keys = ("broker_url", "result_backend", "task_always_eager")
     previous = {key: app.conf[key] for key in keys}
-    app.conf.update(
-        broker_url=broker, result_backend=broker, task_always_eager=False
-    )
+    app.conf.update(broker_url=broker, result_backend=broker, task_always_eager=False)
     try:
         yield process
     finally:
@@ -66,15 +80,20 @@ def celery_worker_process(tmp_path: Path):
 
 def test_a_worker_process_runs_a_task_through_redis(celery_worker_process, tmp_path):
     for i in range(4):
-        audit_record(actor="tester", action="thing.made", object_type="thing",
-                     object_id=str(i))
+        audit_record(
+            actor="tester", action="thing.made", object_type="thing", object_id=str(i)
+        )
     result = audit_verify_task.delay()
     try:
         summary = result.get(timeout=90)
     except Exception:
         print((tmp_path / "worker.log").read_text())
         raise
-    assert summary == {"events_checked": 4, "ok": True, "first_broken_sequence": None,
-                       "problem": ""}
+    assert summary == {
+        "events_checked": 4,
+        "ok": True,
+        "first_broken_sequence": None,
+        "problem": "",
+    }
     assert result.state == "SUCCESS"
     assert celery_worker_process.poll() is None  # the worker is alive, not eager mode

@@ -1,5 +1,5 @@
-"""Celery app and thin tasks. The pure computation lives in workers.ml."""
+"""Celery app (workers.celery) and thin tasks (workers.tasks).
 
-from workers.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Nothing is imported here, so that `workers.ml` (pure computation) loads without
+Django or Celery. The Django project imports the Celery app in governance/__init__.py.
+"""

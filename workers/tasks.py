@@ -7,7 +7,6 @@ from typing import Any
 from celery import shared_task
 
 
-
 @shared_task(soft_time_limit=600, time_limit=660)
 def audit_verify_task() -> dict[str, Any]:
     """Recompute the audit chain (read-only, safe to run any number of times)."""

@@ -43,7 +43,9 @@ def account_create_or_reset(
     user.save()
     user.groups.set([Group.objects.get(name=role)])
     audit_record(
-        actor=actor, action="account.created" if created else "account.reset", obj=user,
+        actor=actor,
+        action="account.created" if created else "account.reset",
+        obj=user,
         after={"username": username, "role": role},
     )
     return Login(username=username, password=password, role=role)

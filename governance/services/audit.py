@@ -53,7 +53,9 @@ def event_hash(
         "after": after,
         "prev_hash": prev_hash,
     }
-    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    encoded = json.dumps(
+        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    )
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
@@ -160,13 +162,17 @@ def audit_verify(*, chunk_size: int = 5000) -> AuditVerification:
     for event in _stream_events(chunk_size):
         if event.sequence != expected_sequence:
             return AuditVerification(
-                checked, False, expected_sequence,
+                checked,
+                False,
+                expected_sequence,
                 f"event #{expected_sequence} is missing (next found is "
                 f"#{event.sequence}): an event was deleted",
             )
         if event.prev_hash != expected_prev:
             return AuditVerification(
-                checked, False, event.sequence,
+                checked,
+                False,
+                event.sequence,
                 f"event #{event.sequence} does not link to the event before it",
             )
         recomputed = event_hash(
@@ -183,7 +189,9 @@ def audit_verify(*, chunk_size: int = 5000) -> AuditVerification:
         )
         if recomputed != event.hash:
             return AuditVerification(
-                checked, False, event.sequence,
+                checked,
+                False,
+                event.sequence,
                 f"event #{event.sequence} was altered after it was written "
                 "(its contents no longer match its hash)",
             )

@@ -21,7 +21,13 @@ from workers.ml.dataspec import (
     validate_domains,
 )
 
-__all__ = ["DatasetError", "dataset_import", "dataset_import_file"]
+__all__ = [
+    "DatasetError",
+    "dataset_import",
+    "dataset_import_file",
+    "dataset_load",
+    "dataset_spec",
+]
 
 
 def _storage_dir(content_sha256: str) -> Path:
@@ -38,7 +44,7 @@ def _store_files(spec: DatasetSpec, target: Path) -> tuple[DatasetSpec, bool]:
     stored_files = []
     for index, file_spec in enumerate(spec.files):
         source = spec.resolve(file_spec)
-        # The index prefix keeps two files with the same name in different folders apart.
+        # The index prefix keeps apart two files of one name from different folders.
         stored_name = f"{index:02d}-{source.name}"
         destination = target / stored_name
         if not destination.exists():
@@ -46,23 +52,60 @@ def _store_files(spec: DatasetSpec, target: Path) -> tuple[DatasetSpec, bool]:
             shutil.copyfile(source, partial)
             partial.replace(destination)
         stored_files.append(dataclasses.replace(file_spec, path=stored_name))
-    return dataclasses.replace(spec, files=tuple(stored_files), base_dir=target), created
+    return dataclasses.replace(
+        spec, files=tuple(stored_files), base_dir=target
+    ), created
 
 
-def _same_registration(existing: Dataset, table: LoadedTable, spec: DatasetSpec) -> bool:
-    return existing.content_sha256 == table.sha256 and existing.spec == spec.to_dict()
+def _stored_spec_dict(spec: DatasetSpec) -> dict[str, Any]:
+    # The folder is recorded as Dataset.storage_dir, relative to MEDIA_ROOT, so the
+    # media folder can move; the spec keeps only file names inside it.
+    stored = spec.to_dict()
+    stored.pop("base_dir", None)
+    return stored
+
+
+def dataset_spec(dataset: Dataset) -> DatasetSpec:
+    """The stored spec, pointing at the stored copy of the data."""
+    folder = Path(settings.MEDIA_ROOT) / dataset.storage_dir
+    return DatasetSpec.from_dict(dataset.spec, base_dir=folder)
+
+
+def dataset_load(dataset: Dataset) -> LoadedTable:
+    """Read the stored copy back; its hash must still be the one recorded."""
+    table = load_table(dataset_spec(dataset), max_bytes=settings.DATASET_MAX_BYTES)
+    if table.sha256 != dataset.content_sha256:
+        raise DatasetError(
+            f"the stored files of dataset {dataset.name!r} changed since import "
+            f"(SHA-256 {table.sha256[:12]}…, recorded {dataset.content_sha256[:12]}…)"
+        )
+    return table
+
+
+def _same_registration(
+    existing: Dataset, table: LoadedTable, spec: DatasetSpec
+) -> bool:
+    return (
+        existing.content_sha256 == table.sha256
+        and existing.spec == _stored_spec_dict(spec)
+    )
 
 
 @transaction.atomic
 def _record(
-    *, spec: DatasetSpec, spec_toml: str, table: LoadedTable,
-    domain_counts: dict[str, dict[str, Any]], storage: Path, actor: Any,
+    *,
+    spec: DatasetSpec,
+    spec_toml: str,
+    table: LoadedTable,
+    domain_counts: dict[str, dict[str, Any]],
+    storage: Path,
+    actor: Any,
 ) -> Dataset:
     dataset = Dataset(
         name=spec.name,
         title=spec.title,
         description=spec.description,
-        spec=spec.to_dict(),
+        spec=_stored_spec_dict(spec),
         spec_toml=spec_toml,
         content_sha256=table.sha256,
         row_count=table.row_count,
@@ -75,10 +118,14 @@ def _record(
     dataset.full_clean()
     dataset.save()
     audit_record(
-        actor=actor, action="dataset.imported", obj=dataset,
+        actor=actor,
+        action="dataset.imported",
+        obj=dataset,
         after={
-            "name": dataset.name, "sha256": dataset.content_sha256,
-            "rows": dataset.row_count, "files": table.files,
+            "name": dataset.name,
+            "sha256": dataset.content_sha256,
+            "rows": dataset.row_count,
+            "files": table.files,
         },
     )
     for domain_spec in spec.domains:
@@ -95,10 +142,14 @@ def _record(
         domain.full_clean()
         domain.save()
         audit_record(
-            actor=actor, action="domain.created", obj=domain,
+            actor=actor,
+            action="domain.created",
+            obj=domain,
             after={
-                "filter": domain.filter_expression, "availability": domain.availability,
-                "rows": domain.row_count, "positives": domain.positive_count,
+                "filter": domain.filter_expression,
+                "availability": domain.availability,
+                "rows": domain.row_count,
+                "positives": domain.positive_count,
             },
         )
     return dataset
@@ -150,8 +201,12 @@ def dataset_import(
                 "content or spec; give the new one another name"
             )
         return _record(
-            spec=stored_spec, spec_toml=spec_toml, table=table,
-            domain_counts=domain_counts, storage=storage, actor=actor,
+            spec=stored_spec,
+            spec_toml=spec_toml,
+            table=table,
+            domain_counts=domain_counts,
+            storage=storage,
+            actor=actor,
         )
     except Exception:
         if created:

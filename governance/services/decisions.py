@@ -51,9 +51,13 @@ def decision_record(
     decision.full_clean()
     decision.save()
     audit_record(
-        actor=actor, action="decision.logged", obj=decision,
+        actor=actor,
+        action="decision.logged",
+        obj=decision,
         after={
-            "model_version": model_version.pk, "outcome": outcome, "score": score,
+            "model_version": model_version.pk,
+            "outcome": outcome,
+            "score": score,
         },
     )
     return decision, secret

@@ -31,25 +31,39 @@ class LeaseLost(Exception):
     """Another worker took over the run (our lease expired) or it was cancelled."""
 
 
-def _transition_audit(run: FineTuneRun, *, actor: Any, before: str, after: str,
-                      extra: dict[str, Any] | None = None) -> None:
+def _transition_audit(
+    run: FineTuneRun,
+    *,
+    actor: Any,
+    before: str,
+    after: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
     audit_record(
-        actor=actor, action=f"finetune_run.{after}", obj=run,
-        before={"state": before}, after={"state": after, **(extra or {})},
+        actor=actor,
+        action=f"finetune_run.{after}",
+        obj=run,
+        before={"state": before},
+        after={"state": after, **(extra or {})},
     )
 
 
 def finetune_run_claim(
     *, run_id: int, worker: str, lease: timedelta = DEFAULT_LEASE
 ) -> FineTuneRun:
-    """Take the run for this worker, or raise RunNotClaimable (redelivery is a no-op)."""
+    """Take the run for this worker, or raise RunNotClaimable.
+
+    A redelivered message for a finished or live-leased run therefore does nothing.
+    """
     now = timezone.now()
     with transaction.atomic():
         claimable = Q(state=FineTuneRun.State.QUEUED) | Q(
             state=FineTuneRun.State.RUNNING, lease_expires_at__lt=now
         )
         previous = (
-            FineTuneRun.objects.filter(pk=run_id).values_list("state", flat=True).first()
+            FineTuneRun.objects.filter(pk=run_id)
+            .values_list("state", flat=True)
+            .first()
         )
         updated = (
             FineTuneRun.objects.filter(claimable, pk=run_id, cancel_requested=False)
@@ -69,15 +83,24 @@ def finetune_run_claim(
             raise RunNotClaimable(f"fine-tuning run {run_id} is not claimable")
         run = FineTuneRun.objects.get(pk=run_id)
         _transition_audit(
-            run, actor=f"worker:{worker}", before=previous or "", after="running",
-            extra={"attempt": run.attempts, "resumed_after_expired_lease":
-                   previous == FineTuneRun.State.RUNNING},
+            run,
+            actor=f"worker:{worker}",
+            before=previous or "",
+            after="running",
+            extra={
+                "attempt": run.attempts,
+                "resumed_after_expired_lease": previous == FineTuneRun.State.RUNNING,
+            },
         )
     return run
 
 
 def finetune_run_report_progress(
-    *, run_id: int, worker: str, progress: float, message: str = "",
+    *,
+    run_id: int,
+    worker: str,
+    progress: float,
+    message: str = "",
     lease: timedelta = DEFAULT_LEASE,
 ) -> bool:
     """Record progress and extend the lease. Returns False when the run was cancelled.
@@ -112,12 +135,19 @@ def finetune_run_mark_succeeded(
 ) -> FineTuneRun:
     """Call inside the transaction that created produced_version."""
     run = _finish(
-        run_id, worker, FineTuneRun.State.SUCCEEDED,
-        produced_version=produced_version, progress=1.0,
-        progress_message="finished", device=device,
+        run_id,
+        worker,
+        FineTuneRun.State.SUCCEEDED,
+        produced_version=produced_version,
+        progress=1.0,
+        progress_message="finished",
+        device=device,
     )
     _transition_audit(
-        run, actor=f"worker:{worker}", before="running", after="succeeded",
+        run,
+        actor=f"worker:{worker}",
+        before="running",
+        after="succeeded",
         extra={"produced_version": produced_version.pk, "device": device},
     )
     return run
@@ -127,7 +157,10 @@ def finetune_run_mark_succeeded(
 def finetune_run_mark_failed(*, run_id: int, worker: str, error: str) -> FineTuneRun:
     run = _finish(run_id, worker, FineTuneRun.State.FAILED, error=error[:4000])
     _transition_audit(
-        run, actor=f"worker:{worker}", before="running", after="failed",
+        run,
+        actor=f"worker:{worker}",
+        before="running",
+        after="failed",
         extra={"error": error[:500]},
     )
     return run
@@ -138,7 +171,9 @@ def finetune_run_mark_cancelled(*, run_id: int, worker: str) -> FineTuneRun:
     run = _finish(
         run_id, worker, FineTuneRun.State.CANCELLED, progress_message="cancelled"
     )
-    _transition_audit(run, actor=f"worker:{worker}", before="running", after="cancelled")
+    _transition_audit(
+        run, actor=f"worker:{worker}", before="running", after="cancelled"
+    )
     return run
 
 
@@ -155,14 +190,17 @@ def finetune_run_request_cancel(*, run: FineTuneRun, actor: Any) -> FineTuneRun:
     run.cancel_requested = True
     run.save(update_fields=["state", "finished_at", "cancel_requested"])
     audit_record(
-        actor=actor, action="finetune_run.cancel_requested", obj=run,
-        before={"state": before}, after={"state": run.state, "cancel_requested": True},
+        actor=actor,
+        action="finetune_run.cancel_requested",
+        obj=run,
+        before={"state": before},
+        after={"state": run.state, "cancel_requested": True},
     )
     return run
 
 
 def finetune_run_stale_ids(*, now: Any = None) -> list[int]:
-    """Runs a sweeper should re-enqueue: queued ones, and running ones whose lease expired."""
+    """Runs a sweeper should re-enqueue: queued, or running with an expired lease."""
     now = now or timezone.now()
     stale = FineTuneRun.objects.filter(
         Q(state=FineTuneRun.State.RUNNING, lease_expires_at__lt=now)

@@ -31,7 +31,9 @@ def model_version_create(*, actor: Any, **fields: Any) -> ModelVersion:
     version.full_clean()
     version.save()
     audit_record(
-        actor=actor, action="model_version.created", obj=version,
+        actor=actor,
+        action="model_version.created",
+        obj=version,
         after={
             "kind": version.kind,
             "parent": version.parent_id,
@@ -57,7 +59,10 @@ def model_version_set_status(
     version.status = status
     version.save(update_fields=["status"])
     audit_record(
-        actor=actor, action="model_version.status_changed", obj=version,
-        before={"status": before}, after={"status": status, "note": note},
+        actor=actor,
+        action="model_version.status_changed",
+        obj=version,
+        before={"status": before},
+        after={"status": status, "note": note},
     )
     return version

@@ -9,7 +9,9 @@ from governance.services.accounts import account_create_or_reset
 
 
 class Command(BaseCommand):
-    help = "Create a staff account in one role (or reset its password), print the login."
+    help = (
+        "Create a staff account in one role (or reset its password), print the login."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")

@@ -15,13 +15,17 @@ ADULT_SPEC = settings.BASE_DIR / "data" / "specs" / "adult.toml"
 
 
 class Command(BaseCommand):
-    help = "Create demo accounts for each role and run the whole flow on the Adult data."
+    help = (
+        "Create demo accounts for each role and run the whole flow on the Adult data."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         progress = StepCounter(len(STEPS) + 1, stream=self.stderr._out)
         with progress.step("Creating demo accounts"):
             logins = demo_accounts_create(password=os.environ.get("DEMO_PASSWORD"))
-        summary = run_flow(spec_path=ADULT_SPEC, actor="command:demo", progress=progress)
+        summary = run_flow(
+            spec_path=ADULT_SPEC, actor="command:demo", progress=progress
+        )
         summary_path = settings.VAR_DIR / "demo-summary.json"
         summary_path.write_text(json.dumps(summary, indent=2, default=str))
 
@@ -30,4 +34,6 @@ class Command(BaseCommand):
         self.stdout.write(f"(saved to {summary_path})\n")
         self.stdout.write("Demo logins for http://127.0.0.1:8000/admin/ :")
         for login in logins:
-            self.stdout.write(f"  {login.role:<20} {login.username:<10} {login.password}")
+            self.stdout.write(
+                f"  {login.role:<20} {login.username:<10} {login.password}"
+            )

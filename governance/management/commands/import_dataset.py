@@ -17,7 +17,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, spec: Path, **options: Any) -> None:
         try:
-            dataset = dataset_import_file(spec_path=spec, actor="command:import_dataset")
+            dataset = dataset_import_file(
+                spec_path=spec, actor="command:import_dataset"
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         result = {

@@ -18,7 +18,8 @@ class Command(BaseCommand):
         if not result.ok:
             raise CommandError(
                 f"audit trail BROKEN at event #{result.first_broken_sequence}: "
-                f"{result.problem} ({result.events_checked:,} events before it are intact)"
+                f"{result.problem} ({result.events_checked:,} events before it "
+                "are intact)"
             )
         self.stdout.write(
             f"audit trail intact: {result.events_checked:,} events verified "

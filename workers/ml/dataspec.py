@@ -1,0 +1,1258 @@
+"""Dataset specs: how to read any tabular CSV, and what its columns mean.
+
+A data scientist registers a CSV (or several, concatenated) with a TOML spec. This
+module parses the spec, reads and checks the data, and answers the questions the
+rest of the pipeline asks: which rows form a domain, which group a row belongs to
+for a bias check, how to split train and test. It imports no Django: the
+governance services store ``DatasetSpec.to_dict()`` and the table's hashes.
+
+Spec format (TOML; paths are relative to the spec file's folder)::
+
+    name = "adult"                      # required, [a-z0-9_-]+
+    title = "Adult census income"       # optional, defaults to name
+    description = "..."                 # optional
+    licence = "CC BY 4.0"               # optional
+    provenance = "UCI ..."              # optional
+    files = [                           # required; read in order and concatenated
+        { path = "../adult/adult.data.gz" },
+        { path = "../adult/adult.test.gz", skip_rows = 1 },  # or just "a.csv"
+    ]
+    separator = ","                     # one character; default ","
+    header = false                      # default true (each file has its header)
+    columns = ["age", "..."]            # required when header = false, else absent
+    missing_values = ["?"]              # markers read as missing, besides ""
+    strip_whitespace = true             # strip spaces around cells; default false
+    immutable = ["sex", "race"]         # may not change in a counterfactual
+    increase_only = ["age"]             # may only grow in a counterfactual
+    id_column = "encounter_id"          # optional; unique, kept, not a feature
+    group_column = "patient_nbr"        # optional; a group stays on one split side
+
+    [target]
+    column = "income"
+    labels = ["<=50K", ">50K"]          # every allowed label, after aliases
+    positive = ">50K"                   # a label or a list of labels -> y = 1
+    aliases = { ">50K." = ">50K" }      # raw value -> label
+
+    [features]                          # all optional
+    numeric = ["age"]                   # else inferred: numeric when every
+    categorical = ["education-num"]     # present value is a finite number
+    drop = ["fnlwgt"]                   # not read into the table at all
+
+    [[protected]]                       # or protected = ["sex", {column = ...}]
+    column = "age"
+    bins = [25, 45, 65]                 # optional cut points: <25, 25-44, 45-64, 65+
+
+    [domains.source]
+    filter = "workclass in [Private]"   # see workers.ml.filters
+    description = "private-sector employees"
+    has = "labels"                      # labels | data | nothing; default labels
+
+Unknown keys are errors at every level. ``has = "data"`` means the rows are in
+the file but their labels must be withheld from training (unsupervised domain
+adaptation); ``"nothing"`` means no data yet (domain generalisation), and such a
+domain may omit its filter. A filter's columns may not be dropped.
+
+The loaded frame holds the kept columns: features (float64 for numeric, pandas
+categorical for categorical), the id and group columns as text, and the target as
+a categorical of normalised labels. Cells are read as text (``keep_default_na``
+off, so Diabetes's literal ``None`` is a category) and only ``""`` and the spec's
+markers become missing. Nothing is evaluated: a cell like ``=cmd|'/C calc'!A0``
+is kept verbatim as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import gzip
+import hashlib
+import io
+import itertools
+import math
+import re
+import tomllib
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from workers.ml.filters import (
+    Clause,
+    FilterError,
+    evaluate,
+    filter_columns,
+    parse_filter,
+)
+
+HAS_CHOICES = ("labels", "data", "nothing")
+MISSING_GROUP = "(missing)"
+MAX_SCHEMA_VALUES = 200
+_SLUG = re.compile(r"^[a-z0-9_-]+$")
+_GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_TOP_KEYS = (
+    "name",
+    "title",
+    "description",
+    "licence",
+    "provenance",
+    "files",
+    "separator",
+    "header",
+    "columns",
+    "missing_values",
+    "strip_whitespace",
+    "target",
+    "features",
+    "protected",
+    "immutable",
+    "increase_only",
+    "id_column",
+    "group_column",
+    "domains",
+)
+
+
+class SpecError(ValueError):
+    """The spec itself is wrong: a bad key, type or combination."""
+
+
+class DatasetError(ValueError):
+    """The data does not match its spec, or cannot be read safely."""
+
+
+# --- the spec ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str  # as written in the spec, relative to DatasetSpec.base_dir
+    skip_rows: int = 0  # physical lines skipped before the header or data
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    column: str
+    labels: tuple[str, ...]
+    positive: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.labels) < 2:
+            raise SpecError("target.labels: expected at least two labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise SpecError(f"target.labels: duplicate labels in {list(self.labels)}")
+        named = [("positive", label) for label in self.positive]
+        named += [(f"aliases.'{raw}'", label) for raw, label in self.aliases]
+        for where, label in named:
+            if label not in self.labels:
+                raise SpecError(
+                    f"target.{where}: '{label}' is not one of target.labels "
+                    f"{list(self.labels)}"
+                )
+        if not self.positive:
+            raise SpecError("target.positive: expected at least one label")
+        if set(self.positive) == set(self.labels):
+            raise SpecError(
+                "target.positive: every label is positive; leave at least one "
+                "negative label"
+            )
+
+    @property
+    def alias_map(self) -> dict[str, str]:
+        return dict(self.aliases)
+
+
+@dataclass(frozen=True)
+class ProtectedAttribute:
+    column: str
+    # Cut points, left-closed: [25, 45, 65] gives <25, 25-44, 45-64, 65+.
+    bins: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if any(not math.isfinite(b) for b in self.bins):
+            raise SpecError(f"protected '{self.column}'.bins: expected finite numbers")
+        if any(b >= c for b, c in itertools.pairwise(self.bins)):
+            raise SpecError(
+                f"protected '{self.column}'.bins: expected strictly increasing "
+                f"numbers, got {list(self.bins)}"
+            )
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    filter: str = ""
+    description: str = ""
+    has: str = "labels"  # one of HAS_CHOICES
+    clauses: tuple[Clause, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"domains.{self.name}"
+        if not _SLUG.match(self.name):
+            raise SpecError(f"{where}: domain names must match [a-z0-9_-]+")
+        if self.has not in HAS_CHOICES:
+            raise SpecError(
+                f"{where}.has: expected one of {', '.join(HAS_CHOICES)}, got "
+                f"'{self.has}'"
+            )
+        try:
+            clauses = parse_filter(self.filter)
+        except FilterError as exc:
+            raise SpecError(f"{where}.filter: {exc} (in '{self.filter}')") from None
+        if not clauses and self.has != "nothing":
+            raise SpecError(
+                f"{where}.filter: required unless has = 'nothing' (a domain with "
+                f"{self.has} must say which rows it holds)"
+            )
+        object.__setattr__(self, "clauses", clauses)
+
+    @property
+    def columns(self) -> list[str]:
+        return filter_columns(self.clauses)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    files: tuple[FileSpec, ...]
+    target: TargetSpec
+    base_dir: Path
+    description: str = ""
+    licence: str = ""
+    provenance: str = ""
+    separator: str = ","
+    header: bool = True
+    columns: tuple[str, ...] = ()
+    missing_values: tuple[str, ...] = ()
+    strip_whitespace: bool = False
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    protected: tuple[ProtectedAttribute, ...] = ()
+    immutable: tuple[str, ...] = ()
+    increase_only: tuple[str, ...] = ()
+    id_column: str | None = None
+    group_column: str | None = None
+    domains: tuple[DomainSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_spec(self)
+
+    def domain(self, name: str) -> DomainSpec:
+        for domain in self.domains:
+            if domain.name == name:
+                return domain
+        known = ", ".join(d.name for d in self.domains) or "none"
+        raise KeyError(f"no domain '{name}' in spec '{self.name}' (domains: {known})")
+
+    def resolve(self, file_spec: FileSpec) -> Path:
+        """Where a file is: its path is relative to base_dir unless absolute."""
+        return self.base_dir / file_spec.path
+
+    def file_paths(self) -> list[Path]:
+        return [self.resolve(f) for f in self.files]
+
+    def referenced_columns(self) -> dict[str, str]:
+        """Every column the spec names, with the first key that names it."""
+        named: dict[str, str] = {}
+        pairs: list[tuple[str, Iterable[str]]] = [
+            ("target.column", [self.target.column]),
+            ("features.numeric", self.numeric),
+            ("features.categorical", self.categorical),
+            ("features.drop", self.drop),
+            ("protected", [p.column for p in self.protected]),
+            ("immutable", self.immutable),
+            ("increase_only", self.increase_only),
+            ("id_column", [self.id_column] if self.id_column else []),
+            ("group_column", [self.group_column] if self.group_column else []),
+        ]
+        pairs += [(f"domains.{d.name}.filter", d.columns) for d in self.domains]
+        for where, columns in pairs:
+            for column in columns:
+                named.setdefault(column, where)
+        return named
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict that from_dict() turns back into an equal spec."""
+        data: dict[str, Any] = {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "licence": self.licence,
+            "provenance": self.provenance,
+            "files": [{"path": f.path, "skip_rows": f.skip_rows} for f in self.files],
+            "separator": self.separator,
+            "header": self.header,
+            "missing_values": list(self.missing_values),
+            "strip_whitespace": self.strip_whitespace,
+            "target": {
+                "column": self.target.column,
+                "labels": list(self.target.labels),
+                "positive": list(self.target.positive),
+                "aliases": dict(self.target.aliases),
+            },
+            "features": {
+                "numeric": list(self.numeric),
+                "categorical": list(self.categorical),
+                "drop": list(self.drop),
+            },
+            "protected": [
+                {"column": p.column, "bins": list(p.bins)} for p in self.protected
+            ],
+            "immutable": list(self.immutable),
+            "increase_only": list(self.increase_only),
+            "domains": {
+                d.name: {"filter": d.filter, "description": d.description, "has": d.has}
+                for d in self.domains
+            },
+            "base_dir": str(self.base_dir),
+        }
+        if not self.header:
+            data["columns"] = list(self.columns)
+        # TOML has no null: an unset column is an absent key.
+        if self.id_column:
+            data["id_column"] = self.id_column
+        if self.group_column:
+            data["group_column"] = self.group_column
+        return data
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, base_dir: Path | None = None
+    ) -> DatasetSpec:
+        """Rebuild a spec from to_dict(); base_dir overrides the stored one."""
+        data = dict(data)
+        stored = data.pop("base_dir", None)
+        if base_dir is None:
+            if not isinstance(stored, str):
+                raise SpecError("base_dir: expected the folder the paths are under")
+            base_dir = Path(stored)
+        return _spec_from_mapping(data, base_dir=base_dir)
+
+
+def parse_spec(text: str, *, base_dir: Path) -> DatasetSpec:
+    """Parse TOML spec text; file paths in it are relative to base_dir."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"not valid TOML: {exc}") from None
+    return _spec_from_mapping(data, base_dir=base_dir)
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    """Read a spec file; its paths are relative to the folder it is in."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path.name}: not UTF-8 ({exc.reason})") from None
+    try:
+        return parse_spec(text, base_dir=path.resolve().parent)
+    except SpecError as exc:
+        raise SpecError(f"{path.name}: {exc}") from None
+
+
+def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpec:
+    _check_keys(data, _TOP_KEYS, "")
+    target = _table(data, "target", required=True)
+    _check_keys(target, ("column", "labels", "positive", "aliases"), "target")
+    features = _table(data, "features")
+    _check_keys(features, ("numeric", "categorical", "drop"), "features")
+    positives = _texts(target, "positive", "target", required=True, scalar_ok=True)
+    aliases = _table(target, "aliases", where="target")
+    alias_pairs = []
+    for raw, label in aliases.items():
+        if not isinstance(label, str | int) or isinstance(label, bool):
+            raise SpecError(f"target.aliases.'{raw}': expected a label string")
+        alias_pairs.append((raw, str(label)))
+    domains = _table(data, "domains")
+    header = _bool(data, "header", "", default=True)
+    columns = _texts(data, "columns", "")
+    if not header and not columns:
+        raise SpecError("columns: required when header = false (the column names)")
+    if header and "columns" in data:
+        raise SpecError(
+            "columns: only used when header = false; the header names the columns"
+        )
+    return DatasetSpec(
+        name=_text(data, "name", "", required=True),
+        title=_text(data, "title", "") or _text(data, "name", ""),
+        description=_text(data, "description", ""),
+        licence=_text(data, "licence", ""),
+        provenance=_text(data, "provenance", ""),
+        files=_files(data),
+        separator=_text(data, "separator", "", default=","),
+        header=header,
+        columns=columns,
+        missing_values=_texts(data, "missing_values", ""),
+        strip_whitespace=_bool(data, "strip_whitespace", "", default=False),
+        target=TargetSpec(
+            column=_text(target, "column", "target", required=True),
+            labels=_texts(target, "labels", "target", required=True),
+            positive=positives,
+            aliases=tuple(alias_pairs),
+        ),
+        numeric=_texts(features, "numeric", "features"),
+        categorical=_texts(features, "categorical", "features"),
+        drop=_texts(features, "drop", "features"),
+        protected=_protected(data),
+        immutable=_texts(data, "immutable", ""),
+        increase_only=_texts(data, "increase_only", ""),
+        id_column=_text(data, "id_column", "") or None,
+        group_column=_text(data, "group_column", "") or None,
+        domains=tuple(_domain(name, body) for name, body in domains.items()),
+        base_dir=Path(base_dir),
+    )
+
+
+def _files(data: Mapping[str, Any]) -> tuple[FileSpec, ...]:
+    raw = data.get("files")
+    if not isinstance(raw, list) or not raw:
+        raise SpecError("files: expected a non-empty list of paths or {path = ...}")
+    files = []
+    for i, item in enumerate(raw):
+        where = f"files[{i}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}: expected a path or a table {{path = ...}}")
+        _check_keys(item, ("path", "skip_rows"), where)
+        skip = item.get("skip_rows", 0)
+        if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
+            raise SpecError(f"{where}.skip_rows: expected a whole number >= 0")
+        files.append(FileSpec(_text(item, "path", where, required=True), skip))
+    return tuple(files)
+
+
+def _protected(data: Mapping[str, Any]) -> tuple[ProtectedAttribute, ...]:
+    raw = data.get("protected", [])
+    if not isinstance(raw, list):
+        raise SpecError("protected: expected a list of columns or {column = ...}")
+    attributes = []
+    for i, item in enumerate(raw):
+        where = f"protected[{i}]"
+        if isinstance(item, str):
+            item = {"column": item}
+        if not isinstance(item, dict):
+            raise SpecError(f"{where}: expected a column name or {{column = ...}}")
+        _check_keys(item, ("column", "bins"), where)
+        bins = item.get("bins", [])
+        if not isinstance(bins, list) or not all(
+            isinstance(b, int | float) and not isinstance(b, bool) for b in bins
+        ):
+            raise SpecError(f"{where}.bins: expected a list of numbers")
+        column = _text(item, "column", where, required=True)
+        attributes.append(ProtectedAttribute(column, tuple(bins)))
+    return tuple(attributes)
+
+
+def _domain(name: str, body: Any) -> DomainSpec:
+    where = f"domains.{name}"
+    if not isinstance(body, dict):
+        raise SpecError(f"{where}: expected a table with filter, description, has")
+    _check_keys(body, ("filter", "description", "has"), where)
+    return DomainSpec(
+        name=name,
+        filter=_text(body, "filter", where),
+        description=_text(body, "description", where),
+        has=_text(body, "has", where, default="labels"),
+    )
+
+
+def _check_spec(spec: DatasetSpec) -> None:
+    """Checks that need the whole spec but not the data."""
+    if not _SLUG.match(spec.name):
+        raise SpecError(f"name: expected a slug of [a-z0-9_-], got '{spec.name}'")
+    if not spec.files:
+        raise SpecError("files: expected at least one file")
+    if len(spec.separator) != 1 or spec.separator in '"\r\n':
+        raise SpecError(
+            f"separator: expected one character other than a quote or newline, got "
+            f"{spec.separator!r} (for ', ' use ',' with strip_whitespace = true)"
+        )
+    _no_duplicates(spec.columns, "columns")
+    for key in ("numeric", "categorical", "drop", "immutable", "increase_only"):
+        _no_duplicates(getattr(spec, key), key)
+    _no_duplicates([p.column for p in spec.protected], "protected")
+    roles = {
+        "target.column": [spec.target.column],
+        "id_column": [spec.id_column] if spec.id_column else [],
+        "group_column": [spec.group_column] if spec.group_column else [],
+        "features.numeric": spec.numeric,
+        "features.categorical": spec.categorical,
+        "features.drop": spec.drop,
+    }
+    # Each column has one role: a label, an identifier, or a kind of feature.
+    seen: dict[str, str] = {}
+    for where, columns in roles.items():
+        for column in columns:
+            if column in seen:
+                raise SpecError(f"{where}: '{column}' is already {seen[column]}")
+            seen[column] = where
+    needs_column = [
+        ("protected", [p.column for p in spec.protected]),
+        ("immutable", spec.immutable),
+        ("increase_only", spec.increase_only),
+    ] + [(f"domains.{d.name}.filter", d.columns) for d in spec.domains]
+    for where, columns in needs_column:
+        for column in columns:
+            if column in spec.drop:
+                raise SpecError(
+                    f"{where}: '{column}' is in features.drop; a dropped column "
+                    "cannot be used here"
+                )
+    both = set(spec.immutable) & set(spec.increase_only)
+    if both:
+        raise SpecError(
+            f"increase_only: {sorted(both)} also immutable; a column is one or the "
+            "other"
+        )
+    if not spec.header:
+        for column, where in spec.referenced_columns().items():
+            if column not in spec.columns:
+                raise SpecError(_missing_column(column, list(spec.columns), where))
+
+
+def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
+    for key in data:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            place = f"'{key}' in [{where}]" if where else f"top-level key '{key}'"
+            raise SpecError(f"unknown {place}{hint} (allowed: {', '.join(allowed)})")
+
+
+def _key(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _table(
+    data: Mapping[str, Any], key: str, *, where: str = "", required: bool = False
+) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise SpecError(f"{_key(where, key)}: required table is missing")
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{_key(where, key)}: expected a table")
+    return value
+
+
+def _text(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = False,
+    default: str = "",
+) -> str:
+    if key not in data:
+        if required:
+            raise SpecError(f"{_key(where, key)}: required")
+        return default
+    value = data[key]
+    if not isinstance(value, str):
+        raise SpecError(f"{_key(where, key)}: expected a string, got {value!r}")
+    if required and not value:
+        raise SpecError(f"{_key(where, key)}: must not be empty")
+    return value
+
+
+def _texts(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    required: bool = False,
+    scalar_ok: bool = False,
+) -> tuple[str, ...]:
+    """A list of strings; whole numbers are accepted as text (labels 0 and 1)."""
+    if key not in data:
+        if required:
+            raise SpecError(f"{_key(where, key)}: required")
+        return ()
+    value = data[key]
+    if scalar_ok and not isinstance(value, list):
+        value = [value]
+    if not isinstance(value, list):
+        raise SpecError(f"{_key(where, key)}: expected a list of strings")
+    out = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise SpecError(f"{_key(where, key)}: expected strings, got {item!r}")
+        if item == "":
+            raise SpecError(f"{_key(where, key)}: empty strings are not allowed")
+        out.append(str(item))
+    if required and not out:
+        raise SpecError(f"{_key(where, key)}: must not be empty")
+    return tuple(out)
+
+
+def _bool(data: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise SpecError(f"{_key(where, key)}: expected true or false, got {value!r}")
+    return value
+
+
+def _no_duplicates(values: Sequence[str], where: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise SpecError(f"{where}: '{value}' is listed twice")
+        seen.add(value)
+
+
+def _missing_column(column: str, columns: list[str], where: str) -> str:
+    close = difflib.get_close_matches(column, columns, n=1, cutoff=0.6)
+    if close:
+        return (
+            f"column '{column}' not in the data; did you mean '{close[0]}'? "
+            f"(named in {where})"
+        )
+    return (
+        f"column '{column}' not in the data (named in {where}); the columns are: "
+        f"{', '.join(columns)}"
+    )
+
+
+# --- reading the data -------------------------------------------------------
+
+
+@dataclass
+class LoadedTable:
+    spec: DatasetSpec
+    frame: pd.DataFrame  # kept columns; the target holds normalised labels
+    y: np.ndarray  # int8, 1 where the label is positive
+    # SHA-256 of the bytes on disk of all files in spec order (compressed bytes
+    # for .gz), so a re-compressed but equal file hashes differently.
+    sha256: str
+    files: list[dict[str, Any]]  # {path, bytes, sha256, rows} per file
+    schema: dict[str, dict[str, Any]]  # JSON-safe, one entry per frame column
+    row_count: int
+    label_counts: dict[str, int]
+    domains: dict[str, dict[str, int]]  # validate_domains() at load
+    numeric_columns: list[str]
+    categorical_columns: list[str]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        """Model inputs in file order: not the target, id or group column."""
+        features = set(self.numeric_columns) | set(self.categorical_columns)
+        return [c for c in self.frame.columns if c in features]
+
+    @property
+    def groups(self) -> np.ndarray | None:
+        """The group column as text, for split_indices; None if the spec has none."""
+        column = self.spec.group_column
+        return None if column is None else self.frame[column].to_numpy(dtype=object)
+
+
+@dataclass
+class _RawFile:
+    shown: str
+    names: list[str]
+    frame: pd.DataFrame  # all cells as text, integer column labels
+    lines: np.ndarray  # int64: the line each row starts on
+
+
+def load_table(spec: DatasetSpec, *, max_bytes: int) -> LoadedTable:
+    """Read, check and type the spec's files. Raises DatasetError, never half-loads.
+
+    ``max_bytes`` caps what is read: no file may be larger on disk, and all files
+    together may not decompress to more (a gzip bomb stops at the limit).
+    """
+    digest = hashlib.sha256()
+    files: list[dict[str, Any]] = []
+    raws: list[_RawFile] = []
+    budget = max_bytes
+    for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
+        raw, data = _read_bytes(path, file_spec, max_bytes=max_bytes, budget=budget)
+        budget -= len(data)
+        digest.update(raw)
+        text = _decode(data, path.name, unpacked=raw is not data)
+        parsed = _parse(text, path.name, spec, file_spec.skip_rows)
+        if raws and parsed.names != raws[0].names:
+            raise DatasetError(
+                f"{path.name}: header {parsed.names} differs from {raws[0].shown}'s "
+                f"{raws[0].names}"
+            )
+        raws.append(parsed)
+        files.append(
+            {
+                "path": path.name,
+                "bytes": len(raw),
+                "sha256": hashlib.sha256(raw).hexdigest(),
+                "rows": len(parsed.lines),
+            }
+        )
+    table = _build(spec, raws)
+    table.sha256 = digest.hexdigest()
+    table.files = files
+    table.domains = validate_domains(spec, table)
+    return table
+
+
+def _read_bytes(
+    path: Path, file_spec: FileSpec, *, max_bytes: int, budget: int
+) -> tuple[bytes, bytes]:
+    """The file's bytes as on disk, and decompressed if it is gzip."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DatasetError(
+            f"data file not found: {path} (files: '{file_spec.path}')"
+        ) from None
+    if size > max_bytes:
+        raise DatasetError(
+            f"{path.name} is {size:,} bytes, over the limit of {max_bytes:,} bytes"
+        )
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > max_bytes:
+        raise DatasetError(f"{path.name} is over the limit of {max_bytes:,} bytes")
+    if not raw.startswith(_GZIP_MAGIC):
+        if len(raw) > budget:
+            raise DatasetError(_over_total(path.name, max_bytes))
+        return raw, raw
+    chunks, total = [], 0
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+            # read(n) inflates at most n bytes, so a bomb stops at the limit.
+            while chunk := stream.read(_CHUNK):
+                total += len(chunk)
+                if total > budget:
+                    raise DatasetError(_over_total(path.name, max_bytes, gz=True))
+                chunks.append(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path.name} is not a valid gzip file: {exc}") from None
+    return raw, b"".join(chunks)
+
+
+def _over_total(name: str, max_bytes: int, *, gz: bool = False) -> str:
+    what = "decompresses past" if gz else "takes the data past"
+    return f"{name} {what} the limit of {max_bytes:,} bytes read in all"
+
+
+def _decode(data: bytes, name: str, *, unpacked: bool) -> str:
+    bom = b"\xef\xbb\xbf"
+    start = len(bom) if data.startswith(bom) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        of = " of the unpacked data" if unpacked else ""
+        raise DatasetError(
+            f"{name} is not valid UTF-8: byte 0x{data[offset]:02x} at byte offset "
+            f"{offset:,}{of} (line {line}); save it as UTF-8"
+        ) from None
+
+
+def _lines(text: str) -> Iterator[str]:
+    """Physical lines with their endings, split as csv and pandas split them."""
+    start = 0
+    for match in _NEWLINE.finditer(text):
+        yield text[start : match.end()]
+        start = match.end()
+    if start < len(text):
+        yield text[start:]
+
+
+def _skip_lines(text: str, count: int) -> tuple[str, int]:
+    """Drop up to ``count`` physical lines; returns the rest and how many went."""
+    offset = skipped = 0
+    for line in itertools.islice(_lines(text), count):
+        offset += len(line)
+        skipped += 1
+    return text[offset:], skipped
+
+
+def _parse(text: str, name: str, spec: DatasetSpec, skip_rows: int) -> _RawFile:
+    dialect = {"delimiter": spec.separator, "skipinitialspace": spec.strip_whitespace}
+    rest, line_base = _skip_lines(text, skip_rows)
+    if spec.header:
+        reader = csv.reader(_lines(rest), **dialect)
+        try:
+            names = next((r for r in reader if r), None)
+        except csv.Error as exc:
+            line = line_base + reader.line_num
+            raise DatasetError(f"{name} line {line}: {exc}") from None
+        if names is None:
+            raise DatasetError(_no_rows(name, text, skip_rows, header=True))
+        names = [n.strip() if spec.strip_whitespace else n for n in names]
+        _check_header(names, name, line_base + reader.line_num)
+        rest, used = _skip_lines(rest, reader.line_num)
+        line_base += used
+    else:
+        names = list(spec.columns)
+    lines = _check_records(rest, name, len(names), line_base, dialect)
+    if not lines:
+        raise DatasetError(_no_rows(name, text, skip_rows, header=spec.header))
+    # The csv pass above checked the shape and found the line numbers; pandas does
+    # the bulk work. Everything stays text here: types come after the checks.
+    frame = pd.read_csv(
+        io.StringIO(rest),
+        sep=spec.separator,
+        header=None,
+        index_col=False,
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skipinitialspace=spec.strip_whitespace,
+        engine="c",
+    )
+    if frame.shape != (len(lines), len(names)):
+        raise DatasetError(
+            f"{name}: found {len(lines)} rows of {len(names)} fields but pandas read "
+            f"{frame.shape[0]} of {frame.shape[1]}; check quoting and line endings"
+        )
+    return _RawFile(name, names, frame, np.asarray(lines, dtype=np.int64))
+
+
+def _check_header(names: list[str], name: str, line: int) -> None:
+    # pandas would rename a repeated name to "x.1" without a word.
+    positions: dict[str, int] = {}
+    for i, column in enumerate(names, start=1):
+        if column == "":
+            raise DatasetError(f"{name} line {line}: column {i} has an empty name")
+        if column in positions:
+            raise DatasetError(
+                f"{name} line {line}: duplicate column name '{column}' (columns "
+                f"{positions[column]} and {i})"
+            )
+        positions[column] = i
+
+
+def _check_records(
+    text: str, name: str, width: int, line_base: int, dialect: dict[str, Any]
+) -> list[int]:
+    reader = csv.reader(io.StringIO(text, newline=""), **dialect)
+    lines: list[int] = []
+    previous = 0
+    try:
+        for record in reader:
+            if not record:  # a blank line, skipped as pandas skips it
+                previous = reader.line_num
+                continue
+            if len(record) != width:
+                hint = " (is the separator right?)" if len(record) == 1 else ""
+                raise DatasetError(
+                    f"{name} line {line_base + previous + 1}: expected {width} "
+                    f"fields, found {len(record)}{hint}"
+                )
+            lines.append(line_base + previous + 1)
+            previous = reader.line_num
+    except csv.Error as exc:
+        raise DatasetError(
+            f"{name} line {line_base + reader.line_num}: {exc}"
+        ) from None
+    return lines
+
+
+def _no_rows(name: str, text: str, skip_rows: int, *, header: bool) -> str:
+    if not text.strip():
+        return f"{name} is empty"
+    after = f" after skipping {skip_rows} lines" if skip_rows else ""
+    if header:
+        return f"{name} has no data rows{after} (a header alone is not a dataset)"
+    return f"{name} has no data rows{after}"
+
+
+def _count(n: int | np.integer, noun: str) -> str:
+    return f"{int(n):,} {noun}{'' if n == 1 else 's'}"
+
+
+class _Origin:
+    """Maps a row of the concatenated frame back to its file and line."""
+
+    def __init__(self, raws: list[_RawFile]) -> None:
+        self.file_index = np.concatenate(
+            [np.full(len(r.lines), i) for i, r in enumerate(raws)]
+        )
+        self.lines = np.concatenate([r.lines for r in raws])
+        self.names = [r.shown for r in raws]
+
+    def first(self, mask: np.ndarray) -> str:
+        row = int(np.flatnonzero(mask)[0])
+        return f"line {self.lines[row]} of {self.names[self.file_index[row]]}"
+
+
+def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
+    names = raws[0].names
+    for column, where in spec.referenced_columns().items():
+        if column not in names:
+            raise DatasetError(_missing_column(column, names, where))
+    raw = pd.concat([r.frame for r in raws], ignore_index=True)
+    raw.columns = names
+    origin = _Origin(raws)
+    markers = {"", *spec.missing_values}
+    target = spec.target.column
+    labels, y = _labels(spec, _Cells.of(raw[target], spec, set()), origin)
+    columns: dict[str, pd.Series] = {}
+    schema: dict[str, dict[str, Any]] = {}
+    numeric: list[str] = []
+    categorical: list[str] = []
+    roles = {spec.id_column: "id", spec.group_column: "group"}
+    for column in names:
+        if column in spec.drop:
+            continue
+        if column == target:
+            columns[column] = labels
+            schema[column] = {
+                "role": "target",
+                "type": "categorical",
+                "inferred": False,
+                "missing": 0,
+                "values": list(spec.target.labels),
+                "values_omitted": 0,
+            }
+            continue
+        cells = _Cells.of(raw[column], spec, markers)
+        if column in roles:
+            columns[column] = _identifier(column, cells, roles[column], origin)
+            schema[column] = {
+                "role": roles[column],
+                "type": "identifier",
+                "inferred": False,
+                "missing": 0,
+                "unique": len(cells.uniques),
+            }
+            continue
+        series, kind, inferred = _typed(column, cells, spec, origin)
+        (numeric if kind == "numeric" else categorical).append(column)
+        columns[column] = series
+        schema[column] = _describe(series, kind, inferred)
+    frame = pd.DataFrame(columns)
+    _check_roles(spec, frame)
+    counts = labels.value_counts()
+    return LoadedTable(
+        spec=spec,
+        frame=frame,
+        y=y,
+        sha256="",
+        files=[],
+        schema=schema,
+        row_count=len(frame),
+        label_counts={label: int(counts.get(label, 0)) for label in spec.target.labels},
+        domains={},
+        numeric_columns=numeric,
+        categorical_columns=categorical,
+    )
+
+
+@dataclass
+class _Cells:
+    """A text column as codes into its distinct values (-1: missing).
+
+    Stripping, missing markers, number parsing and label aliases then run once
+    per distinct value instead of once per row, which is what keeps a 100k-row
+    file fast.
+    """
+
+    codes: np.ndarray
+    uniques: np.ndarray  # object array of str
+
+    @classmethod
+    def of(cls, cells: pd.Series, spec: DatasetSpec, markers: set[str]) -> _Cells:
+        codes, uniques = pd.factorize(cells.to_numpy(dtype=object))
+        uniques = np.asarray(uniques, dtype=object)
+        if spec.strip_whitespace:
+            stripped = np.array([u.strip() for u in uniques], dtype=object)
+            remap, uniques = pd.factorize(stripped)
+            codes, uniques = remap[codes], np.asarray(uniques, dtype=object)
+        drop = np.array([u in markers for u in uniques], dtype=bool)
+        if drop.any():
+            remap = np.where(drop, -1, np.cumsum(~drop) - 1)
+            codes, uniques = remap[codes], uniques[~drop]
+        return cls(codes, uniques)
+
+    def rows(self, value_mask: np.ndarray) -> np.ndarray:
+        """Rows whose value is flagged in a mask over uniques."""
+        return np.isin(self.codes, np.flatnonzero(value_mask))
+
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes[self.codes >= 0], minlength=len(self.uniques))
+
+
+def _labels(
+    spec: DatasetSpec, cells: _Cells, origin: _Origin
+) -> tuple[pd.Series, np.ndarray]:
+    target = spec.target
+    aliases = target.alias_map
+    normalised = [aliases.get(u, u) for u in cells.uniques]
+    bad = np.array([n not in target.labels for n in normalised], dtype=bool)
+    if bad.any():
+        counts = cells.counts()
+        found = sorted(
+            ((normalised[i], int(counts[i])) for i in np.flatnonzero(bad)),
+            key=lambda pair: -pair[1],
+        )
+        shown = ", ".join(f"'{v}' ({_count(n, 'row')})" for v, n in found[:10])
+        more = f" and {len(found) - 10} more values" if len(found) > 10 else ""
+        rows = cells.rows(bad)
+        raise DatasetError(
+            f"target '{target.column}' has {_count(rows.sum(), 'row')} with a label "
+            f"outside target.labels {list(target.labels)} after aliases: "
+            f"{shown}{more}; first on {origin.first(rows)}"
+        )
+    label_of_unique = np.array([target.labels.index(n) for n in normalised])
+    codes = label_of_unique[cells.codes]
+    positive = np.array([label in target.positive for label in target.labels])
+    y = positive[codes].astype(np.int8)
+    if y.all() or not y.any():
+        which = "positive" if y.all() else "negative"
+        raise DatasetError(
+            f"target '{target.column}': all {len(y):,} rows are {which}; a model "
+            "needs both classes"
+        )
+    labels = pd.Categorical.from_codes(codes, categories=list(target.labels))
+    return pd.Series(labels), y
+
+
+def _typed(
+    column: str, cells: _Cells, spec: DatasetSpec, origin: _Origin
+) -> tuple[pd.Series, str, bool]:
+    declared_numeric = column in spec.numeric
+    if column in spec.categorical:
+        return _as_category(cells), "categorical", False
+    parsed = pd.to_numeric(pd.Series(cells.uniques, dtype=object), errors="coerce")
+    parsed = parsed.to_numpy(dtype=float, na_value=np.nan)
+    # "nan" and "inf" parse as floats but are not usable numbers.
+    bad = ~np.isfinite(parsed)
+    if not bad.any() and (declared_numeric or len(cells.uniques)):
+        values = np.where(cells.codes >= 0, parsed[cells.codes], np.nan)
+        return pd.Series(values, dtype="float64"), "numeric", not declared_numeric
+    if declared_numeric:
+        examples = ", ".join(f"'{v}'" for v in cells.uniques[bad][:5])
+        rows = cells.rows(bad)
+        raise DatasetError(
+            f"column '{column}' is declared numeric but has values that are not "
+            f"numbers on {_count(rows.sum(), 'row')}: {examples}; first on "
+            f"{origin.first(rows)}"
+        )
+    return _as_category(cells), "categorical", True
+
+
+def _as_category(cells: _Cells) -> pd.Series:
+    order = _natural_order([str(u) for u in cells.uniques])
+    position = {value: i for i, value in enumerate(order)}
+    remap = np.array([position[u] for u in cells.uniques] + [-1], dtype=np.int64)
+    # codes of -1 pick the trailing -1 of remap: missing stays missing.
+    categorical = pd.Categorical.from_codes(remap[cells.codes], categories=order)
+    return pd.Series(categorical)
+
+
+def _natural_order(values: list[str]) -> list[str]:
+    """Codes such as admission_source_id sort as numbers, other text as text."""
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def _describe(series: pd.Series, kind: str, inferred: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "role": "feature",
+        "type": kind,
+        "inferred": inferred,
+        "missing": int(series.isna().sum()),
+    }
+    if kind == "numeric":
+        present = series.dropna()
+        empty = present.empty
+        entry["min"] = None if empty else float(present.min())
+        entry["max"] = None if empty else float(present.max())
+        entry["mean"] = None if empty else float(present.mean())
+    else:
+        values = [str(v) for v in series.cat.categories]
+        entry["values"] = values[:MAX_SCHEMA_VALUES]
+        entry["values_omitted"] = max(0, len(values) - MAX_SCHEMA_VALUES)
+    return entry
+
+
+def _identifier(column: str, cells: _Cells, role: str, origin: _Origin) -> pd.Series:
+    missing = cells.codes < 0
+    if missing.any():
+        raise DatasetError(
+            f"{role} column '{column}' is empty or missing on "
+            f"{_count(missing.sum(), 'row')}; first on {origin.first(missing)}"
+        )
+    if role == "id" and len(cells.uniques) < len(cells.codes):
+        repeated = cells.counts() > 1
+        rows = cells.rows(repeated)
+        value = cells.uniques[cells.codes[np.flatnonzero(rows)[0]]]
+        raise DatasetError(
+            f"id column '{column}' repeats values ({_count(repeated.sum(), 'value')} "
+            f"occur more than once); '{value}' first on {origin.first(rows)}"
+        )
+    return pd.Series(cells.uniques[cells.codes], dtype=object)
+
+
+def _check_roles(spec: DatasetSpec, frame: pd.DataFrame) -> None:
+    for column in spec.increase_only:
+        if not pd.api.types.is_float_dtype(frame[column].dtype):
+            raise DatasetError(
+                f"increase_only column '{column}' is categorical; only a numeric "
+                "column can be held to increase"
+            )
+    for attribute in spec.protected:
+        if attribute.bins and not pd.api.types.is_float_dtype(
+            frame[attribute.column].dtype
+        ):
+            raise DatasetError(
+                f"protected column '{attribute.column}' has bins but is categorical; "
+                "bins cut numeric columns only"
+            )
+
+
+# --- using a loaded table ---------------------------------------------------
+
+
+def protected_groups(frame: pd.DataFrame, attribute: ProtectedAttribute) -> pd.Series:
+    """The group label of each row, as an ordered categorical Series.
+
+    Without bins the label is the cell itself. With bins [25, 45, 65] the groups
+    are "<25", "25-44", "45-64", "65+" when the cut points and the data are whole
+    numbers, else "<25", "25-<45", "45-<65", ">=65". A missing cell is
+    "(missing)".
+    """
+    column = frame[attribute.column]
+    if not attribute.bins:
+        missing = column.isna()
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            order = [str(c) for c in column.cat.categories]
+            text = column.astype(object).where(~missing, MISSING_GROUP).astype(str)
+        else:
+            text = column.map(_cell_text, na_action="ignore").astype(object)
+            text = text.where(~missing, MISSING_GROUP)
+            order = _natural_order([str(v) for v in text[~missing].unique()])
+        if missing.any():
+            order = [*order, MISSING_GROUP]
+        categorical = pd.Categorical(text, categories=order, ordered=True)
+        return pd.Series(categorical, index=frame.index, name=attribute.column)
+    if not pd.api.types.is_numeric_dtype(column.dtype) or isinstance(
+        column.dtype, pd.CategoricalDtype
+    ):
+        raise DatasetError(
+            f"protected column '{attribute.column}' has bins but is not numeric"
+        )
+    values = column.to_numpy(dtype=float, na_value=np.nan)
+    present = ~np.isnan(values)
+    whole = all(float(b).is_integer() for b in attribute.bins) and bool(
+        np.all(np.mod(values[present], 1) == 0)
+    )
+    names = _bin_labels(attribute.bins, whole=whole)
+    codes = np.searchsorted(np.asarray(attribute.bins, dtype=float), values, "right")
+    labels = np.asarray(names, dtype=object)[np.minimum(codes, len(names) - 1)]
+    labels[~present] = MISSING_GROUP
+    order = names + ([MISSING_GROUP] if not present.all() else [])
+    categorical = pd.Categorical(labels, categories=order, ordered=True)
+    return pd.Series(categorical, index=frame.index, name=attribute.column)
+
+
+def _cell_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _bin_labels(bins: Sequence[float], *, whole: bool) -> list[str]:
+    def num(x: float) -> str:
+        return f"{x:g}"
+
+    labels = [f"<{num(bins[0])}"]
+    for low, high in itertools.pairwise(bins):
+        if whole:
+            top = int(high) - 1
+            labels.append(num(low) if top == low else f"{num(low)}-{top}")
+        else:
+            labels.append(f"{num(low)}-<{num(high)}")
+    labels.append(f"{num(bins[-1])}+" if whole else f">={num(bins[-1])}")
+    return labels
+
+
+def domain_mask(table: LoadedTable, domain: DomainSpec) -> np.ndarray:
+    """Boolean mask of the table's rows in the domain (none for has = nothing
+    without a filter)."""
+    if not domain.clauses:
+        return np.zeros(table.row_count, dtype=bool)
+    try:
+        return evaluate(domain.clauses, table.frame)
+    except FilterError as exc:
+        raise DatasetError(
+            f"domain '{domain.name}' (filter '{domain.filter}'): {exc}"
+        ) from None
+
+
+def validate_domains(
+    spec: DatasetSpec, table: LoadedTable
+) -> dict[str, dict[str, int]]:
+    """Rows and positives per domain; a domain that should hold data must."""
+    result: dict[str, dict[str, int]] = {}
+    for domain in spec.domains:
+        mask = domain_mask(table, domain)
+        rows = int(mask.sum())
+        if rows == 0 and domain.has != "nothing":
+            raise DatasetError(
+                f"domain '{domain.name}' matches no rows (filter '{domain.filter}'); "
+                f"a domain with has = '{domain.has}' needs rows"
+            )
+        result[domain.name] = {"rows": rows, "positives": int(table.y[mask].sum())}
+    return result
+
+
+def split_indices(
+    rows: int | Sequence[Any] | np.ndarray | pd.Series,
+    *,
+    test_fraction: float = 0.2,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic train/test row indices (sorted int64 arrays).
+
+    ``rows`` is a row count, or one group id per row: then rows sharing an id
+    land on the same side. Groups are ranked by a keyed hash of (seed, id) and the
+    first round(test_fraction * groups) go to test, so a row's side depends only
+    on the seed and the set of ids, not on row order or the numpy version.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    if isinstance(rows, int | np.integer):
+        if rows < 2:
+            raise ValueError(f"need at least 2 rows to split, got {rows}")
+        keys = np.arange(int(rows)).astype(str)
+    else:
+        keys = pd.Series(rows, dtype=object)
+        if keys.isna().any():
+            raise ValueError("a group id is missing; every row needs a group")
+        keys = keys.map(str).to_numpy(dtype=object)
+    unique, inverse = np.unique(keys, return_inverse=True)
+    if len(unique) < 2:
+        raise ValueError(f"need at least 2 groups to split, got {len(unique)}")
+    salt = f"{seed}:".encode()
+    hashes = np.array(
+        [_hash64(salt + str(key).encode()) for key in unique], dtype=np.uint64
+    )
+    ranks = np.argsort(hashes, kind="stable")
+    n_test = min(max(round(test_fraction * len(unique)), 1), len(unique) - 1)
+    in_test = np.zeros(len(unique), dtype=bool)
+    in_test[ranks[:n_test]] = True
+    test = in_test[inverse]
+    return np.flatnonzero(~test).astype(np.int64), np.flatnonzero(test).astype(np.int64)
+
+
+def _hash64(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
