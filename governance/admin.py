@@ -16,8 +16,9 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -28,10 +29,16 @@ from governance.models import (
     Domain,
     FineTuneRun,
     ModelVersion,
+    ShiftReport,
 )
 from governance.selectors import LineageNode, model_version_lineage
 from governance.services.datasets import dataset_import
 from governance.services.runs import finetune_run_request_cancel
+from governance.services.training import (
+    FineTuneRefused,
+    finetune_recommend,
+    finetune_run_create,
+)
 from governance.services.versions import model_version_set_status
 
 admin.site.site_header = "Model governance"
@@ -242,6 +249,37 @@ class DomainAdmin(ReadOnlyAdmin):
 # --- Model versions and lineage -------------------------------------------------
 
 
+def _message(exc: Exception) -> str:
+    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+
+
+def _top_shifted_features(shift: ShiftReport, count: int = 8) -> list[dict[str, Any]]:
+    features = shift.report.get("features") or []
+    ranked = sorted(features, key=lambda f: f.get("js_distance") or 0.0, reverse=True)
+    return ranked[:count]
+
+
+class FineTuneForm(forms.Form):
+    trainable = forms.MultipleChoiceField(
+        label="Layers to train",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Pre-filled with the recommended plan; unchecked layers stay frozen.",
+    )
+    justification = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="Required when the layers differ from the recommendation.",
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=200, initial=8)
+    seed = forms.IntegerField(min_value=0, initial=0)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from workers.ml.network import LAYER_NAMES  # light: no torch at import
+
+        super().__init__(*args, **kwargs)
+        self.fields["trainable"].choices = [(name, name) for name in LAYER_NAMES]
+
+
 def _lineage_html(node: LineageNode) -> SafeString:
     label = format_html(
         '<a href="{}">{}</a> <span class="lineage-meta">{} · {}</span>',
@@ -308,6 +346,89 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Versions come from training jobs or the register command, not a blank form.
         return False
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.finetune_view)
+        return [
+            path("<int:pk>/finetune/", view, name="governance_modelversion_finetune"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_finetune": request.user.has_perm("governance.add_finetunerun"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def finetune_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Start a fine-tuning run: the shift figures and the plan come first."""
+        if not request.user.has_perm("governance.add_finetunerun"):
+            raise PermissionDenied
+        parent = get_object_or_404(
+            ModelVersion.objects.select_related("trained_on"), pk=pk
+        )
+        targets = parent.dataset.domains.exclude(pk=parent.trained_on_id)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": parent,
+            "title": f"Fine-tune {parent}",
+            "targets": targets,
+        }
+        target_id = request.GET.get("target") or request.POST.get("target")
+        if not target_id:
+            return TemplateResponse(
+                request, "admin/governance/modelversion/finetune.html", context
+            )
+        target = get_object_or_404(targets, pk=target_id)
+        try:
+            recommendation = finetune_recommend(
+                parent=parent, target=target, actor=request.user
+            )
+        except (FineTuneRefused, ValidationError) as exc:
+            context.update(target=target, refused=_message(exc))
+            return TemplateResponse(
+                request, "admin/governance/modelversion/finetune.html", context
+            )
+        form = FineTuneForm(
+            request.POST or None,
+            initial={"trainable": recommendation.recommended.trainable},
+        )
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = finetune_run_create(
+                    parent=parent,
+                    target=target,
+                    actor=request.user,
+                    trainable=form.cleaned_data["trainable"],
+                    justification=form.cleaned_data["justification"],
+                    epochs=form.cleaned_data["epochs"],
+                    seed=form.cleaned_data["seed"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, _message(exc))
+            else:
+                self.message_user(request, f"Queued {run}.", messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:governance_finetunerun_change", args=[run.pk])
+                )
+        context.update(
+            target=target,
+            recommendation=recommendation,
+            form=form,
+            shift=recommendation.shift,
+            shift_features=_top_shifted_features(recommendation.shift),
+        )
+        return TemplateResponse(
+            request, "admin/governance/modelversion/finetune.html", context
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -406,6 +527,21 @@ class FineTuneRunAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        extra_context = {
+            **(extra_context or {}),
+            # The page reloads itself while the run is in progress.
+            "auto_refresh": run is not None and not run.is_terminal,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="progress")
     def progress_bar(self, obj: FineTuneRun) -> SafeString:
         percent = round(obj.progress * 100)
@@ -423,6 +559,66 @@ class FineTuneRunAdmin(admin.ModelAdmin):
         self.message_user(
             request, f"Cancellation requested for {queryset.count()} run(s)."
         )
+
+
+@admin.register(ShiftReport)
+class ShiftReportAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "situation", "auc", "label_shift", "created_at")
+    list_filter = ("situation",)
+    list_select_related = ("source_domain__dataset", "target_domain__dataset")
+    fields = (
+        "source_domain",
+        "target_domain",
+        "situation",
+        "domain_auc",
+        "label_shift",
+        "feature_table",
+        "classifier_drivers",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="domain AUC")
+    def auc(self, obj: ShiftReport) -> str:
+        return "—" if obj.domain_auc is None else f"{obj.domain_auc:.3f}"
+
+    @admin.display(description="Per-feature shift (largest first)")
+    def feature_table(self, obj: ShiftReport) -> SafeString:
+        def fmt(value: Any) -> str:
+            return "—" if value is None else f"{value:.3f}"
+
+        rows = [
+            (
+                f.get("name", ""),
+                f.get("kind", ""),
+                fmt(f.get("js_distance")),
+                fmt(f.get("psi")),
+                fmt(f.get("ks_statistic")),
+                fmt(
+                    f.get("ks_pvalue")
+                    if f.get("kind") == "numeric"
+                    else f.get("chi2_pvalue")
+                ),
+            )
+            for f in _top_shifted_features(obj, count=100)
+        ]
+        body = format_html_join("", "<tr>" + "<td>{}</td>" * 6 + "</tr>", rows)
+        return format_html(
+            "<table><thead><tr><th>feature</th><th>type</th><th>Jensen-Shannon</th>"
+            "<th>PSI</th><th>KS</th><th>p-value</th></tr></thead><tbody>{}</tbody>"
+            "</table>",
+            body,
+        )
+
+    @admin.display(description="What tells the domains apart")
+    def classifier_drivers(self, obj: ShiftReport) -> SafeString:
+        classifier = obj.report.get("domain_classifier") or {}
+        drivers = classifier.get("top_features") or []
+        return format_html_join(
+            ", ",
+            "{} ({})",
+            ((d.get("name"), f"{d.get('importance', 0):.3f}") for d in drivers),
+        ) or format_html("—")
 
 
 @admin.register(Decision)

@@ -197,6 +197,46 @@ class ModelVersion(models.Model):
         return reverse("admin:governance_modelversion_change", args=[self.pk])
 
 
+class ShiftReport(models.Model):
+    """How far a target domain drifts from a source domain (read-only once written)."""
+
+    source_domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    target_domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    situation = models.CharField(max_length=40, editable=False)
+    domain_auc = models.FloatField(
+        null=True,
+        editable=False,
+        help_text="How well a classifier tells source rows from target rows "
+        "(0.5 = indistinguishable).",
+    )
+    label_shift = models.FloatField(
+        null=True, editable=False, help_text="Target minus source positive rate."
+    )
+    report = models.JSONField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(domain_auc__isnull=True)
+                | Q(domain_auc__gte=0.0, domain_auc__lte=1.0),
+                name="governance_shiftreport_auc_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        auc = "—" if self.domain_auc is None else f"{self.domain_auc:.2f}"
+        return f"Shift {self.source_domain} → {self.target_domain} (AUC {auc})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_shiftreport_change", args=[self.pk])
+
+
 class FineTuneRun(models.Model):
     """One fine-tuning job: what was planned, what was applied, and how it went."""
 
@@ -206,6 +246,10 @@ class FineTuneRun(models.Model):
         SUCCEEDED = "succeeded", "succeeded"
         FAILED = "failed", "failed"
         CANCELLED = "cancelled", "cancelled"
+
+    class Mode(models.TextChoices):
+        SUPERVISED = "supervised", "supervised fine-tuning (target labels)"
+        CORAL = "coral", "unsupervised domain adaptation (Deep CORAL)"
 
     TERMINAL_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
 
@@ -219,6 +263,10 @@ class FineTuneRun(models.Model):
         Domain, on_delete=models.PROTECT, related_name="+"
     )
     situation = models.CharField(max_length=40, blank=True)
+    mode = models.CharField(max_length=16, choices=Mode.choices, blank=True)
+    shift_report = models.ForeignKey(
+        ShiftReport, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     recommended_plan = models.JSONField(default=dict)
     applied_plan = models.JSONField(default=dict)
     plan_rationale = models.TextField(blank=True)

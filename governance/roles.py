@@ -20,6 +20,7 @@ _VIEW_ALL = [
     "governance.view_domain",
     "governance.view_modelversion",
     "governance.view_finetunerun",
+    "governance.view_shiftreport",
     "governance.view_decision",
     "governance.view_auditevent",
 ]

@@ -191,6 +191,15 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_CORES = env_int("CELERY_WORKER_CORES", os.cpu_count() or 1, minimum=1)
 
+# --- Training -------------------------------------------------------------------
+# "auto" uses CUDA where a GPU is present, else the CPU; the device is recorded.
+TRAINING_DEVICE = os.environ.get("TRAINING_DEVICE", "auto")
+if TRAINING_DEVICE not in {"auto", "cpu", "cuda"}:
+    raise ImproperlyConfigured("TRAINING_DEVICE must be auto, cpu or cuda")
+TRAINING_EPOCHS = env_int("TRAINING_EPOCHS", 8, minimum=1)
+# Hard limit of one fine-tuning task; the soft limit comes a minute earlier.
+FINETUNE_TIME_LIMIT_S = env_int("FINETUNE_TIME_LIMIT_S", 3600, minimum=60)
+
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.
 GOVERNANCE_POLICY = {

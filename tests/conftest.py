@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -48,3 +49,86 @@ def adult_dataset(db: None):
 
 
 __all__ = ["ADULT_SPEC", "ROOT", "require_service", "settings"]
+
+
+SYNTHETIC_SPEC = """
+name = "loans"
+title = "Synthetic loans"
+files = ["loans.csv"]
+immutable = ["gender"]
+increase_only = ["age"]
+
+[target]
+column = "repaid"
+labels = ["yes", "no"]
+positive = "yes"
+
+[features]
+numeric = ["age", "income", "debt"]
+
+[[protected]]
+column = "gender"
+
+[[protected]]
+column = "age"
+bins = [30, 50]
+
+[domains.source]
+filter = "region in [north]"
+description = "Northern branches"
+
+[domains.target]
+filter = "region in [south]"
+description = "Southern branches"
+
+[domains.south_unlabelled]
+filter = "region in [south]"
+has = "data"
+
+[domains.new_market]
+description = "A country the bank has not opened in yet"
+has = "nothing"
+"""
+
+
+def write_synthetic_dataset(folder: Path, rows: int = 1200, seed: int = 7) -> Path:
+    """A small loans table whose label depends on income, debt and region, with a
+    shifted southern population: fast to train on, with a real signal."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["north", "south"], size=rows, p=[0.6, 0.4])
+    south = region == "south"
+    age = rng.integers(18, 80, size=rows)
+    income = rng.normal(40 + 10 * south, 12, size=rows).round(1)
+    debt = rng.gamma(2.0, 5 + 3 * south, size=rows).round(1)
+    gender = rng.choice(["female", "male"], size=rows)
+    job = rng.choice(["clerk", "engineer", "nurse", "driver"], size=rows)
+    logit = 0.12 * (income - 40) - 0.15 * (debt - 12) + 0.4 * (job == "engineer")
+    logit = logit - 0.8 * south * (debt > 15)
+    repaid = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    lines = ["age,income,debt,gender,job,region,repaid"]
+    lines += [
+        f"{a},{i},{d},{g},{j},{r},{y}"
+        for a, i, d, g, j, r, y in zip(
+            age, income, debt, gender, job, region, repaid, strict=True
+        )
+    ]
+    (folder / "loans.csv").write_text("\n".join(lines) + "\n")
+    (folder / "spec.toml").write_text(SYNTHETIC_SPEC)
+    return folder / "spec.toml"
+
+
+@pytest.fixture
+def synthetic_spec(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return write_synthetic_dataset(folder)
+
+
+@pytest.fixture
+def synthetic_dataset(db: None, synthetic_spec: Path, settings: Any):
+    from governance.services.datasets import dataset_import_file
+
+    settings.TRAINING_EPOCHS = 3
+    return dataset_import_file(spec_path=synthetic_spec, actor="test")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -105,19 +104,6 @@ def test_the_command_reports_errors_without_a_traceback(tmp_path):
     with pytest.raises(CommandError, match="maybe"):
         call_command("import_dataset", str(folder / "spec.toml"))
     assert not Dataset.objects.exists()
-
-
-def test_run_flow_prints_a_json_summary_of_what_it_made(tmp_path, capsys):
-    folder = _write_small(tmp_path)
-    (folder / "spec.toml").write_text(_small_spec())
-    call_command("run_flow", str(folder / "spec.toml"))
-    captured = capsys.readouterr()
-    summary = json.loads(captured.out)
-    dataset = Dataset.objects.get(name="small")
-    assert summary["dataset"]["id"] == dataset.pk
-    assert summary["dataset"]["domains"]["target"]["availability"] == "data"
-    assert summary["audit"]["ok"] is True
-    assert "[1/2] Importing dataset" in captured.err
 
 
 def test_a_data_scientist_imports_through_the_admin_upload(

@@ -8,11 +8,20 @@ import pytest
 from django.test import Client
 
 from governance import roles
+from governance.models import ShiftReport
 from tests.factories import DecisionFactory, FineTuneRunFactory
 
 pytestmark = pytest.mark.django_db
 
-PAGES = ("dataset", "domain", "modelversion", "finetunerun", "decision", "auditevent")
+PAGES = (
+    "dataset",
+    "domain",
+    "modelversion",
+    "finetunerun",
+    "shiftreport",
+    "decision",
+    "auditevent",
+)
 
 # role -> page -> operations allowed. list/view: GET the list / an object's page;
 # add: GET the add page; change: POST the object's page; delete: GET its delete page.
@@ -22,6 +31,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "domain": {"list", "view"},
         "modelversion": {"list", "view", "change"},
         "finetunerun": {"list", "view", "change"},
+        "shiftreport": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -31,6 +41,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "domain": {"list", "view"},
         "modelversion": {"list", "view"},
         "finetunerun": {"list", "view", "change"},
+        "shiftreport": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -44,7 +55,15 @@ def records():
     run = FineTuneRunFactory()
     decision = DecisionFactory(model_version=run.parent)
     event = audit_record(actor="test", action="fixture.made", obj=decision)
+    shift = ShiftReport.objects.create(
+        source_domain=run.source_domain,
+        target_domain=run.target_domain,
+        situation="supervised_fine_tuning",
+        domain_auc=0.7,
+        report={},
+    )
     return {
+        "shiftreport": shift,
         "dataset": run.parent.dataset,
         "domain": run.target_domain,
         "modelversion": run.parent,

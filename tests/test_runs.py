@@ -45,6 +45,7 @@ def test_a_run_whose_worker_died_can_be_claimed_again_after_the_lease_expires():
     run = FineTuneRunFactory()
     finetune_run_claim(run_id=run.pk, worker="dead", lease=timedelta(seconds=-1))
     assert run.pk in finetune_run_stale_ids()
+    assert FineTuneRunFactory().pk not in finetune_run_stale_ids()  # just queued
     again = finetune_run_claim(run_id=run.pk, worker="alive")
     assert again.lease_owner == "alive" and again.attempts == 2
     # The dead worker, if it wakes up, can no longer write.

@@ -26,6 +26,12 @@ app.conf.task_default_queue = Queue.CPU.value
 # Every task's queue, in one place (a task's own `queue=` option is deprecated).
 app.conf.task_routes = {
     "workers.tasks.audit_verify_task": {"queue": Queue.CPU.value},
+    "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
+    "workers.tasks.finetune_sweep_task": {"queue": Queue.CPU.value},
+}
+# The sweeper re-queues fine-tuning runs whose worker died (run `celery beat`).
+app.conf.beat_schedule = {
+    "finetune-sweep": {"task": "workers.tasks.finetune_sweep_task", "schedule": 120.0},
 }
 app.conf.worker_prefetch_multiplier = 1  # long jobs: don't hoard messages
 app.conf.task_track_started = True

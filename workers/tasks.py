@@ -1,10 +1,19 @@
-"""Thin tasks: take ids, call one service, return a small JSON-safe summary."""
+"""Thin tasks: take ids, call one service, return a small JSON-safe summary.
+
+Heavy imports (torch, the ML libraries) happen inside the services' work, not when
+this module is imported by the web process.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(soft_time_limit=600, time_limit=660)
@@ -13,3 +22,44 @@ def audit_verify_task() -> dict[str, Any]:
     from governance.services.audit import audit_verify
 
     return audit_verify().to_dict()
+
+
+# acks_late + reject_on_worker_lost: a worker killed mid-run gives the message back
+# to the broker. That is safe because the run's lease makes a second delivery of a
+# finished or live run a no-op, and an expired lease makes a dead one claimable.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.FINETUNE_TIME_LIMIT_S - 60,
+    time_limit=settings.FINETUNE_TIME_LIMIT_S,
+)
+def finetune_task(self: Any, run_id: int) -> dict[str, Any]:
+    from governance.services.runs import RunNotClaimable, finetune_run_mark_failed
+    from governance.services.training import finetune_run_execute, worker_name
+
+    worker = f"{worker_name()}:{self.request.id or 'eager'}"
+    try:
+        run = finetune_run_execute(run_id=run_id, worker=worker)
+    except RunNotClaimable as exc:
+        logger.info("skipping: %s", exc)
+        return {"run": run_id, "skipped": str(exc)}
+    except SoftTimeLimitExceeded:
+        finetune_run_mark_failed(
+            run_id=run_id,
+            worker=worker,
+            error=f"time limit of {settings.FINETUNE_TIME_LIMIT_S} s reached",
+        )
+        return {"run": run_id, "state": "failed", "error": "time limit"}
+    return {"run": run_id, "state": run.state, "version": run.produced_version_id}
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def finetune_sweep_task() -> dict[str, Any]:
+    """Re-queue runs that were never picked up or whose worker died (lease expired)."""
+    from governance.services.runs import finetune_run_stale_ids
+
+    stale = finetune_run_stale_ids()
+    for run_id in stale:
+        finetune_task.delay(run_id)
+    return {"requeued": stale}

@@ -202,9 +202,11 @@ def finetune_run_request_cancel(*, run: FineTuneRun, actor: Any) -> FineTuneRun:
 def finetune_run_stale_ids(*, now: Any = None) -> list[int]:
     """Runs a sweeper should re-enqueue: queued, or running with an expired lease."""
     now = now or timezone.now()
+    # A queued run's message may simply be waiting its turn: only runs queued for
+    # longer than a lease are treated as lost (e.g. enqueued while Redis was down).
     stale = FineTuneRun.objects.filter(
         Q(state=FineTuneRun.State.RUNNING, lease_expires_at__lt=now)
-        | Q(state=FineTuneRun.State.QUEUED),
+        | Q(state=FineTuneRun.State.QUEUED, created_at__lt=now - DEFAULT_LEASE),
         cancel_requested=False,
         attempts__lt=MAX_ATTEMPTS,
     )

@@ -1,0 +1,618 @@
+"""Transfer learning: pre-train base models, measure domain shift, plan and run
+fine-tuning. The computation is in workers.ml; these services load the data, call
+it, and record what happened (artifacts by SHA-256, metrics, the audit trail)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from governance.models import Dataset, Domain, FineTuneRun, ModelVersion, ShiftReport
+from governance.services.audit import audit_record
+from governance.services.datasets import dataset_load
+from governance.services.runs import (
+    LeaseLost,
+    finetune_run_claim,
+    finetune_run_mark_cancelled,
+    finetune_run_mark_failed,
+    finetune_run_mark_succeeded,
+    finetune_run_report_progress,
+)
+from governance.services.versions import model_version_create
+from workers.ml.dataspec import LoadedTable, domain_mask, split_indices
+
+# Every version of a dataset is scored on the same held-out rows, so parent and
+# child (and source and target) are compared on data neither trained on.
+TEST_FRACTION = 0.2
+
+
+class FineTuneRefused(ValueError):
+    """Fine-tuning is impossible in this situation (e.g. domain generalisation)."""
+
+
+# --- Data -----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_table(dataset_id: int, sha256: str, media_root: str) -> LoadedTable:
+    # Keyed by content hash and storage root: a changed file is never served stale.
+    # Callers must treat the frame as read-only.
+    return dataset_load(Dataset.objects.get(pk=dataset_id))
+
+
+def dataset_table(dataset: Dataset) -> LoadedTable:
+    return _cached_table(dataset.pk, dataset.content_sha256, str(settings.MEDIA_ROOT))
+
+
+@dataclass(frozen=True)
+class DomainRows:
+    """One domain's rows of a dataset, split into training and held-out positions."""
+
+    domain: Domain
+    frame: pd.DataFrame
+    y: np.ndarray
+    train: np.ndarray  # positions within `frame`
+    test: np.ndarray
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def labelled(self) -> bool:
+        return self.domain.availability == Domain.Availability.LABELS
+
+
+def split_seed(dataset: Dataset) -> int:
+    # One split per dataset, derived from its content: every model version of the
+    # dataset is evaluated on the same held-out rows.
+    return int(dataset.content_sha256[:8], 16)
+
+
+def domain_rows(domain: Domain) -> DomainRows:
+    dataset = domain.dataset
+    table = dataset_table(dataset)
+    groups = table.groups
+    train_all, _ = split_indices(
+        groups if groups is not None else table.row_count,
+        test_fraction=TEST_FRACTION,
+        seed=split_seed(dataset),
+    )
+    in_train = np.zeros(table.row_count, dtype=bool)
+    in_train[train_all] = True
+    mask = domain_mask(table, table.spec.domain(domain.name))
+    positions = np.flatnonzero(mask)
+    features = table.feature_columns
+    return DomainRows(
+        domain=domain,
+        frame=table.frame.iloc[positions][features].reset_index(drop=True),
+        y=table.y[positions],
+        train=np.flatnonzero(in_train[positions]),
+        test=np.flatnonzero(~in_train[positions]),
+        numeric=[c for c in table.numeric_columns if c in features],
+        categorical=[c for c in table.categorical_columns if c in features],
+    )
+
+
+# --- Artifacts ------------------------------------------------------------------
+
+
+def _artifact_path(sha256: str) -> Path:
+    return Path(settings.MEDIA_ROOT) / "models" / f"{sha256}.safetensors"
+
+
+def artifact_store(data: bytes) -> tuple[str, str]:
+    """Write an artifact by content hash; return (path relative to MEDIA_ROOT, sha)."""
+    from workers.ml.artifact import artifact_sha256
+
+    sha = artifact_sha256(data)
+    path = _artifact_path(sha)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Written under a temporary name, then renamed: a killed worker never
+        # leaves a truncated file under the final name.
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as tmp:
+            tmp.write(data)
+        os.replace(tmp.name, path)
+    return str(path.relative_to(settings.MEDIA_ROOT)), sha
+
+
+def model_version_load(version: ModelVersion) -> Any:
+    """The version's network and preprocessing, verified against its SHA-256."""
+    from workers.ml.artifact import load_artifact
+
+    if not version.artifact_path:
+        raise ValueError(f"{version} has no stored artifact")
+    data = (Path(settings.MEDIA_ROOT) / version.artifact_path).read_bytes()
+    return load_artifact(data, expected_sha256=version.artifact_sha256)
+
+
+def _check_inputs(encoder: Any, rows: DomainRows) -> None:
+    missing = [
+        c
+        for c in [*encoder.numeric, *encoder.categorical]
+        if c not in rows.frame.columns
+    ]
+    if missing:
+        raise ValidationError(
+            f"the model reads columns the dataset lacks: {', '.join(missing)}"
+        )
+
+
+def evaluate_on_domains(model: Any, encoder: Any, dataset: Dataset) -> dict[str, Any]:
+    """Held-out metrics on every labelled domain of the dataset."""
+    from workers.ml.metrics import classification_metrics
+    from workers.ml.network import predict_proba
+
+    metrics: dict[str, Any] = {}
+    for domain in dataset.domains.filter(availability=Domain.Availability.LABELS):
+        rows = domain_rows(domain)
+        if not rows.test.size:
+            continue
+        held = rows.frame.iloc[rows.test]
+        p = predict_proba(model, encoder, held)
+        metrics[domain.name] = classification_metrics(rows.y[rows.test], p)
+    return metrics
+
+
+def _device_name() -> str:
+    import torch
+
+    wanted = settings.TRAINING_DEVICE
+    if wanted == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return wanted
+
+
+# --- Pre-training and registration ----------------------------------------------
+
+
+def model_version_pretrain(
+    *,
+    domain: Domain,
+    name: str,
+    actor: Any,
+    seed: int = 0,
+    epochs: int | None = None,
+    progress: Any = None,
+) -> ModelVersion:
+    """Train a base model on a labelled domain's training rows."""
+    from workers.ml.artifact import artifact_bytes
+    from workers.ml.training import pretrain
+
+    if not domain.has_labels:
+        raise ValidationError(f"{domain} has no labels to pre-train on")
+    rows = domain_rows(domain)
+    device = _device_name()
+    epochs = epochs or settings.TRAINING_EPOCHS
+    result = pretrain(
+        rows.frame.iloc[rows.train],
+        rows.y[rows.train],
+        rows.numeric,
+        rows.categorical,
+        seed=seed,
+        epochs=epochs,
+        holdout_fraction=0.0,
+        device=device,
+        threads=settings.CELERY_WORKER_CORES,
+        progress=progress,
+    )
+    metrics = evaluate_on_domains(result.model, result.encoder, domain.dataset)
+    data = artifact_bytes(result.model, result.encoder, metadata={"name": name})
+    path, sha = artifact_store(data)
+    return model_version_create(
+        actor=actor,
+        name=name,
+        kind=ModelVersion.Kind.BASE,
+        dataset=domain.dataset,
+        trained_on=domain,
+        architecture=result.model.config,
+        layers=[layer.to_dict() for layer in result.layers],
+        artifact_path=path,
+        artifact_sha256=sha,
+        metrics=metrics,
+        training={
+            **result.summary(),
+            "split": {
+                "seed": split_seed(domain.dataset),
+                "test_fraction": TEST_FRACTION,
+                "train_rows": int(rows.train.size),
+                "test_rows": int(rows.test.size),
+            },
+            "device": device,
+        },
+    )
+
+
+def model_version_register_artifact(
+    *,
+    dataset: Dataset,
+    name: str,
+    data: bytes,
+    actor: Any,
+    trained_on: Domain | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Register a base model trained elsewhere, from its artifact (no unpickling)."""
+    from workers.ml.artifact import ArtifactError, load_artifact
+    from workers.ml.network import layer_inventory
+
+    try:
+        loaded = load_artifact(data, expected_sha256=None)
+    except ArtifactError as exc:
+        raise ValidationError(str(exc)) from None
+    for domain in dataset.domains.exclude(availability=Domain.Availability.NOTHING):
+        _check_inputs(loaded.encoder, domain_rows(domain))
+        break
+    path, sha = artifact_store(data)
+    return model_version_create(
+        actor=actor,
+        name=name,
+        description=description,
+        kind=ModelVersion.Kind.BASE,
+        dataset=dataset,
+        trained_on=trained_on,
+        architecture=loaded.model.config,
+        layers=layer_inventory(loaded.model),
+        artifact_path=path,
+        artifact_sha256=sha,
+        metrics=evaluate_on_domains(loaded.model, loaded.encoder, dataset),
+        training={
+            "registered": True,
+            "manifest_metadata": loaded.manifest.get("metadata", {}),
+        },
+    )
+
+
+# --- Shift and the situation ----------------------------------------------------
+
+
+@transaction.atomic
+def shift_report_create(
+    *, source: Domain, target: Domain, actor: Any, seed: int = 0
+) -> ShiftReport:
+    from workers.ml.shift import classify_situation, shift_report
+
+    situation = classify_situation(source.availability, target.availability)
+    if target.availability == Domain.Availability.NOTHING:
+        report: dict[str, Any] = {
+            "reason": "the target domain has no data yet: shift cannot be measured",
+        }
+        domain_auc = label_shift = None
+    else:
+        src, tgt = domain_rows(source), domain_rows(target)
+        computed = shift_report(
+            src.frame,
+            tgt.frame,
+            src.numeric,
+            src.categorical,
+            y_source=src.y if src.labelled else None,
+            y_target=tgt.y if tgt.labelled else None,
+            seed=seed,
+            classifier_exclude=_filter_columns(source, target),
+        )
+        report = computed.to_dict()
+        domain_auc = computed.domain_classifier.auc
+        label_shift = computed.label_shift.difference if computed.label_shift else None
+    report["situation"] = {
+        "code": situation.code,
+        "short": situation.short,
+        "name": situation.name,
+        "explanation": situation.explanation,
+    }
+    shift = ShiftReport(
+        source_domain=source,
+        target_domain=target,
+        situation=situation.code,
+        domain_auc=domain_auc,
+        label_shift=label_shift,
+        report=report,
+    )
+    shift.full_clean()
+    shift.save()
+    audit_record(
+        actor=actor,
+        action="shift_report.created",
+        obj=shift,
+        after={
+            "situation": situation.code,
+            "domain_auc": domain_auc,
+            "label_shift": label_shift,
+        },
+    )
+    return shift
+
+
+def _filter_columns(*domains: Domain) -> list[str]:
+    # The columns a domain filter names separate the domains by construction
+    # (Adult's workclass): a classifier given them scores an AUC of 1.0 and says
+    # nothing about how the rest of the inputs moved. They keep their per-feature
+    # statistics but stay out of the domain classifier.
+    from workers.ml.filters import filter_columns, parse_filter
+
+    columns: set[str] = set()
+    for domain in domains:
+        if domain.filter_expression:
+            columns.update(filter_columns(parse_filter(domain.filter_expression)))
+    return sorted(columns)
+
+
+def freeze_policy() -> Any:
+    from workers.ml.freeze import FreezePolicy
+
+    policy = settings.GOVERNANCE_POLICY
+    return FreezePolicy(
+        small_target_max_rows=policy["freeze_small_target_max_rows"],
+        similar_max_domain_auc=policy["freeze_similar_max_domain_auc"],
+    )
+
+
+@dataclass(frozen=True)
+class FineTunePlan:
+    """What the product recommends for fine-tuning a version on a target domain."""
+
+    shift: ShiftReport
+    situation: str
+    labelled_target_rows: int
+    recommended: Any  # workers.ml.freeze.FreezePlan
+    mode: str
+
+
+def finetune_recommend(
+    *, parent: ModelVersion, target: Domain, actor: Any
+) -> FineTunePlan:
+    """Measure shift, classify the situation and recommend a freeze plan.
+
+    Raises FineTuneRefused for domain generalisation (no target data).
+    """
+    from workers.ml.freeze import recommend_plan
+    from workers.ml.network import LAYER_NAMES
+
+    source = parent.trained_on
+    if source is None:
+        raise ValidationError(f"{parent} records no training domain to adapt from")
+    if source.dataset_id != target.dataset_id:
+        raise ValidationError("source and target domains must be of the same dataset")
+    if source.pk == target.pk:
+        raise ValidationError(f"{parent} was already trained on {target}")
+    if target.availability == Domain.Availability.NOTHING:
+        raise FineTuneRefused(
+            f"{target} has no data: this is domain generalisation, where there is "
+            "nothing to fine-tune on. Judge the base model by how evenly it performs "
+            "across sub-populations of the source instead (subpopulation_spread)."
+        )
+    shift = ShiftReport.objects.filter(
+        source_domain=source, target_domain=target
+    ).first() or shift_report_create(source=source, target=target, actor=actor)
+    labelled = target.availability == Domain.Availability.LABELS
+    rows = domain_rows(target)
+    labelled_rows = int(rows.train.size) if labelled else 0
+    plan = recommend_plan(
+        LAYER_NAMES,
+        labelled_target_rows=labelled_rows,
+        domain_auc=shift.domain_auc,
+        policy=freeze_policy(),
+    )
+    return FineTunePlan(
+        shift=shift,
+        situation=shift.situation,
+        labelled_target_rows=labelled_rows,
+        recommended=plan,
+        mode=FineTuneRun.Mode.SUPERVISED if labelled else FineTuneRun.Mode.CORAL,
+    )
+
+
+@transaction.atomic
+def finetune_run_create(
+    *,
+    parent: ModelVersion,
+    target: Domain,
+    actor: Any,
+    trainable: list[str] | None = None,
+    justification: str = "",
+    epochs: int | None = None,
+    seed: int = 0,
+) -> FineTuneRun:
+    """Record a fine-tuning run and queue it (after commit) on the gpu queue.
+
+    The recommended plan is applied unless `trainable` names other layers; then a
+    written justification is required and recorded.
+    """
+    from workers.ml.freeze import plan_from_layers
+    from workers.ml.network import LAYER_NAMES
+
+    recommendation = finetune_recommend(parent=parent, target=target, actor=actor)
+    recommended = recommendation.recommended
+    applied = recommended
+    if trainable is not None and set(trainable) != set(recommended.trainable):
+        try:
+            applied = plan_from_layers(trainable, LAYER_NAMES)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        if not justification.strip():
+            raise ValidationError(
+                "the applied plan differs from the recommended one "
+                f"(train {', '.join(recommended.trainable)}): write why"
+            )
+    run = FineTuneRun(
+        parent=parent,
+        source_domain=parent.trained_on,
+        target_domain=target,
+        situation=recommendation.situation,
+        mode=recommendation.mode,
+        shift_report=recommendation.shift,
+        recommended_plan=recommended.to_dict(),
+        applied_plan=applied.to_dict(),
+        plan_rationale=recommended.rationale,
+        justification=justification.strip(),
+        hyperparameters={"epochs": epochs or settings.TRAINING_EPOCHS},
+        seed=seed,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    run.full_clean()
+    run.save()
+    audit_record(
+        actor=actor,
+        action="finetune_run.queued",
+        obj=run,
+        after={
+            "parent": parent.pk,
+            "target": target.pk,
+            "mode": run.mode,
+            "recommended_trainable": recommended.trainable,
+            "applied_trainable": applied.trainable,
+            "justification": run.justification,
+        },
+    )
+    from workers.tasks import finetune_task
+
+    transaction.on_commit(lambda: finetune_task.delay(run.pk))
+    return run
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def finetune_run_execute(*, run_id: int, worker: str) -> FineTuneRun:
+    """Claim the run, fine-tune, and record the child version (or the failure).
+
+    Raises RunNotClaimable when another delivery already has it or it is finished.
+    """
+    from workers.ml.artifact import artifact_bytes
+    from workers.ml.freeze import FreezePlan
+    from workers.ml.training import finetune
+
+    run = finetune_run_claim(run_id=run_id, worker=worker)
+    try:
+        parent = run.parent
+        loaded = model_version_load(parent)
+        target = domain_rows(run.target_domain)
+        source = domain_rows(run.source_domain)
+        _check_inputs(loaded.encoder, target)
+        cancelled = False
+
+        def on_progress(fraction: float) -> None:
+            nonlocal cancelled
+            keep_going = finetune_run_report_progress(
+                run_id=run_id,
+                worker=worker,
+                progress=fraction * 0.95,
+                message=f"training: {fraction:.0%} of epochs",
+            )
+            cancelled = cancelled or not keep_going
+
+        device = _device_name()
+        supervised = run.mode == FineTuneRun.Mode.SUPERVISED
+        result = finetune(
+            loaded.model,
+            loaded.encoder,
+            target.frame.iloc[target.train],
+            target.y[target.train] if supervised else None,
+            plan=FreezePlan.from_dict(run.applied_plan),
+            mode=run.mode,
+            source_frame=None if supervised else source.frame.iloc[source.train],
+            y_source=None if supervised else source.y[source.train],
+            seed=run.seed,
+            epochs=run.hyperparameters.get("epochs", 10),
+            holdout_fraction=0.0,
+            progress=on_progress,
+            should_stop=lambda: cancelled,
+            device=device,
+            threads=settings.CELERY_WORKER_CORES,
+        )
+        if result.cancelled:
+            return finetune_run_mark_cancelled(run_id=run_id, worker=worker)
+        finetune_run_report_progress(
+            run_id=run_id, worker=worker, progress=0.97, message="evaluating"
+        )
+        metrics = evaluate_on_domains(result.model, result.encoder, parent.dataset)
+        path, sha = artifact_store(
+            artifact_bytes(
+                result.model,
+                result.encoder,
+                metadata={"parent_sha256": parent.artifact_sha256},
+            )
+        )
+        with transaction.atomic():
+            child = model_version_create(
+                actor=f"worker:{worker}",
+                name=f"{parent.name}/ft{run.pk}-{run.target_domain.name}",
+                kind=ModelVersion.Kind.FINETUNED,
+                parent=parent,
+                dataset=parent.dataset,
+                trained_on=run.target_domain,
+                architecture=result.model.config,
+                layers=[layer.to_dict() for layer in result.layers],
+                artifact_path=path,
+                artifact_sha256=sha,
+                metrics=metrics,
+                training={**result.summary(), "run": run.pk, "device": device},
+            )
+            return finetune_run_mark_succeeded(
+                run_id=run_id, worker=worker, produced_version=child, device=device
+            )
+    except LeaseLost:
+        raise  # another worker owns the run now; it records the outcome
+    except Exception as exc:
+        finetune_run_mark_failed(
+            run_id=run_id, worker=worker, error=f"{type(exc).__name__}: {exc}"
+        )
+        raise
+
+
+def subpopulation_spread(*, version: ModelVersion, actor: Any) -> dict[str, Any]:
+    """Domain generalisation: how evenly the version performs across sub-populations
+    of its training domain (by each protected attribute), recorded on the version."""
+    from workers.ml.dataspec import ProtectedAttribute, protected_groups
+    from workers.ml.metrics import classification_metrics
+    from workers.ml.network import predict_proba
+
+    if version.trained_on is None:
+        raise ValidationError(f"{version} records no training domain")
+    rows = domain_rows(version.trained_on)
+    loaded = model_version_load(version)
+    held = rows.frame.iloc[rows.test]
+    p = predict_proba(loaded.model, loaded.encoder, held)
+    y = rows.y[rows.test]
+    spread: dict[str, Any] = {}
+    for attribute in version.dataset.spec.get("protected", []):
+        attr = ProtectedAttribute(
+            column=attribute["column"], bins=tuple(attribute.get("bins") or ())
+        )
+        if attr.column not in held.columns:
+            continue
+        labels = protected_groups(held, attr).astype(str).to_numpy()
+        per_group = {}
+        for group in sorted(set(labels)):
+            mask = labels == group
+            per_group[group] = classification_metrics(y[mask], p[mask])
+        aucs = [
+            m["roc_auc"] for m in per_group.values() if m.get("roc_auc") is not None
+        ]
+        spread[attr.column] = {
+            "groups": per_group,
+            "roc_auc_range": [min(aucs), max(aucs)] if aucs else None,
+        }
+    with transaction.atomic():
+        locked = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        before = locked.metrics.get("subpopulation_spread")
+        locked.metrics = {**locked.metrics, "subpopulation_spread": spread}
+        locked.save(update_fields=["metrics"])
+        audit_record(
+            actor=actor,
+            action="model_version.subpopulation_spread",
+            obj=locked,
+            before={"recorded": before is not None},
+            after={"attributes": sorted(spread)},
+        )
+    return spread

@@ -1,0 +1,294 @@
+from __future__ import annotations
+
+import base64
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from reports import charts
+from reports.pdf import page_is_blank, pdf_page_pngs, pdf_text, render_pdf
+
+SVG = "{http://www.w3.org/2000/svg}"
+HOSTILE = "<script>alert(1)</script> & \"quotes\" 'n' \x01bell"
+
+
+def parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG}svg"
+    return root
+
+
+def texts(root: ET.Element) -> list[str]:
+    return [element.text or "" for element in root.iter(f"{SVG}text")]
+
+
+def all_charts(label: str = "age") -> dict[str, str]:
+    return {
+        "hbar": charts.bar_chart_horizontal(
+            [(label, 0.42), ("hours", -0.18), ("education", 0.0)], title=label
+        ),
+        "grouped": charts.grouped_bar_chart(
+            [label, "Male"],
+            [(label, [0.2, 0.3]), ("child / target", [0.25, 0.28])],
+            title=label,
+            y_label=label,
+        ),
+        "line": charts.line_chart(
+            [18, 30, 45, 60], [-0.4, 0.1, 0.3, 0.2], title=label, x_label=label
+        ),
+        "tree": charts.lineage_tree(
+            [(1, None, label, label), (2, 1, "child", "target")], title=label
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+def test_charts_are_accessible_svg(kind: str) -> None:
+    root = parse(all_charts()[kind])
+
+    assert root.get("role") == "img"
+    assert root[0].tag == f"{SVG}title"
+    assert root[0].text == "age"
+    assert root.find(f"{SVG}desc").text
+
+
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+def test_user_supplied_labels_cannot_inject_markup(kind: str) -> None:
+    svg = all_charts(HOSTILE)[kind]
+
+    root = parse(svg)  # still well-formed XML
+
+    assert not [e for e in root.iter() if e.tag.endswith("script")]
+    assert "<script" not in svg
+    assert root[0].text == HOSTILE.replace("\x01", "")
+    # The label is shown as literal text, escaped only in the markup.
+    assert any(t.startswith("<script>alert(1)") for t in texts(root))
+
+
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+def test_chart_coordinates_are_integers(kind: str) -> None:
+    root = parse(all_charts()[kind])
+
+    for element in root.iter():
+        for name in ("x", "y", "width", "height"):
+            value = element.get(name)
+            if value is not None:
+                assert re.fullmatch(r"-?\d+", value), (element.tag, name, value)
+        if element.tag == f"{SVG}path":
+            assert "." not in element.get("d"), element.get("d")[:80]
+
+
+def test_charts_use_no_costly_svg_features() -> None:
+    svg = "".join(all_charts().values())
+
+    for feature in ("<filter", "<textPath", "Gradient", "<marker", "<style", "<image"):
+        assert feature not in svg
+
+
+def test_horizontal_bars_sit_on_either_side_of_zero() -> None:
+    svg = charts.bar_chart_horizontal(
+        [("up", 0.5), ("down", -0.25)], title="c", positive_color="#00f"
+    )
+    root = parse(svg)
+
+    paths = {p.get("fill"): p.get("d") for p in root.iter(f"{SVG}path")}
+    up = [int(n) for n in re.findall(r"-?\d+", paths["#00f"])]
+    down = [int(n) for n in re.findall(r"-?\d+", paths[charts.NEGATIVE])]
+    [axis] = [p.get("d") for p in root.iter(f"{SVG}path") if p.get("stroke")]
+    zero = int(re.search(r"M(\d+) ", axis).group(1))
+    assert up[0] == zero and up[2] > 0  # starts at zero, extends right
+    assert down[0] + down[2] == zero  # ends at zero, from the left
+    assert "+0.500" in texts(root) and "-0.250" in texts(root)
+
+
+def test_long_labels_are_truncated_with_an_ellipsis() -> None:
+    root = parse(charts.bar_chart_horizontal([("x" * 200, 1.0)], title="c"))
+
+    [label] = [t for t in texts(root) if t.startswith("x")]
+    assert len(label) <= 34 and label.endswith("\u2026")
+    assert "x" * 200 not in label
+
+
+def test_grouped_chart_draws_one_path_per_series_and_a_legend() -> None:
+    root = parse(
+        charts.grouped_bar_chart(
+            ["A", "B", "C"],
+            [("parent", [0.1, 0.2, 0.3]), ("child", [0.3, -0.1, 0.2])],
+            title="g",
+        )
+    )
+
+    fills = [p.get("fill") for p in root.iter(f"{SVG}path") if p.get("fill") != "none"]
+    assert fills == list(charts.PALETTE[:2])
+    assert {"parent", "child", "A", "B", "C"} <= set(texts(root))
+
+
+def test_grouped_chart_refuses_series_of_the_wrong_length() -> None:
+    with pytest.raises(ValueError, match="series 'child' has 1 values for 2 groups"):
+        charts.grouped_bar_chart(
+            ["A", "B"], [("parent", [1, 2]), ("child", [1])], title="g"
+        )
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_non_finite_values_are_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        charts.bar_chart_horizontal([("a", bad)], title="c")
+    with pytest.raises(ValueError, match="finite"):
+        charts.line_chart([0, 1], [0, bad], title="c")
+
+
+def test_step_chart_holds_each_score_until_the_next_bin() -> None:
+    root = parse(charts.line_chart([3, 1, 2], [0.3, 0.1, 0.2], title="s"))
+
+    [line] = [p for p in root.iter(f"{SVG}path") if p.get("stroke-width") == "2"]
+    commands = re.findall(r"[MHVL]", line.get("d"))
+    assert commands == ["M", "H", "V", "H", "V"]  # sorted by x, flat then jump
+
+
+def test_line_chart_thins_thousands_of_points() -> None:
+    xs = list(range(5000))
+    root = parse(
+        charts.line_chart(
+            xs, [math.sin(x / 50) for x in xs], title="s", step=False, max_points=300
+        )
+    )
+
+    [line] = [p for p in root.iter(f"{SVG}path") if p.get("stroke-width") == "2"]
+    assert 250 <= line.get("d").count("L") <= 301
+
+
+def test_flat_runs_of_a_step_chart_collapse() -> None:
+    root = parse(
+        charts.line_chart(list(range(100)), [0.5] * 50 + [1.0] * 50, title="s")
+    )
+
+    [line] = [p for p in root.iter(f"{SVG}path") if p.get("stroke-width") == "2"]
+    assert len(line.get("d")) < 60
+
+
+def _boxes(svg: str) -> dict[str, tuple[int, int]]:
+    """Label -> (x centre, y) of each lineage box, from its label text."""
+    root = parse(svg)
+    return {
+        t.text: (int(t.get("x")), int(t.get("y")))
+        for t in root.iter(f"{SVG}text")
+        if t.get("font-weight") or t.get("fill") is None
+    }
+
+
+def test_lineage_tree_puts_parents_above_and_between_children() -> None:
+    svg = charts.lineage_tree(
+        [
+            ("b", None, "base", "source"),
+            ("c1", "b", "child one", "target"),
+            ("c2", "b", "child two", "target"),
+            ("g", "c1", "grandchild", "2026"),
+        ],
+        title="Lineage",
+        highlight="c1",
+    )
+    boxes = _boxes(svg)
+
+    assert boxes["base"][1] < boxes["child one"][1] < boxes["grandchild"][1]
+    assert boxes["child one"][1] == boxes["child two"][1]
+    assert boxes["base"][0] == (boxes["child one"][0] + boxes["child two"][0]) // 2
+    root = parse(svg)
+    bold = [t.text for t in root.iter(f"{SVG}text") if t.get("font-weight") == "bold"]
+    assert bold == ["child one"]
+
+
+def test_lineage_tree_survives_bad_data() -> None:
+    # A parent outside the list becomes a root; a cycle is drawn, not followed.
+    svg = charts.lineage_tree(
+        [
+            (1, 99, "orphan", ""),
+            (2, 3, "loop a", ""),
+            (3, 2, "loop b", ""),
+            (4, 4, "self", ""),
+        ],
+        title="t",
+    )
+
+    assert {"orphan", "loop a", "loop b", "self"} <= set(texts(parse(svg)))
+    with pytest.raises(ValueError, match="duplicate node id 1"):
+        charts.lineage_tree([(1, None, "a", ""), (1, None, "b", "")], title="t")
+
+
+def test_wide_lineage_trees_are_scaled_to_the_page() -> None:
+    nodes = [(0, None, "base", "")] + [(i, 0, f"child {i}", "") for i in range(1, 12)]
+
+    root = parse(charts.lineage_tree(nodes, title="t", max_width=640))
+
+    assert int(root.get("width")) == 640
+    assert int(root.get("viewBox").split()[2]) > 640
+
+
+@pytest.mark.parametrize(
+    ("value", "signed", "text"),
+    [
+        (0.1234, False, "0.123"),
+        (0.49, False, "0.490"),
+        (0.49, True, "+0.490"),
+        (-0.25, True, "-0.250"),
+        (12.34, False, "12.3"),
+        (1.5, False, "1.50"),
+        (12345.6, False, "12,346"),
+        (0.000012, False, "1.20e-05"),
+        (2.5e7, False, "2.50e+07"),
+        (0, True, "0"),
+        (math.nan, False, "n/a"),
+        (None, False, "n/a"),
+    ],
+)
+def test_numbers_are_formatted_for_readers(
+    value: float, signed: bool, text: str
+) -> None:
+    assert charts.format_number(value, signed=signed) == text
+
+
+def test_ticks_are_round_and_cover_the_range() -> None:
+    ticks = charts.nice_ticks(-0.37, 0.81)
+
+    assert ticks[0] <= -0.37 and ticks[-1] >= 0.81
+    assert charts.tick_labels(ticks) == ["-0.5", "0.0", "0.5", "1.0"]
+    assert charts.tick_labels(charts.nice_ticks(0, 1000)) == [
+        "0",
+        "250",
+        "500",
+        "750",
+        "1,000",
+    ]
+    assert charts.nice_ticks(2, 2)[0] < 2 < charts.nice_ticks(2, 2)[-1]
+
+
+def test_embed_as_img_carries_the_svg_in_a_data_url() -> None:
+    svg = all_charts()["hbar"]
+
+    html = charts.embed(svg, alt=HOSTILE)
+
+    src = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', html).group(1)
+    assert base64.b64decode(src).decode() == svg
+    assert "<script" not in html
+    assert 'width="600"' in html
+    assert charts.embed(svg, alt="x", inline=True).count("<svg") == 1
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_charts_render_in_a_pdf_with_their_labels(inline: bool, tmp_path: Path) -> None:
+    body = "".join(
+        charts.embed(svg, alt=kind, inline=inline)
+        for kind, svg in all_charts("capital_gain").items()
+    )
+    html = f"<html><body>{body}</body></html>"
+
+    result = render_pdf(html, title="charts", metadata={}, pdf_variant=None)
+
+    assert result.blocked_urls == ()
+    assert "capital_gain" in pdf_text(result.data)
+    assert "+0.420" in pdf_text(result.data)
+    pages = pdf_page_pngs(result.data, tmp_path, dpi=30)
+    assert not any(page_is_blank(page) for page in pages)

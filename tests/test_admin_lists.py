@@ -1,0 +1,51 @@
+"""Every admin list page runs the same number of queries for few rows as for many."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from governance.models import ShiftReport
+from governance.services.audit import audit_record
+from tests.factories import DecisionFactory, FineTuneRunFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGES = (
+    "dataset",
+    "domain",
+    "modelversion",
+    "finetunerun",
+    "shiftreport",
+    "decision",
+    "auditevent",
+)
+
+
+def _add_rows(count: int) -> None:
+    for _ in range(count):
+        run = FineTuneRunFactory()
+        decision = DecisionFactory(model_version=run.parent)
+        audit_record(actor="test", action="fixture.made", obj=decision)
+        ShiftReport.objects.create(
+            source_domain=run.source_domain,
+            target_domain=run.target_domain,
+            situation="supervised_fine_tuning",
+            domain_auc=0.7,
+            report={},
+        )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_list_page_query_count_does_not_grow_with_rows(admin_client, page):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client.get(f"/admin/governance/{page}/")
+        assert response.status_code == 200
+        return len(captured)
+
+    _add_rows(2)
+    few = queries()
+    _add_rows(15)
+    assert queries() == few

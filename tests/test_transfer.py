@@ -1,0 +1,275 @@
+"""Transfer learning through the services, the eager task, commands and the admin."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+
+from governance import roles
+from governance.models import AuditEvent, FineTuneRun, ModelVersion
+from governance.services.training import (
+    FineTuneRefused,
+    finetune_recommend,
+    finetune_run_create,
+    model_version_load,
+    model_version_pretrain,
+    subpopulation_spread,
+)
+from workers.ml.artifact import ArtifactTampered
+from workers.tasks import finetune_task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def base(synthetic_dataset) -> ModelVersion:
+    source = synthetic_dataset.domains.get(name="source")
+    return model_version_pretrain(domain=source, name="loans-base", actor="test")
+
+
+def _domain(dataset, name):
+    return dataset.domains.get(name=name)
+
+
+@pytest.fixture
+def finetune(django_capture_on_commit_callbacks):
+    """Create a run and let its on-commit enqueue fire (tasks run eagerly here)."""
+
+    def create(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            run = finetune_run_create(actor="test", **kwargs)
+        run.refresh_from_db()
+        return run
+
+    return create
+
+
+def test_pretraining_records_layers_artifact_and_held_out_metrics(base, settings):
+    assert base.kind == ModelVersion.Kind.BASE and base.trained_on.name == "source"
+    assert [layer["name"] for layer in base.layers] == [
+        "encoder",
+        "block1",
+        "block2",
+        "block3",
+        "head",
+    ]
+    assert all(layer["parameters"] > 0 for layer in base.layers)
+    # Held-out metrics on both labelled domains, not on the training rows.
+    assert set(base.metrics) == {"source", "target"}
+    assert base.metrics["source"]["roc_auc"] > 0.6
+    assert base.training["split"]["test_rows"] > 0
+    artifact = Path(settings.MEDIA_ROOT) / base.artifact_path
+    assert artifact.is_file() and base.artifact_sha256 in artifact.name
+
+
+def test_a_tampered_artifact_is_refused(base, settings):
+    artifact = Path(settings.MEDIA_ROOT) / base.artifact_path
+    data = bytearray(artifact.read_bytes())
+    data[-1] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ArtifactTampered, match="SHA-256 mismatch"):
+        model_version_load(base)
+
+
+def test_the_recommendation_quotes_the_measured_shift(base):
+    target = _domain(base.dataset, "target")
+    plan = finetune_recommend(parent=base, target=target, actor="test")
+    assert plan.situation == plan.shift.situation
+    assert plan.mode == FineTuneRun.Mode.SUPERVISED
+    assert f"{plan.shift.domain_auc:.2f}" in plan.recommended.rationale
+    assert f"{plan.labelled_target_rows:,}" in plan.recommended.rationale
+    # The column that defines the domains is left out of the domain classifier:
+    # it would tell them apart perfectly and say nothing about the shift.
+    drivers = [
+        f["name"] for f in plan.shift.report["domain_classifier"]["top_features"]
+    ]
+    assert "region" not in drivers
+    assert plan.shift.domain_auc < 0.99
+
+
+def test_finetuning_freezes_exactly_the_planned_layers(base, finetune):
+    target = _domain(base.dataset, "target")
+    run = finetune(parent=base, target=target)
+    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
+    child = run.produced_version
+    assert child.parent == base and child.trained_on == target
+    assert run.device == "cpu" and child.training["device"] == "cpu"
+
+    parent_net = model_version_load(base).model
+    child_net = model_version_load(child).model
+    trainable = set(run.applied_plan["trainable"])
+    for layer in child.layers:
+        same = all(
+            torch.equal(a, b)
+            for a, b in zip(
+                getattr(parent_net, layer["name"]).state_dict().values(),
+                getattr(child_net, layer["name"]).state_dict().values(),
+                strict=True,
+            )
+        )
+        # Frozen layers are bit-identical to the parent; trained ones moved.
+        assert same == (layer["name"] not in trainable), layer
+        assert layer["trainable"] == (layer["name"] in trainable)
+        assert layer["changed"] == (not same)
+    assert set(child.metrics) == {"source", "target"}
+
+
+def test_another_plan_needs_a_written_justification(base, finetune):
+    target = _domain(base.dataset, "target")
+    with pytest.raises(ValidationError, match="write why"):
+        finetune_run_create(
+            parent=base, target=target, actor="test", trainable=["head"]
+        )
+    assert not FineTuneRun.objects.exists()
+    run = finetune(
+        parent=base,
+        target=target,
+        trainable=["head"],
+        justification="Only the head: the target team asked for minimal change.",
+    )
+    assert run.applied_plan["trainable"] == ["head"]
+    assert run.recommended_plan["trainable"] != ["head"]
+    assert "minimal change" in run.justification
+    event = AuditEvent.objects.get(action="finetune_run.queued")
+    assert event.after["justification"] == run.justification
+
+
+def test_unknown_layers_are_refused(base):
+    target = _domain(base.dataset, "target")
+    with pytest.raises(ValidationError, match="block9"):
+        finetune_run_create(
+            parent=base,
+            target=target,
+            actor="test",
+            trainable=["block9"],
+            justification="typo",
+        )
+
+
+def test_a_target_without_labels_is_adapted_with_deep_coral(base, finetune):
+    target = _domain(base.dataset, "south_unlabelled")
+    run = finetune(parent=base, target=target)
+    assert run.situation == "unsupervised_domain_adaptation"
+    assert run.mode == FineTuneRun.Mode.CORAL
+    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
+    assert run.produced_version.training["mode"] == "coral"
+
+
+def test_domain_generalisation_refuses_with_the_reason(base):
+    target = _domain(base.dataset, "new_market")
+    with pytest.raises(FineTuneRefused, match="domain generalisation"):
+        finetune_run_create(parent=base, target=target, actor="test")
+    assert not FineTuneRun.objects.exists()
+    spread = subpopulation_spread(version=base, actor="test")
+    base.refresh_from_db()
+    assert set(spread) == {"gender", "age"}
+    assert set(spread["age"]["groups"]) <= {"<30", "30-49", "50+"}
+    assert base.metrics["subpopulation_spread"]["gender"]["roc_auc_range"][0] > 0.5
+
+
+def test_a_second_delivery_of_a_finished_run_does_nothing(base, finetune):
+    target = _domain(base.dataset, "target")
+    run = finetune(parent=base, target=target)
+    versions = ModelVersion.objects.count()
+    outcome = finetune_task.delay(run.pk).get()
+    assert "skipped" in outcome
+    assert ModelVersion.objects.count() == versions
+
+
+def test_a_cancelled_queued_run_is_never_trained(
+    base, django_capture_on_commit_callbacks
+):
+    from governance.services.runs import finetune_run_request_cancel
+
+    target = _domain(base.dataset, "target")
+    # Hold back the on-commit enqueue, cancel, then deliver the message.
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = finetune_run_create(parent=base, target=target, actor="test")
+    finetune_run_request_cancel(run=run, actor="officer")
+    for callback in callbacks:
+        callback()
+    run.refresh_from_db()
+    assert run.state == FineTuneRun.State.CANCELLED and run.produced_version is None
+
+
+# Real transactions: the commands' on-commit enqueue fires as it does in production.
+@pytest.mark.django_db(transaction=True)
+def test_commands_pretrain_and_finetune(synthetic_dataset, capsys):
+    call_command(
+        "pretrain",
+        "--dataset",
+        "loans",
+        "--domain",
+        "source",
+        "--name",
+        "cli-base",
+        "--epochs",
+        "2",
+    )
+    made = json.loads(capsys.readouterr().out)
+    assert ModelVersion.objects.get(pk=made["id"]).name == "cli-base"
+    call_command(
+        "finetune", "--parent", "cli-base", "--target", "target", "--epochs", "2"
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["state"] == "succeeded" and result["child"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_flow_makes_a_lineage_and_prints_what_it_made(
+    synthetic_spec, capsys, settings
+):
+    settings.TRAINING_EPOCHS = 2
+    call_command("run_flow", str(synthetic_spec))
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    base = ModelVersion.objects.get(pk=summary["base_model"]["id"])
+    child = ModelVersion.objects.get(pk=summary["finetuning"]["child_model"]["id"])
+    assert child.parent == base
+    assert summary["finetuning"]["state"] == "succeeded"
+    assert summary["audit"]["ok"] is True
+    assert "[2/4] Pre-training a base model on source" in captured.err
+
+
+def test_the_admin_shows_the_plan_first_and_starts_a_run(client, user_in_role, base):
+    target = _domain(base.dataset, "target")
+    client.force_login(user_in_role(roles.DATA_SCIENTIST))
+    url = f"/admin/governance/modelversion/{base.pk}/finetune/"
+    page = client.get(url, {"target": target.pk}).content.decode()
+    assert "Domain-classifier AUC" in page and "Recommended plan" in page
+    assert page.index("Domain-classifier AUC") < page.index("Start fine-tuning")
+    response = client.post(
+        url,
+        {
+            "target": target.pk,
+            "trainable": ["head"],
+            "justification": "",
+            "epochs": 2,
+            "seed": 0,
+        },
+    )
+    assert "write why" in response.content.decode()
+    response = client.post(
+        url,
+        {
+            "target": target.pk,
+            "trainable": ["head"],
+            "epochs": 2,
+            "seed": 0,
+            "justification": "Keep the change small for the pilot.",
+        },
+    )
+    run = FineTuneRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/finetunerun/{run.pk}/change/")
+
+
+def test_an_auditor_may_not_start_fine_tuning(client, user_in_role, base):
+    client.force_login(user_in_role(roles.AUDITOR))
+    response = client.get(f"/admin/governance/modelversion/{base.pk}/finetune/")
+    assert response.status_code == 403
