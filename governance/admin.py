@@ -20,10 +20,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from governance.models import (
     AuditEvent,
+    BiasCheck,
     Dataset,
     Decision,
     Domain,
@@ -32,6 +33,7 @@ from governance.models import (
     ShiftReport,
 )
 from governance.selectors import LineageNode, model_version_lineage
+from governance.services.bias import bias_transfer_table, latest_bias_checks
 from governance.services.datasets import dataset_import
 from governance.services.runs import finetune_run_request_cancel
 from governance.services.training import (
@@ -437,8 +439,64 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def lineage(self, obj: ModelVersion) -> SafeString:
         root = model_version_lineage(obj.pk)
         if root is None:
-            return format_html("—")
+            return mark_safe("—")
         return format_html('<ul class="lineage-tree">{}</ul>', _lineage_html(root))
+
+    @admin.display(description="Held-out performance")
+    def metrics_table(self, obj: ModelVersion) -> SafeString:
+        def fmt(value: Any) -> str:
+            return "—" if value is None else f"{value:.3f}"
+
+        rows = [
+            (
+                domain,
+                metrics.get("n", ""),
+                fmt(metrics.get("accuracy")),
+                fmt(metrics.get("roc_auc")),
+                fmt(metrics.get("log_loss")),
+                fmt(metrics.get("ece")),
+            )
+            for domain, metrics in obj.metrics.items()
+            if isinstance(metrics, dict) and "accuracy" in metrics
+        ]
+        body = format_html_join("", "<tr>" + "<td>{}</td>" * 6 + "</tr>", rows)
+        return format_html(
+            "<table><thead><tr><th>domain</th><th>rows</th><th>accuracy</th>"
+            "<th>ROC AUC</th><th>log loss</th><th>calibration error</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="Bias checks (latest per domain)")
+    def bias_verdicts(self, obj: ModelVersion) -> SafeString:
+        checks = latest_bias_checks(obj)
+        if not checks:
+            return mark_safe("—")
+        return format_html_join(
+            "",
+            '<p><a href="{}"><strong>{}</strong> on {}</a>: {}</p>',
+            (
+                (
+                    check.get_absolute_url(),
+                    check.verdict.upper(),
+                    domain,
+                    " ".join(
+                        f["sentence"]
+                        for f in check.result.get("findings", [])
+                        if f.get("severity") in ("fail", "warn")
+                    )[:600]
+                    or "no issues",
+                )
+                for domain, check in sorted(checks.items())
+            ),
+        )
+
+    @admin.display(description="Bias transfer (parent → this version)")
+    def bias_transfer(self, obj: ModelVersion) -> SafeString:
+        rows = bias_transfer_table(obj)
+        if not rows:
+            return mark_safe("—")
+        return _bias_transfer_html(rows)
 
     @admin.display(description="Layers")
     def layer_table(self, obj: ModelVersion) -> SafeString:
@@ -618,7 +676,143 @@ class ShiftReportAdmin(ReadOnlyAdmin):
             ", ",
             "{} ({})",
             ((d.get("name"), f"{d.get('importance', 0):.3f}") for d in drivers),
-        ) or format_html("—")
+        ) or mark_safe("—")
+
+
+def _bias_transfer_html(rows: list[dict[str, Any]]) -> SafeString:
+    def cell(value: Any) -> str:
+        return "—" if value is None else f"{value:.3f}"
+
+    def change(value: Any) -> str:
+        return "—" if value is None else f"{value:+.3f}"
+
+    body = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                row["attribute"],
+                row["metric_name"],
+                cell(row["parent_source"]),
+                cell(row["child_source"]),
+                change(row["fine_tuning_change_source"]),
+                cell(row["parent_target"]),
+                cell(row["child_target"]),
+                change(row["fine_tuning_change_target"]),
+                " ".join(row.get("sentences") or []) or "",
+            )
+            for row in rows
+        ),
+    )
+    return format_html(
+        "<table><thead><tr><th>attribute</th><th>metric</th><th>base, source</th>"
+        "<th>fine-tuned, source</th><th>change</th><th>base, target</th>"
+        "<th>fine-tuned, target</th><th>change</th><th>note</th></tr></thead>"
+        "<tbody>{}</tbody></table>",
+        body,
+    )
+
+
+@admin.register(BiasCheck)
+class BiasCheckAdmin(ReadOnlyAdmin):
+    list_display = ("verdict_label", "model_version", "domain", "rows", "created_at")
+    list_filter = ("verdict", "has_labels")
+    list_select_related = ("model_version", "domain__dataset")
+    search_fields = ("model_version__name",)
+    # Verdicts first, then the detail.
+    fields = (
+        "verdict_label",
+        "findings",
+        "model_version",
+        "domain",
+        "rows",
+        "has_labels",
+        "group_tables",
+        "policy_table",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="verdict", ordering="verdict")
+    def verdict_label(self, obj: BiasCheck) -> SafeString:
+        colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}[obj.verdict]
+        return format_html(
+            '<strong style="color:{}">{}</strong>', colour, obj.verdict.upper()
+        )
+
+    @admin.display(description="Findings")
+    def findings(self, obj: BiasCheck) -> SafeString:
+        order = {"fail": 0, "warn": 1, "info": 2, "pass": 3}
+        findings = sorted(
+            obj.result.get("findings", []), key=lambda f: order.get(f["severity"], 9)
+        )
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><strong>{}</strong>: {}</li>",
+                ((f["severity"].upper(), f["sentence"]) for f in findings),
+            ),
+        )
+
+    @admin.display(description="Groups and disparities")
+    def group_tables(self, obj: BiasCheck) -> SafeString:
+        def cell(value: Any) -> str:
+            return "—" if value is None else f"{value:.3f}"
+
+        parts = []
+        for attribute in obj.result.get("attributes", []):
+            groups = format_html_join(
+                "",
+                "<tr>" + "<td>{}</td>" * 8 + "</tr>",
+                (
+                    (
+                        g["label"],
+                        g["count"],
+                        g["status"],
+                        cell(g["base_rate"]),
+                        cell(g["selection_rate"]),
+                        cell(g["true_positive_rate"]),
+                        cell(g["false_positive_rate"]),
+                        cell(g["precision"]),
+                    )
+                    for g in attribute["groups"]
+                ),
+            )
+            disparities = format_html_join(
+                "",
+                "<tr><td>{}</td><td>{}</td><td>{} to {}</td><td>{}</td></tr>",
+                (
+                    (
+                        d["metric"],
+                        cell(d["value"]),
+                        cell(d["ci_low"]),
+                        cell(d["ci_high"]),
+                        d["verdict"],
+                    )
+                    for d in attribute["disparities"]
+                ),
+            )
+            parts.append(
+                format_html(
+                    "<h3>{} ({})</h3><table><thead><tr><th>group</th><th>rows</th>"
+                    "<th>status</th><th>base rate</th><th>selection rate</th>"
+                    "<th>TPR</th><th>FPR</th><th>precision</th></tr></thead>"
+                    "<tbody>{}</tbody></table>"
+                    "<table><thead><tr><th>disparity</th><th>value</th><th>95% interval"
+                    "</th><th>verdict</th></tr></thead><tbody>{}</tbody></table>",
+                    attribute["name"],
+                    attribute["verdict"],
+                    groups,
+                    disparities,
+                )
+            )
+        return format_html_join("", "{}", ((part,) for part in parts))
+
+    @admin.display(description="Policy")
+    def policy_table(self, obj: BiasCheck) -> SafeString:
+        return format_html_join("", "<div>{}: {}</div>", sorted(obj.policy.items()))
 
 
 @admin.register(Decision)

@@ -7,6 +7,7 @@ Running it again on the same database reuses what is already there.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from django.core.exceptions import ValidationError
 from governance.models import Dataset, Domain, FineTuneRun, ModelVersion
 from governance.progress import StepCounter
 from governance.services.audit import audit_verify
+from governance.services.bias import (
+    bias_check_run,
+    bias_transfer_table,
+    latest_bias_checks,
+)
 from governance.services.datasets import dataset_import_file
 from governance.services.training import (
     FineTuneRefused,
@@ -27,8 +33,11 @@ STEPS = (
     "import dataset",
     "pre-train base model",
     "measure shift and fine-tune",
+    "bias checks",
     "verify audit trail",
 )
+# How long the flow waits for a fine-tuning run queued on a real broker.
+RUN_WAIT_S = 3600
 
 
 def _pick_domains(dataset: Dataset) -> tuple[Domain, Domain | None]:
@@ -100,9 +109,67 @@ def run_flow(
     with progress.step(f"Measuring shift and fine-tuning on {target or 'no target'}"):
         summary["finetuning"] = _finetune_step(base, target, actor=actor, epochs=epochs)
 
+    child = _child_of(summary["finetuning"])
+    with progress.step("Bias checks of base and fine-tuned model on each domain"):
+        summary["bias"] = _bias_step(base, child, [source, target], actor=actor)
+
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
     return summary
+
+
+def _child_of(finetuning: dict[str, Any]) -> ModelVersion | None:
+    child = finetuning.get("child_model")
+    return ModelVersion.objects.get(pk=child["id"]) if child else None
+
+
+def _bias_step(
+    base: ModelVersion,
+    child: ModelVersion | None,
+    domains: list[Domain | None],
+    *,
+    actor: Any,
+) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    for version in [base, child]:
+        if version is None:
+            continue
+        existing = latest_bias_checks(version)
+        for domain in domains:
+            if domain is None or domain.availability == Domain.Availability.NOTHING:
+                continue
+            check = existing.get(domain.name) or bias_check_run(
+                version=version, domain=domain, actor=actor
+            )
+            checks[f"{version.name} on {domain.name}"] = {
+                "id": check.pk,
+                "verdict": check.verdict,
+                "findings": [
+                    f["sentence"]
+                    for f in check.result["findings"]
+                    if f["severity"] in ("fail", "warn")
+                ],
+            }
+    transfer = bias_transfer_table(child) if child else []
+    return {
+        "checks": checks,
+        "transfer_worse": [
+            sentence
+            for row in transfer
+            if row.get("worse")
+            for sentence in row.get("sentences") or []
+        ],
+    }
+
+
+def _wait_for(run: FineTuneRun) -> FineTuneRun:
+    """With a real broker the run happens in a gpu worker: wait for its outcome."""
+    deadline = time.monotonic() + RUN_WAIT_S
+    run.refresh_from_db()
+    while not run.is_terminal and time.monotonic() < deadline:
+        time.sleep(1.0)
+        run.refresh_from_db()
+    return run
 
 
 def _finetune_step(
@@ -121,7 +188,7 @@ def _finetune_step(
         except FineTuneRefused as exc:
             spread = subpopulation_spread(version=base, actor=actor)
             return {"refused": str(exc), "subpopulation_spread": spread}
-        run.refresh_from_db()
+        run = _wait_for(run)
     shift = run.shift_report
     result: dict[str, Any] = {
         "run": run.pk,

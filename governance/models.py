@@ -338,6 +338,55 @@ class FineTuneRun(models.Model):
         return self.state in self.TERMINAL_STATES
 
 
+class BiasCheck(models.Model):
+    """Group fairness of one model version on one domain (read-only once written)."""
+
+    class Verdict(models.TextChoices):
+        PASS = "pass", "pass"
+        WARN = "warn", "warn"
+        FAIL = "fail", "fail"
+
+    model_version = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        related_name="bias_checks",
+        editable=False,
+    )
+    domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    verdict = models.CharField(max_length=8, choices=Verdict.choices, editable=False)
+    rows = models.PositiveIntegerField(editable=False)
+    has_labels = models.BooleanField(editable=False)
+    result = models.JSONField(editable=False)
+    policy = models.JSONField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(verdict__in=["pass", "warn", "fail"]),
+                name="governance_biascheck_verdict_valid",
+            ),
+        ]
+        indexes = [
+            # "Latest check of this version on this domain" (gates, transfer table).
+            models.Index(
+                fields=["model_version", "domain", "-created_at"],
+                name="governance_bias_latest_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"Bias check of {self.model_version} on {self.domain.name}: {self.verdict}"
+        )
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_biascheck_change", args=[self.pk])
+
+
 class Decision(models.Model):
     """One automated decision made by a model version about a person."""
 

@@ -21,6 +21,7 @@ _VIEW_ALL = [
     "governance.view_modelversion",
     "governance.view_finetunerun",
     "governance.view_shiftreport",
+    "governance.view_biascheck",
     "governance.view_decision",
     "governance.view_auditevent",
 ]

@@ -207,6 +207,21 @@ GOVERNANCE_POLICY = {
     "freeze_similar_max_domain_auc": env_float("POLICY_SIMILAR_MAX_DOMAIN_AUC", 0.75),
 }
 
+# Bias-check gates (workers.ml.fairness.FairnessPolicy), shown in the admin and the
+# dossier. A check ends pass / warn / fail; see README "Bias checks".
+FAIRNESS_POLICY = {
+    "four_fifths_min_ratio": env_float("FAIRNESS_FOUR_FIFTHS_MIN_RATIO", 0.8),
+    "dp_difference_warn": env_float("FAIRNESS_DP_DIFFERENCE_WARN", 0.1),
+    "dp_difference_fail": env_float("FAIRNESS_DP_DIFFERENCE_FAIL", 0.2),
+    "equal_opportunity_difference_warn": env_float("FAIRNESS_EO_DIFFERENCE_WARN", 0.1),
+    "equal_opportunity_difference_fail": env_float("FAIRNESS_EO_DIFFERENCE_FAIL", 0.2),
+    "equalized_odds_difference_warn": env_float("FAIRNESS_EODDS_DIFFERENCE_WARN", 0.1),
+    "equalized_odds_difference_fail": env_float("FAIRNESS_EODDS_DIFFERENCE_FAIL", 0.2),
+    "min_group_size": env_int("FAIRNESS_MIN_GROUP_SIZE", 30, minimum=1),
+    "confidence": env_float("FAIRNESS_CONFIDENCE", 0.95),
+}
+FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from governance.models import ShiftReport
+from governance.models import BiasCheck, ShiftReport
 from governance.services.audit import audit_record
 from tests.factories import DecisionFactory, FineTuneRunFactory
 
@@ -18,6 +18,7 @@ PAGES = (
     "modelversion",
     "finetunerun",
     "shiftreport",
+    "biascheck",
     "decision",
     "auditevent",
 )
@@ -34,6 +35,15 @@ def _add_rows(count: int) -> None:
             situation="supervised_fine_tuning",
             domain_auc=0.7,
             report={},
+        )
+        BiasCheck.objects.create(
+            model_version=run.parent,
+            domain=run.target_domain,
+            verdict="warn",
+            rows=10,
+            has_labels=True,
+            result={"findings": [], "attributes": []},
+            policy={},
         )
 
 

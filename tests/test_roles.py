@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from governance import roles
-from governance.models import ShiftReport
+from governance.models import BiasCheck, ShiftReport
 from tests.factories import DecisionFactory, FineTuneRunFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,6 +19,7 @@ PAGES = (
     "modelversion",
     "finetunerun",
     "shiftreport",
+    "biascheck",
     "decision",
     "auditevent",
 )
@@ -32,6 +33,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "modelversion": {"list", "view", "change"},
         "finetunerun": {"list", "view", "change"},
         "shiftreport": {"list", "view"},
+        "biascheck": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -42,6 +44,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "modelversion": {"list", "view"},
         "finetunerun": {"list", "view", "change"},
         "shiftreport": {"list", "view"},
+        "biascheck": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -62,7 +65,17 @@ def records():
         domain_auc=0.7,
         report={},
     )
+    check = BiasCheck.objects.create(
+        model_version=run.parent,
+        domain=run.target_domain,
+        verdict="pass",
+        rows=10,
+        has_labels=True,
+        result={"findings": [], "attributes": []},
+        policy={},
+    )
     return {
+        "biascheck": check,
         "shiftreport": shift,
         "dataset": run.parent.dataset,
         "domain": run.target_domain,

@@ -233,7 +233,7 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert child.parent == base
     assert summary["finetuning"]["state"] == "succeeded"
     assert summary["audit"]["ok"] is True
-    assert "[2/4] Pre-training a base model on source" in captured.err
+    assert "[2/5] Pre-training a base model on source" in captured.err
 
 
 def test_the_admin_shows_the_plan_first_and_starts_a_run(client, user_in_role, base):

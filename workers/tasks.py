@@ -63,3 +63,17 @@ def finetune_sweep_task() -> dict[str, Any]:
     for run_id in stale:
         finetune_task.delay(run_id)
     return {"requeued": stale}
+
+
+@shared_task(soft_time_limit=300, time_limit=360)
+def bias_check_task(version_id: int, domain_id: int) -> dict[str, Any]:
+    """Record a bias check (each delivery records a new, read-only check)."""
+    from governance.models import Domain, ModelVersion
+    from governance.services.bias import bias_check_run
+
+    check = bias_check_run(
+        version=ModelVersion.objects.get(pk=version_id),
+        domain=Domain.objects.get(pk=domain_id),
+        actor="worker:bias_check",
+    )
+    return {"check": check.pk, "verdict": check.verdict}

@@ -55,6 +55,8 @@ def model_version_set_status(
             f"{version} cannot go from {version.get_status_display()} to "
             f"{Status(status).label if status in Status.values else status!r}"
         )
+    if status == Status.APPROVED:
+        _check_bias_gate(version, note)
     before = version.status
     version.status = status
     version.save(update_fields=["status"])
@@ -66,3 +68,16 @@ def model_version_set_status(
         after={"status": status, "note": note},
     )
     return version
+
+
+def _check_bias_gate(version: ModelVersion, justification: str) -> None:
+    """A version whose latest bias check fails is approved only with a reason."""
+    from governance.services.bias import failing_bias_checks
+
+    failing = failing_bias_checks(version)
+    if failing and not justification.strip():
+        domains = ", ".join(sorted(check.domain.name for check in failing))
+        raise ValidationError(
+            f"{version} fails its bias check on {domains}: approving it needs a "
+            "written justification, which is recorded in the audit trail"
+        )
