@@ -188,6 +188,15 @@ SECURE_REFERRER_POLICY = "same-origin"
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Kombu's filesystem broker: for single-machine checks without Redis
+    # (bench/gpu_check.py). The folder must exist.
+    _folder = os.environ.get("CELERY_BROKER_FOLDER", str(VAR_DIR / "broker"))
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": f"{_folder}/out",
+        "data_folder_out": f"{_folder}/out",
+        "processed_folder": f"{_folder}/processed",
+    }
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_CORES = env_int("CELERY_WORKER_CORES", os.cpu_count() or 1, minimum=1)
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from governance.models import AuditEvent
 from governance.services.audit import audit_record
 from tests.conftest import ROOT, require_service
 from workers.celery import app
-from workers.tasks import audit_verify_task
+from workers.tasks import audit_verify_task, finetune_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -97,3 +98,144 @@ def test_a_worker_process_runs_a_task_through_redis(celery_worker_process, tmp_p
     }
     assert result.state == "SUCCESS"
     assert celery_worker_process.poll() is None  # the worker is alive, not eager mode
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, settings):
+    """Start (and finally stop) real worker processes on the test database."""
+    broker = require_service("TEST_REDIS_URL", "Redis")
+    media = tmp_path / "media"
+    settings.MEDIA_ROOT = media
+    keys = ("broker_url", "result_backend", "task_always_eager")
+    previous = {key: app.conf[key] for key in keys}
+    app.conf.update(broker_url=broker, result_backend=broker, task_always_eager=False)
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url_for_worker(),
+            "CELERY_BROKER_URL": broker,
+            "CELERY_RESULT_BACKEND": broker,
+            "MEDIA_ROOT": str(media),
+            "CELERY_WORKER_CORES": "1",
+        }
+        log = (tmp_path / f"{name}.log").open("w")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "-Q",
+                "gpu,cpu,reports",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"{name}-{os.getpid()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        app.conf.update(previous)
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_fine_tuning_runs_on_the_gpu_queue_and_survives_a_killed_worker(
+    start_worker, synthetic_dataset
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.models import FineTuneRun, ModelVersion
+    from governance.services.training import (
+        finetune_run_create,
+        model_version_pretrain,
+    )
+    from workers.tasks import finetune_sweep_task
+
+    source = synthetic_dataset.domains.get(name="source")
+    target = synthetic_dataset.domains.get(name="target")
+    base = model_version_pretrain(domain=source, name="base", actor="test", epochs=2)
+    first = start_worker("doomed")
+    # Long enough to be killed part-way: a few thousand quick epochs.
+    run = finetune_run_create(parent=base, target=target, actor="test", epochs=3000)
+
+    def progressed() -> bool:
+        run.refresh_from_db()
+        return run.state == FineTuneRun.State.RUNNING and run.progress > 0.02
+
+    _wait(progressed, 120, "the run to start training")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+
+    run.refresh_from_db()
+    # Killed mid-run: still leased, nothing half-written.
+    assert run.state == FineTuneRun.State.RUNNING and run.produced_version is None
+    assert ModelVersion.objects.filter(parent=base).count() == 0
+
+    # Time passes: the dead worker's lease expires; the sweeper re-queues the run.
+    FineTuneRun.objects.filter(pk=run.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    start_worker("rescuer")
+    assert finetune_sweep_task.delay().get(timeout=60) == {"requeued": [run.pk]}
+
+    def finished() -> bool:
+        run.refresh_from_db()
+        return run.is_terminal
+
+    _wait(finished, 240, "the resumed run to finish")
+    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
+    assert run.attempts == 2
+    assert ModelVersion.objects.filter(parent=base).count() == 1
+    actions = list(
+        AuditEvent.objects.filter(
+            object_id=str(run.pk), object_type="governance.finetunerun"
+        )
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "finetune_run.queued",
+        "finetune_run.running",
+        "finetune_run.running",
+        "finetune_run.succeeded",
+    ]
+    # A late redelivery of the original message changes nothing.
+    outcome = finetune_task.delay(run.pk).get(timeout=60)
+    assert "skipped" in outcome
+    assert ModelVersion.objects.filter(parent=base).count() == 1

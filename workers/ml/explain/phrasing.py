@@ -78,9 +78,7 @@ def factor_sentence(
         which = "the most common value" if is_categorical else "the typical value"
         return f"{subject} ({which}) {verb} the score."
     which = "the most common" if is_categorical else "the typical"
-    return (
-        f"{subject} instead of {which} {format_value(typical)} {verb} the score."
-    )
+    return f"{subject} instead of {which} {format_value(typical)} {verb} the score."
 
 
 def change_clause(feature: str, before: Any, after: Any) -> str:
