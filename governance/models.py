@@ -387,6 +387,53 @@ class BiasCheck(models.Model):
         return reverse("admin:governance_biascheck_change", args=[self.pk])
 
 
+class Explainer(models.Model):
+    """An Explainable Boosting Machine fitted to explain one model version.
+
+    The surrogate is fitted on the version's own decisions; its fidelity says how
+    far its explanations can be taken as the network's. A glass-box EBM fitted on
+    the true labels shows what an interpretable model would cost or gain.
+    Stored as JSON (never pickled), read-only once written.
+    """
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="explainers",
+        editable=False,
+    )
+    domain = models.ForeignKey(
+        Domain, on_delete=models.PROTECT, related_name="+", editable=False,
+        help_text="The rows the surrogate was fitted on.",
+    )
+    seed = models.PositiveIntegerField(editable=False)
+    surrogate = models.JSONField(editable=False, help_text="The fitted EBM, as JSON.")
+    global_explanation = models.JSONField(editable=False)
+    agreement = models.FloatField(
+        editable=False, help_text="Share of held-out decisions the surrogate matches."
+    )
+    surrogate_auc = models.FloatField(null=True, editable=False)
+    fidelity_ok = models.BooleanField(editable=False)
+    glassbox = models.JSONField(
+        editable=False, help_text="Accuracy of an EBM trained on the true labels."
+    )
+    fit_seconds = models.FloatField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(agreement__gte=0.0, agreement__lte=1.0),
+                name="governance_explainer_agreement_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Explainer of {self.model_version} ({self.agreement:.1%} agreement)"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_explainer_change", args=[self.pk])
+
+
 class Decision(models.Model):
     """One automated decision made by a model version about a person."""
 
@@ -426,6 +473,169 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"Decision {self.reference}: {self.outcome} by {self.model_version}"
+
+
+class DecisionExplanation(models.Model):
+    """Why one decision was made (local EBM terms) and what would have changed it
+    (counterfactuals re-scored by the network that decided). Read-only."""
+
+    class Status(models.TextChoices):
+        FOUND = "found", "counterfactuals found"
+        NONE_FOUND = "none_found", "no counterfactual found"
+        TIMED_OUT = "timed_out", "none found within the time budget"
+
+    decision = models.ForeignKey(
+        Decision, on_delete=models.PROTECT, related_name="explanations", editable=False
+    )
+    explainer = models.ForeignKey(
+        Explainer, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    local = models.JSONField(editable=False)
+    counterfactual_status = models.CharField(
+        max_length=16, choices=Status.choices, editable=False
+    )
+    counterfactuals = models.JSONField(editable=False)
+    seconds = models.FloatField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(counterfactual_status__in=["found", "none_found", "timed_out"]),
+                name="governance_explanation_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Explanation of {self.decision.reference}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_decisionexplanation_change", args=[self.pk])
+
+
+class RecourseCheck(models.Model):
+    """Do the counterfactuals given earlier still hold under a newer version?"""
+
+    explanation = models.ForeignKey(
+        DecisionExplanation, on_delete=models.PROTECT, related_name="recourse_checks",
+        editable=False,
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    still_valid = models.PositiveIntegerField(editable=False)
+    no_longer_valid = models.PositiveIntegerField(editable=False)
+    results = models.JSONField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return (
+            f"Recourse of {self.explanation.decision.reference} under "
+            f"{self.model_version}: {self.no_longer_valid} no longer hold"
+        )
+
+
+class Report(models.Model):
+    """A rendered PDF: a model dossier or an individual explanation.
+
+    The file is written once: a report that is approved never changes, and
+    rendering again makes a new report that `supersedes` the old one.
+    """
+
+    class Kind(models.TextChoices):
+        DOSSIER = "dossier", "model dossier"
+        INDIVIDUAL = "individual", "individual explanation"
+
+    class Audience(models.TextChoices):
+        FULL = "full", "full (auditors and regulators)"
+        BUSINESS = "business", "business summary"
+        TECHNICAL = "technical", "technical"
+        REGULATORY = "regulatory", "regulatory"
+        SUBJECT = "subject", "the person the decision was about"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting to render"
+        RENDERING = "rendering", "rendering"
+        DRAFT = "draft", "draft (rendered, not reviewed)"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        RELEASED = "released", "released to the person"
+        FAILED = "failed", "failed to render"
+
+    reference = models.CharField(max_length=32, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices, editable=False)
+    audience = models.CharField(max_length=16, choices=Audience.choices, editable=False)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="reports", editable=False
+    )
+    decision = models.ForeignKey(
+        "Decision", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="reports", editable=False,
+    )
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        editable=False,
+    )
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.PENDING, editable=False
+    )
+    file_path = models.CharField(max_length=300, blank=True, editable=False)
+    sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    pages = models.PositiveIntegerField(null=True, editable=False)
+    size_bytes = models.PositiveIntegerField(null=True, editable=False)
+    render_seconds = models.FloatField(null=True, editable=False)
+    pdf_variant = models.CharField(max_length=16, blank=True, editable=False)
+    error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, editable=False)
+    rendered_at = models.DateTimeField(null=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", editable=False,
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+", editable=False,
+    )
+    approved_at = models.DateTimeField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="dossier", decision__isnull=True)
+                | Q(kind="individual", decision__isnull=False),
+                name="governance_report_decision_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["pending", "rendering", "draft", "approved",
+                                "rejected", "released", "failed"]
+                ),
+                name="governance_report_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "rendering", "failed"])
+                | Q(sha256__regex=r"^[0-9a-f]{64}$"),
+                name="governance_report_rendered_has_hash",
+            ),
+        ]
+        indexes = [
+            # verify_report looks a PDF up by its hash.
+            models.Index(fields=["sha256"], name="governance_report_sha_idx"),
+            # Admin list filtered by status, newest first.
+            models.Index(fields=["status", "-created_at"], name="governance_rep_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().capitalize()} {self.reference}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:governance_report_change", args=[self.pk])
 
 
 class AuditEvent(models.Model):

@@ -209,6 +209,20 @@ TRAINING_EPOCHS = env_int("TRAINING_EPOCHS", 8, minimum=1)
 # Hard limit of one fine-tuning task; the soft limit comes a minute earlier.
 FINETUNE_TIME_LIMIT_S = env_int("FINETUNE_TIME_LIMIT_S", 3600, minimum=60)
 
+# --- Reports --------------------------------------------------------------------
+# The controller named in every report (GDPR Art. 13(1)(a), 14(1)(a), 15(1)).
+REPORT_CONTROLLER = {
+    "name": os.environ.get("CONTROLLER_NAME", "Example Lending Ltd (demo controller)"),
+    "contact": os.environ.get("CONTROLLER_CONTACT", "privacy@example.org"),
+    "dpo_contact": os.environ.get("CONTROLLER_DPO_CONTACT", "dpo@example.org"),
+    "supervisory_authority": os.environ.get(
+        "SUPERVISORY_AUTHORITY",
+        "the data protection authority of your EU member state of residence, work "
+        "or the place of the alleged infringement",
+    ),
+}
+REPORT_TIME_LIMIT_S = env_int("REPORT_TIME_LIMIT_S", 120, minimum=10)
+
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.
 GOVERNANCE_POLICY = {

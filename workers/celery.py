@@ -29,6 +29,7 @@ app.conf.task_routes = {
     "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
     "workers.tasks.finetune_sweep_task": {"queue": Queue.CPU.value},
     "workers.tasks.bias_check_task": {"queue": Queue.CPU.value},
+    "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
 }
 # The sweeper re-queues fine-tuning runs whose worker died (run `celery beat`).
 app.conf.beat_schedule = {

@@ -77,3 +77,19 @@ def bias_check_task(version_id: int, domain_id: int) -> dict[str, Any]:
         actor="worker:bias_check",
     )
     return {"check": check.pk, "verdict": check.verdict}
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.REPORT_TIME_LIMIT_S - 10,
+    time_limit=settings.REPORT_TIME_LIMIT_S,
+)
+def report_render_task(report_id: int) -> dict[str, Any]:
+    """Render a report once: only a pending report is claimed, so redelivery is safe."""
+    from governance.services.reports import report_render
+
+    report = report_render(report_id=report_id)
+    if report is None:
+        return {"report": report_id, "skipped": "not pending"}
+    return {"report": report_id, "sha256": report.sha256, "pages": report.pages}

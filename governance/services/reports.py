@@ -1,0 +1,216 @@
+"""Reports: request, render (reports queue), review, verify.
+
+A report's PDF is written once. Approving freezes it; rendering again makes a new
+report that supersedes the old one. verify_report finds a PDF by its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from governance.models import Decision, ModelVersion, Report
+from governance.services.audit import audit_record
+
+Status = Report.Status
+
+
+def new_report_reference() -> str:
+    return "R-" + secrets.token_hex(5).upper()
+
+
+def _user(actor: Any) -> Any:
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+@transaction.atomic
+def report_request(
+    *,
+    kind: str,
+    model_version: ModelVersion,
+    actor: Any,
+    audience: str | None = None,
+    decision: Decision | None = None,
+    supersedes: Report | None = None,
+) -> Report:
+    """Record a report to render and queue it (after commit) on the reports queue."""
+    audience = audience or (
+        Report.Audience.SUBJECT if kind == Report.Kind.INDIVIDUAL else Report.Audience.FULL
+    )
+    report = Report(
+        reference=new_report_reference(),
+        kind=kind,
+        audience=audience,
+        model_version=model_version,
+        decision=decision,
+        supersedes=supersedes,
+        created_by=_user(actor),
+    )
+    report.full_clean()
+    report.save()
+    audit_record(
+        actor=actor, action="report.requested", obj=report,
+        after={"kind": kind, "audience": audience, "model_version": model_version.pk,
+               "decision": decision.pk if decision else None,
+               "supersedes": supersedes.pk if supersedes else None},
+    )
+    from workers.tasks import report_render_task
+
+    transaction.on_commit(lambda: report_render_task.delay(report.pk))
+    return report
+
+
+def _claim(report_id: int) -> Report | None:
+    """Pending -> rendering; None when another delivery already has it."""
+    claimed = Report.objects.filter(pk=report_id, status=Status.PENDING).update(
+        status=Status.RENDERING, claimed_at=timezone.now()
+    )
+    return Report.objects.get(pk=report_id) if claimed == 1 else None
+
+
+def report_html(report: Report) -> str:
+    generated_at = timezone.now()
+    common = {"reference": report.reference, "generated_at": generated_at,
+              "report": report}
+    if report.kind == Report.Kind.DOSSIER:
+        from reports.dossier import dossier_context
+
+        context = dossier_context(report.model_version, audience=report.audience)
+        return render_to_string("reports/dossier.html", {**context, **common})
+    from reports.individual import individual_context
+
+    context = individual_context(report.decision)
+    return render_to_string("reports/individual.html", {**context, **common})
+
+
+def _store(data: bytes, sha256: str) -> str:
+    path = Path(settings.MEDIA_ROOT) / "reports" / f"{sha256}.pdf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(data)
+        partial.replace(path)
+    return str(path.relative_to(settings.MEDIA_ROOT))
+
+
+def report_render(*, report_id: int) -> Report | None:
+    """Render a pending report to PDF and record its hash. Redelivery is a no-op."""
+    from reports.pdf import render_pdf
+
+    report = _claim(report_id)
+    if report is None:
+        return None
+    try:
+        html = report_html(report)
+        rendered = render_pdf(
+            html,
+            title=f"{report.get_kind_display().capitalize()} {report.reference}",
+            metadata={
+                "author": settings.REPORT_CONTROLLER["name"],
+                "subject": f"{report.get_kind_display()} for {report.model_version}",
+                "keywords": "GDPR, AI Act, model governance",
+                "report_reference": report.reference,
+                "model_version": report.model_version.name,
+                "model_sha256": report.model_version.artifact_sha256,
+                "decision_reference": report.decision.reference if report.decision else "",
+            },
+            created=timezone.now(),
+        )
+        path = _store(rendered.data, rendered.sha256)
+    except Exception as exc:
+        with transaction.atomic():
+            Report.objects.filter(pk=report.pk).update(
+                status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000]
+            )
+            audit_record(actor="worker:reports", action="report.failed", obj=report,
+                         after={"error": str(exc)[:500]})
+        raise
+    with transaction.atomic():
+        Report.objects.filter(pk=report.pk, status=Status.RENDERING).update(
+            status=Status.DRAFT, file_path=path, sha256=rendered.sha256,
+            pages=rendered.pages, size_bytes=len(rendered.data),
+            render_seconds=rendered.seconds, pdf_variant=rendered.variant or "",
+            rendered_at=timezone.now(),
+        )
+        report.refresh_from_db()
+        audit_record(
+            actor="worker:reports", action="report.rendered", obj=report,
+            before={"status": Status.RENDERING},
+            after={"status": Status.DRAFT, "sha256": rendered.sha256,
+                   "pages": rendered.pages, "seconds": round(rendered.seconds, 3)},
+        )
+    return report
+
+
+@transaction.atomic
+def report_set_status(
+    *, report: Report, status: str, actor: Any, note: str = ""
+) -> Report:
+    """Review a rendered report. Approving one's own request is refused (four eyes)."""
+    report = Report.objects.select_for_update().get(pk=report.pk)
+    allowed = {
+        Status.DRAFT: {Status.APPROVED, Status.REJECTED},
+        Status.APPROVED: {Status.RELEASED} if report.kind == Report.Kind.INDIVIDUAL
+        else set(),
+    }
+    if status not in allowed.get(report.status, set()):
+        raise ValidationError(
+            f"report {report.reference} cannot go from {report.get_status_display()} "
+            f"to {Status(status).label}"
+        )
+    user = _user(actor)
+    if status == Status.APPROVED:
+        if user is not None and report.created_by_id == user.pk:
+            raise ValidationError(
+                "you requested this report: another officer must approve it"
+            )
+        report.approved_by = user
+        report.approved_at = timezone.now()
+    before = report.status
+    report.status = status
+    report.save(update_fields=["status", "approved_by", "approved_at"])
+    audit_record(actor=actor, action=f"report.{status}", obj=report,
+                 before={"status": before}, after={"status": status, "note": note})
+    return report
+
+
+def report_file(report: Report) -> bytes:
+    """The stored PDF, checked against the recorded hash."""
+    data = (Path(settings.MEDIA_ROOT) / report.file_path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != report.sha256:
+        raise ValidationError(f"the stored file of {report.reference} was altered")
+    return data
+
+
+def report_verify(data: bytes) -> tuple[str, Report | None]:
+    """Which report of this system a PDF is, by its SHA-256."""
+    sha = hashlib.sha256(data).hexdigest()
+    return sha, Report.objects.filter(sha256=sha).select_related(
+        "model_version", "approved_by", "decision"
+    ).first()
+
+
+def report_stale_ids() -> list[int]:
+    """Reports a sweeper should re-queue: pending for a while (enqueued while the
+    broker was down), or rendering past the time limit (the worker died)."""
+    now = timezone.now()
+    limit = timedelta(seconds=settings.REPORT_TIME_LIMIT_S)
+    stale_rendering = Report.objects.filter(
+        status=Status.RENDERING, claimed_at__lt=now - limit
+    )
+    # A dead render left no file behind it: put it back in the queue.
+    stale_rendering.update(status=Status.PENDING)
+    return list(
+        Report.objects.filter(
+            status=Status.PENDING, created_at__lt=now - timedelta(minutes=2)
+        ).values_list("pk", flat=True)
+    )

@@ -1,0 +1,238 @@
+"""What a model dossier says, gathered from the records (EU AI Act Annex IV, model
+cards). Everything here is read from records the product computed; nothing is
+typed in. The template is templates/reports/dossier.html."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from governance.models import (
+    AuditEvent,
+    BiasCheck,
+    FineTuneRun,
+    ModelVersion,
+    Report,
+)
+from governance.selectors import LineageNode, model_version_lineage
+from governance.services.bias import bias_transfer_table, latest_bias_checks
+from reports import charts
+
+# Which sections each audience gets (DESIGN.md: business, technical, regulatory).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    Report.Audience.FULL: (
+        "identity", "lineage", "data", "performance", "bias", "explanations",
+        "limitations", "approvals",
+    ),
+    Report.Audience.BUSINESS: ("identity", "performance", "bias", "limitations"),
+    Report.Audience.TECHNICAL: (
+        "identity", "lineage", "data", "performance", "explanations", "limitations",
+    ),
+    Report.Audience.REGULATORY: (
+        "identity", "lineage", "data", "bias", "explanations", "limitations",
+        "approvals",
+    ),
+}
+
+HEADLINE_METRICS = ("accuracy", "roc_auc", "log_loss", "ece")
+METRIC_NAMES = {
+    "accuracy": "Accuracy",
+    "roc_auc": "ROC AUC",
+    "log_loss": "Log loss",
+    "ece": "Calibration error",
+}
+# Fine-tuning that costs more than this much source-domain AUC is called out.
+FORGETTING_AUC_DROP = 0.01
+# Findings listed per domain; the rest are counted (every one is in the admin).
+MAX_FINDINGS = 8
+# A domain classifier above this tells the domains apart clearly.
+STRONG_SHIFT_AUC = 0.8
+
+
+def _flatten(node: LineageNode | None) -> list[LineageNode]:
+    if node is None:
+        return []
+    out = [node]
+    for child in node.children:
+        out.extend(_flatten(child))
+    return out
+
+
+def _metrics_rows(version: ModelVersion) -> list[dict[str, Any]]:
+    return [
+        {"domain": domain, **{k: metrics.get(k) for k in (*HEADLINE_METRICS, "n")}}
+        for domain, metrics in sorted(version.metrics.items())
+        if isinstance(metrics, dict) and "accuracy" in metrics
+    ]
+
+
+def _runs_in_lineage(version: ModelVersion) -> list[FineTuneRun]:
+    """The fine-tuning steps from the base model down to this version."""
+    chain: list[ModelVersion] = []
+    node: ModelVersion | None = version
+    while node is not None and node.parent_id:
+        chain.append(node)
+        node = node.parent
+    runs = FineTuneRun.objects.filter(produced_version__in=chain).select_related(
+        "parent", "source_domain", "target_domain", "produced_version", "shift_report"
+    )
+    return sorted(runs, key=lambda run: run.created_at)
+
+
+def _performance_chart(version: ModelVersion) -> str | None:
+    own = {row["domain"]: row for row in _metrics_rows(version)}
+    if not own:
+        return None
+    domains = sorted(own)
+    series = [(version.name, [own[d]["roc_auc"] or 0.0 for d in domains])]
+    if version.parent is not None:
+        parent = {row["domain"]: row for row in _metrics_rows(version.parent)}
+        if all(d in parent for d in domains):
+            series.insert(
+                0, (version.parent.name, [parent[d]["roc_auc"] or 0.0 for d in domains])
+            )
+    svg = charts.grouped_bar_chart(
+        [f"{d} (held out)" for d in domains], series,
+        title="ROC AUC on each domain's held-out rows", y_label="ROC AUC",
+    )
+    return charts.embed(svg, alt="ROC AUC on each domain's held-out rows")
+
+
+def _lineage_chart(root: LineageNode | None, version: ModelVersion) -> str | None:
+    nodes = _flatten(root)
+    if not nodes:
+        return None
+    svg = charts.lineage_tree(
+        [
+            (n.id, n.parent_id, n.name, f"{n.kind} · {n.status}")
+            for n in nodes
+        ],
+        title=f"Lineage of {version.name}", highlight=version.pk,
+    )
+    return charts.embed(svg, alt=f"Lineage of {version.name}")
+
+
+def _bias_section(version: ModelVersion) -> dict[str, Any]:
+    checks = latest_bias_checks(version)
+    parent_checks = latest_bias_checks(version.parent) if version.parent else {}
+    rows = []
+    for domain, check in sorted(checks.items()):
+        findings = sorted(
+            check.result.get("findings", []),
+            key=lambda f: {"fail": 0, "warn": 1, "info": 2, "pass": 3}.get(
+                f["severity"], 9
+            ),
+        )
+        disparities = [
+            {"attribute": attribute["name"], **disparity}
+            for attribute in check.result.get("attributes", [])
+            for disparity in attribute.get("disparities", [])
+            if disparity["metric"] in ("demographic_parity_ratio",
+                                       "equal_opportunity_difference",
+                                       "equalized_odds_difference")
+        ]
+        shown = [f for f in findings if f["severity"] in ("fail", "warn")]
+        rows.append({
+            "domain": domain, "check": check,
+            "findings": shown[:MAX_FINDINGS],
+            "more_findings": max(0, len(shown) - MAX_FINDINGS),
+            "disparities": disparities,
+        })
+    return {
+        "checks": rows,
+        "parent_checks": parent_checks,
+        "transfer": [row for row in bias_transfer_table(version)
+                     if row.get("metric") in ("demographic_parity_difference",
+                                              "equal_opportunity_difference")],
+        "policy": next(iter(checks.values())).policy if checks else None,
+    }
+
+
+def _limitations(version: ModelVersion, runs: list[FineTuneRun],
+                 bias: dict[str, Any], explainer: Any) -> list[str]:
+    """Risks the numbers reveal, each sentence quoting the number behind it."""
+    notes: list[str] = []
+    own = {row["domain"]: row for row in _metrics_rows(version)}
+    if version.parent is not None and runs:
+        last = runs[-1]
+        parent = {row["domain"]: row for row in _metrics_rows(version.parent)}
+        source = last.source_domain.name
+        before = (parent.get(source) or {}).get("roc_auc")
+        after = (own.get(source) or {}).get("roc_auc")
+        if before is not None and after is not None and before - after > FORGETTING_AUC_DROP:
+            notes.append(
+                f"Fine-tuning cost accuracy on the original ({source}) population: "
+                f"ROC AUC fell from {before:.3f} to {after:.3f}. The fine-tuned version "
+                "should not be used there without checking."
+            )
+        shift = last.shift_report
+        if shift and shift.domain_auc is not None and shift.domain_auc > STRONG_SHIFT_AUC:
+            notes.append(
+                f"The {last.target_domain.name} population differs clearly from "
+                f"{source} (a classifier tells them apart with ROC AUC "
+                f"{shift.domain_auc:.2f}); performance measured on one does not carry "
+                "over to the other."
+            )
+        if last.justification:
+            notes.append(
+                "The fine-tuning plan differed from the product's recommendation; the "
+                f"recorded reason: “{last.justification}”."
+            )
+    for row in bias["checks"]:
+        if row["check"].verdict == BiasCheck.Verdict.FAIL:
+            worst = next((f["sentence"] for f in row["findings"]
+                          if f["severity"] == "fail"), "")
+            notes.append(f"The bias check on {row['domain']} fails: {worst}")
+    for row in bias["transfer"]:
+        if row.get("worse"):
+            notes.extend(row.get("sentences") or [])
+    if explainer is not None and not explainer.fidelity_ok:
+        notes.append(
+            f"The interpretable surrogate agrees with the network on only "
+            f"{explainer.agreement:.1%} of held-out decisions: its explanations "
+            "describe the network only approximately."
+        )
+    for domain, row in own.items():
+        if row.get("ece") is not None and row["ece"] > 0.05:
+            notes.append(
+                f"Scores are miscalibrated on {domain} (expected calibration error "
+                f"{row['ece']:.3f}): read them as rankings, not probabilities."
+            )
+    return notes
+
+
+def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
+    from governance.models import Explainer  # issue 5 record; absent before
+
+    root = model_version_lineage(version.pk)
+    runs = _runs_in_lineage(version)
+    bias = _bias_section(version)
+    explainer = Explainer.objects.filter(model_version=version).first()
+    spec = version.dataset.spec
+    target = spec.get("target", {})
+    events = AuditEvent.objects.filter(
+        object_type="governance.modelversion", object_id=str(version.pk)
+    ).order_by("sequence")
+    return {
+        "version": version,
+        "audience": audience,
+        "audience_label": Report.Audience(audience).label,
+        "sections": set(SECTIONS[audience]),
+        "purpose": {
+            "target": target.get("column"),
+            "positive": ", ".join(target.get("positive", [])),
+            "labels": ", ".join(target.get("labels", [])),
+        },
+        "parameters": sum(layer.get("parameters", 0) for layer in version.layers),
+        "lineage_chart": _lineage_chart(root, version),
+        "runs": runs,
+        "dataset": version.dataset,
+        "domains": list(version.dataset.domains.all()),
+        "metrics": _metrics_rows(version),
+        "parent_metrics": _metrics_rows(version.parent) if version.parent else [],
+        "metric_names": METRIC_NAMES,
+        "performance_chart": _performance_chart(version),
+        "bias": bias,
+        "explainer": explainer,
+        "limitations": _limitations(version, runs, bias, explainer),
+        "events": list(events),
+    }
