@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -27,14 +27,23 @@ from governance.models import (
     BiasCheck,
     Dataset,
     Decision,
+    DecisionExplanation,
     Domain,
+    Explainer,
     FineTuneRun,
     ModelVersion,
+    RecourseCheck,
+    Report,
     ShiftReport,
 )
 from governance.selectors import LineageNode, model_version_lineage
 from governance.services.bias import bias_transfer_table, latest_bias_checks
 from governance.services.datasets import dataset_import
+from governance.services.reports import (
+    report_file,
+    report_request,
+    report_set_status,
+)
 from governance.services.runs import finetune_run_request_cancel
 from governance.services.training import (
     FineTuneRefused,
@@ -343,7 +352,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
     )
-    actions = ["submit_for_review", "approve", "reject", "retire"]
+    actions = ["submit_for_review", "approve", "reject", "retire", "generate_dossier"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # Versions come from training jobs or the register command, not a blank form.
@@ -537,6 +546,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
             )
         for reason in refused:
             self.message_user(request, reason, messages.ERROR)
+
+    def has_dossier_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("governance.add_report")
+
+    @admin.action(description="Generate model dossier (PDF)", permissions=["dossier"])
+    def generate_dossier(self, request: HttpRequest, queryset: QuerySet) -> None:
+        made = [
+            report_request(
+                kind=Report.Kind.DOSSIER, model_version=version, actor=request.user
+            )
+            for version in queryset
+        ]
+        self.message_user(
+            request,
+            f"Requested {len(made)} dossier(s): "
+            + ", ".join(report.reference for report in made),
+            messages.SUCCESS,
+        )
 
     @admin.action(description="Submit for review", permissions=["change"])
     def submit_for_review(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -813,6 +840,147 @@ class BiasCheckAdmin(ReadOnlyAdmin):
     @admin.display(description="Policy")
     def policy_table(self, obj: BiasCheck) -> SafeString:
         return format_html_join("", "<div>{}: {}</div>", sorted(obj.policy.items()))
+
+
+@admin.register(Report)
+class ReportAdmin(ReadOnlyAdmin):
+    list_display = (
+        "reference",
+        "kind",
+        "audience",
+        "model_version",
+        "status",
+        "pages",
+        "created_at",
+        "download_link",
+    )
+    list_filter = ("kind", "status", "audience")
+    list_select_related = ("model_version",)
+    search_fields = ("=reference", "=sha256", "model_version__name")
+    fields = (
+        "reference",
+        "kind",
+        "audience",
+        "status",
+        "download_link",
+        "model_version",
+        "decision",
+        "supersedes",
+        "sha256",
+        "pages",
+        "size_bytes",
+        "render_seconds",
+        "pdf_variant",
+        "error",
+        "created_by",
+        "created_at",
+        "rendered_at",
+        "approved_by",
+        "approved_at",
+    )
+    readonly_fields = fields
+    actions = ["approve", "reject", "release"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Review actions need the permission; the page itself stays read-only.
+        return False
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("governance.change_report")
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.download_view)
+        return [
+            path("<int:pk>/download/", view, name="governance_report_download"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="PDF")
+    def download_link(self, obj: Report) -> SafeString:
+        if not obj.sha256:
+            return mark_safe("—")
+        return format_html(
+            '<a href="{}">download</a>',
+            reverse("admin:governance_report_download", args=[obj.pk]),
+        )
+
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if not request.user.has_perm("governance.download_report"):
+            raise PermissionDenied
+        report = get_object_or_404(Report, pk=pk)
+        if not report.sha256:
+            raise Http404("this report has not been rendered")
+        try:
+            data = report_file(report)
+        except ValidationError as exc:
+            return HttpResponse(_message(exc), status=409, content_type="text/plain")
+        response = HttpResponse(data, content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{report.reference}.pdf"'
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+    def _review(self, request: HttpRequest, queryset: QuerySet, status: str) -> None:
+        for report in queryset:
+            try:
+                report_set_status(report=report, status=status, actor=request.user)
+            except ValidationError as exc:
+                self.message_user(request, _message(exc), messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{report.reference}: {Report.Status(status).label}.",
+                    messages.SUCCESS,
+                )
+
+    @admin.action(description="Approve", permissions=["review"])
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._review(request, queryset, Report.Status.APPROVED)
+
+    @admin.action(description="Reject", permissions=["review"])
+    def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._review(request, queryset, Report.Status.REJECTED)
+
+    @admin.action(description="Release to the person", permissions=["review"])
+    def release(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._review(request, queryset, Report.Status.RELEASED)
+
+
+@admin.register(Explainer)
+class ExplainerAdmin(ReadOnlyAdmin):
+    list_display = (
+        "model_version",
+        "domain",
+        "agreement",
+        "surrogate_auc",
+        "fidelity_ok",
+        "fit_seconds",
+        "created_at",
+    )
+    list_filter = ("fidelity_ok",)
+    list_select_related = ("model_version", "domain__dataset")
+    exclude = ("surrogate",)
+
+
+@admin.register(DecisionExplanation)
+class DecisionExplanationAdmin(ReadOnlyAdmin):
+    list_display = ("decision", "counterfactual_status", "seconds", "created_at")
+    list_filter = ("counterfactual_status",)
+    list_select_related = ("decision__model_version",)
+    search_fields = ("=decision__reference",)
+
+
+@admin.register(RecourseCheck)
+class RecourseCheckAdmin(ReadOnlyAdmin):
+    list_display = (
+        "explanation",
+        "model_version",
+        "still_valid",
+        "no_longer_valid",
+        "created_at",
+    )
+    list_select_related = ("explanation__decision", "model_version")
 
 
 @admin.register(Decision)

@@ -397,11 +397,16 @@ class Explainer(models.Model):
     """
 
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="explainers",
+        ModelVersion,
+        on_delete=models.PROTECT,
+        related_name="explainers",
         editable=False,
     )
     domain = models.ForeignKey(
-        Domain, on_delete=models.PROTECT, related_name="+", editable=False,
+        Domain,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
         help_text="The rows the surrogate was fitted on.",
     )
     seed = models.PositiveIntegerField(editable=False)
@@ -502,7 +507,9 @@ class DecisionExplanation(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(counterfactual_status__in=["found", "none_found", "timed_out"]),
+                condition=Q(
+                    counterfactual_status__in=["found", "none_found", "timed_out"]
+                ),
                 name="governance_explanation_status_valid",
             ),
         ]
@@ -518,7 +525,9 @@ class RecourseCheck(models.Model):
     """Do the counterfactuals given earlier still hold under a newer version?"""
 
     explanation = models.ForeignKey(
-        DecisionExplanation, on_delete=models.PROTECT, related_name="recourse_checks",
+        DecisionExplanation,
+        on_delete=models.PROTECT,
+        related_name="recourse_checks",
         editable=False,
     )
     model_version = models.ForeignKey(
@@ -573,11 +582,19 @@ class Report(models.Model):
         ModelVersion, on_delete=models.PROTECT, related_name="reports", editable=False
     )
     decision = models.ForeignKey(
-        "Decision", null=True, blank=True, on_delete=models.PROTECT,
-        related_name="reports", editable=False,
+        "Decision",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reports",
+        editable=False,
     )
     supersedes = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
         editable=False,
     )
     status = models.CharField(
@@ -594,17 +611,26 @@ class Report(models.Model):
     claimed_at = models.DateTimeField(null=True, editable=False)
     rendered_at = models.DateTimeField(null=True, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
     )
     approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-        related_name="+", editable=False,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
     )
     approved_at = models.DateTimeField(null=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("download_report", "Can download report PDFs")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="dossier", decision__isnull=True)
@@ -613,8 +639,15 @@ class Report(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(
-                    status__in=["pending", "rendering", "draft", "approved",
-                                "rejected", "released", "failed"]
+                    status__in=[
+                        "pending",
+                        "rendering",
+                        "draft",
+                        "approved",
+                        "rejected",
+                        "released",
+                        "failed",
+                    ]
                 ),
                 name="governance_report_status_valid",
             ),
@@ -628,7 +661,9 @@ class Report(models.Model):
             # verify_report looks a PDF up by its hash.
             models.Index(fields=["sha256"], name="governance_report_sha_idx"),
             # Admin list filtered by status, newest first.
-            models.Index(fields=["status", "-created_at"], name="governance_rep_status_idx"),
+            models.Index(
+                fields=["status", "-created_at"], name="governance_rep_status_idx"
+            ),
         ]
 
     def __str__(self) -> str:

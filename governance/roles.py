@@ -22,6 +22,10 @@ _VIEW_ALL = [
     "governance.view_finetunerun",
     "governance.view_shiftreport",
     "governance.view_biascheck",
+    "governance.view_explainer",
+    "governance.view_decisionexplanation",
+    "governance.view_recoursecheck",
+    "governance.view_report",
     "governance.view_decision",
     "governance.view_auditevent",
 ]
@@ -32,14 +36,18 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_VIEW_ALL,
         "governance.change_modelversion",  # review: approve, reject, retire
         "governance.change_finetunerun",  # cancel a run
+        "governance.add_report",  # generate a dossier
+        "governance.change_report",  # review: approve, reject, release
+        "governance.download_report",
     ],
-    AUDITOR: [*_VIEW_ALL],
+    AUDITOR: [*_VIEW_ALL, "governance.download_report"],
     DATA_SCIENTIST: [
         *_VIEW_ALL,
         "governance.add_dataset",
         "governance.add_modelversion",
         "governance.add_finetunerun",
         "governance.change_finetunerun",
+        "governance.add_report",  # generate a dossier (not individual explanations)
     ],
 }
 

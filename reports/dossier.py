@@ -20,15 +20,31 @@ from reports import charts
 # Which sections each audience gets (DESIGN.md: business, technical, regulatory).
 SECTIONS: dict[str, tuple[str, ...]] = {
     Report.Audience.FULL: (
-        "identity", "lineage", "data", "performance", "bias", "explanations",
-        "limitations", "approvals",
+        "identity",
+        "lineage",
+        "data",
+        "performance",
+        "bias",
+        "explanations",
+        "limitations",
+        "approvals",
     ),
     Report.Audience.BUSINESS: ("identity", "performance", "bias", "limitations"),
     Report.Audience.TECHNICAL: (
-        "identity", "lineage", "data", "performance", "explanations", "limitations",
+        "identity",
+        "lineage",
+        "data",
+        "performance",
+        "explanations",
+        "limitations",
     ),
     Report.Audience.REGULATORY: (
-        "identity", "lineage", "data", "bias", "explanations", "limitations",
+        "identity",
+        "lineage",
+        "data",
+        "bias",
+        "explanations",
+        "limitations",
         "approvals",
     ),
 }
@@ -91,8 +107,10 @@ def _performance_chart(version: ModelVersion) -> str | None:
                 0, (version.parent.name, [parent[d]["roc_auc"] or 0.0 for d in domains])
             )
     svg = charts.grouped_bar_chart(
-        [f"{d} (held out)" for d in domains], series,
-        title="ROC AUC on each domain's held-out rows", y_label="ROC AUC",
+        [f"{d} (held out)" for d in domains],
+        series,
+        title="ROC AUC on each domain's held-out rows",
+        y_label="ROC AUC",
     )
     return charts.embed(svg, alt="ROC AUC on each domain's held-out rows")
 
@@ -102,11 +120,9 @@ def _lineage_chart(root: LineageNode | None, version: ModelVersion) -> str | Non
     if not nodes:
         return None
     svg = charts.lineage_tree(
-        [
-            (n.id, n.parent_id, n.name, f"{n.kind} · {n.status}")
-            for n in nodes
-        ],
-        title=f"Lineage of {version.name}", highlight=version.pk,
+        [(n.id, n.parent_id, n.name, f"{n.kind} · {n.status}") for n in nodes],
+        title=f"Lineage of {version.name}",
+        highlight=version.pk,
     )
     return charts.embed(svg, alt=f"Lineage of {version.name}")
 
@@ -126,29 +142,39 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
             {"attribute": attribute["name"], **disparity}
             for attribute in check.result.get("attributes", [])
             for disparity in attribute.get("disparities", [])
-            if disparity["metric"] in ("demographic_parity_ratio",
-                                       "equal_opportunity_difference",
-                                       "equalized_odds_difference")
+            if disparity["metric"]
+            in (
+                "demographic_parity_ratio",
+                "equal_opportunity_difference",
+                "equalized_odds_difference",
+            )
         ]
         shown = [f for f in findings if f["severity"] in ("fail", "warn")]
-        rows.append({
-            "domain": domain, "check": check,
-            "findings": shown[:MAX_FINDINGS],
-            "more_findings": max(0, len(shown) - MAX_FINDINGS),
-            "disparities": disparities,
-        })
+        rows.append(
+            {
+                "domain": domain,
+                "check": check,
+                "findings": shown[:MAX_FINDINGS],
+                "more_findings": max(0, len(shown) - MAX_FINDINGS),
+                "disparities": disparities,
+            }
+        )
     return {
         "checks": rows,
         "parent_checks": parent_checks,
-        "transfer": [row for row in bias_transfer_table(version)
-                     if row.get("metric") in ("demographic_parity_difference",
-                                              "equal_opportunity_difference")],
+        "transfer": [
+            row
+            for row in bias_transfer_table(version)
+            if row.get("metric")
+            in ("demographic_parity_difference", "equal_opportunity_difference")
+        ],
         "policy": next(iter(checks.values())).policy if checks else None,
     }
 
 
-def _limitations(version: ModelVersion, runs: list[FineTuneRun],
-                 bias: dict[str, Any], explainer: Any) -> list[str]:
+def _limitations(
+    version: ModelVersion, runs: list[FineTuneRun], bias: dict[str, Any], explainer: Any
+) -> list[str]:
     """Risks the numbers reveal, each sentence quoting the number behind it."""
     notes: list[str] = []
     own = {row["domain"]: row for row in _metrics_rows(version)}
@@ -158,14 +184,22 @@ def _limitations(version: ModelVersion, runs: list[FineTuneRun],
         source = last.source_domain.name
         before = (parent.get(source) or {}).get("roc_auc")
         after = (own.get(source) or {}).get("roc_auc")
-        if before is not None and after is not None and before - after > FORGETTING_AUC_DROP:
+        if (
+            before is not None
+            and after is not None
+            and before - after > FORGETTING_AUC_DROP
+        ):
             notes.append(
                 f"Fine-tuning cost accuracy on the original ({source}) population: "
-                f"ROC AUC fell from {before:.3f} to {after:.3f}. The fine-tuned version "
-                "should not be used there without checking."
+                f"ROC AUC fell from {before:.3f} to {after:.3f}. The fine-tuned "
+                "version should not be used there without checking."
             )
         shift = last.shift_report
-        if shift and shift.domain_auc is not None and shift.domain_auc > STRONG_SHIFT_AUC:
+        if (
+            shift
+            and shift.domain_auc is not None
+            and shift.domain_auc > STRONG_SHIFT_AUC
+        ):
             notes.append(
                 f"The {last.target_domain.name} population differs clearly from "
                 f"{source} (a classifier tells them apart with ROC AUC "
@@ -179,8 +213,9 @@ def _limitations(version: ModelVersion, runs: list[FineTuneRun],
             )
     for row in bias["checks"]:
         if row["check"].verdict == BiasCheck.Verdict.FAIL:
-            worst = next((f["sentence"] for f in row["findings"]
-                          if f["severity"] == "fail"), "")
+            worst = next(
+                (f["sentence"] for f in row["findings"] if f["severity"] == "fail"), ""
+            )
             notes.append(f"The bias check on {row['domain']} fails: {worst}")
     for row in bias["transfer"]:
         if row.get("worse"):

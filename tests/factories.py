@@ -8,7 +8,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from governance.models import Dataset, Decision, Domain, FineTuneRun, ModelVersion
+from governance.models import (
+    Dataset,
+    Decision,
+    DecisionExplanation,
+    Domain,
+    Explainer,
+    FineTuneRun,
+    ModelVersion,
+    RecourseCheck,
+    Report,
+)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -87,3 +97,60 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     score = 0.2
     secret_hash = "0" * 64
     decided_at = factory.LazyFunction(timezone.now)
+
+
+class ExplainerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Explainer
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    domain = factory.SubFactory(
+        DomainFactory, dataset=factory.SelfAttribute("..model_version.dataset")
+    )
+    seed = 0
+    surrogate = factory.LazyFunction(dict)
+    global_explanation = factory.LazyFunction(dict)
+    agreement = 0.97
+    surrogate_auc = 0.99
+    fidelity_ok = True
+    glassbox = factory.LazyFunction(dict)
+    fit_seconds = 1.0
+
+
+class DecisionExplanationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DecisionExplanation
+
+    decision = factory.SubFactory(DecisionFactory)
+    explainer = factory.SubFactory(
+        ExplainerFactory,
+        model_version=factory.SelfAttribute("..decision.model_version"),
+    )
+    local = factory.LazyFunction(dict)
+    counterfactual_status = "found"
+    counterfactuals = factory.LazyFunction(list)
+    seconds = 0.5
+
+
+class RecourseCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RecourseCheck
+
+    explanation = factory.SubFactory(DecisionExplanationFactory)
+    model_version = factory.SelfAttribute("explanation.decision.model_version")
+    still_valid = 1
+    no_longer_valid = 0
+    results = factory.LazyFunction(list)
+
+
+class ReportFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Report
+
+    reference = factory.Sequence(lambda n: f"R-{n:010X}")
+    kind = Report.Kind.DOSSIER
+    audience = Report.Audience.FULL
+    model_version = factory.SubFactory(ModelVersionFactory)
+    status = Report.Status.DRAFT
+    sha256 = factory.Sequence(lambda n: f"{n:064x}")
+    file_path = "reports/none.pdf"

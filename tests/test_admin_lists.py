@@ -8,7 +8,12 @@ from django.test.utils import CaptureQueriesContext
 
 from governance.models import BiasCheck, ShiftReport
 from governance.services.audit import audit_record
-from tests.factories import DecisionFactory, FineTuneRunFactory
+from tests.factories import (
+    DecisionFactory,
+    FineTuneRunFactory,
+    RecourseCheckFactory,
+    ReportFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +24,10 @@ PAGES = (
     "finetunerun",
     "shiftreport",
     "biascheck",
+    "explainer",
+    "decisionexplanation",
+    "recoursecheck",
+    "report",
     "decision",
     "auditevent",
 )
@@ -29,6 +38,8 @@ def _add_rows(count: int) -> None:
         run = FineTuneRunFactory()
         decision = DecisionFactory(model_version=run.parent)
         audit_record(actor="test", action="fixture.made", obj=decision)
+        RecourseCheckFactory(explanation__decision=decision)
+        ReportFactory(model_version=run.parent)
         ShiftReport.objects.create(
             source_domain=run.source_domain,
             target_domain=run.target_domain,

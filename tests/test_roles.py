@@ -9,7 +9,12 @@ from django.test import Client
 
 from governance import roles
 from governance.models import BiasCheck, ShiftReport
-from tests.factories import DecisionFactory, FineTuneRunFactory
+from tests.factories import (
+    DecisionFactory,
+    FineTuneRunFactory,
+    RecourseCheckFactory,
+    ReportFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +25,10 @@ PAGES = (
     "finetunerun",
     "shiftreport",
     "biascheck",
+    "explainer",
+    "decisionexplanation",
+    "recoursecheck",
+    "report",
     "decision",
     "auditevent",
 )
@@ -34,6 +43,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "finetunerun": {"list", "view", "change"},
         "shiftreport": {"list", "view"},
         "biascheck": {"list", "view"},
+        "explainer": {"list", "view"},
+        "decisionexplanation": {"list", "view"},
+        "recoursecheck": {"list", "view"},
+        "report": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -45,6 +58,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "finetunerun": {"list", "view", "change"},
         "shiftreport": {"list", "view"},
         "biascheck": {"list", "view"},
+        "explainer": {"list", "view"},
+        "decisionexplanation": {"list", "view"},
+        "recoursecheck": {"list", "view"},
+        "report": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -74,7 +91,12 @@ def records():
         result={"findings": [], "attributes": []},
         policy={},
     )
+    recourse = RecourseCheckFactory(explanation__decision=decision)
     return {
+        "explainer": recourse.explanation.explainer,
+        "decisionexplanation": recourse.explanation,
+        "recoursecheck": recourse,
+        "report": ReportFactory(model_version=run.parent),
         "biascheck": check,
         "shiftreport": shift,
         "dataset": run.parent.dataset,

@@ -44,7 +44,9 @@ def report_request(
 ) -> Report:
     """Record a report to render and queue it (after commit) on the reports queue."""
     audience = audience or (
-        Report.Audience.SUBJECT if kind == Report.Kind.INDIVIDUAL else Report.Audience.FULL
+        Report.Audience.SUBJECT
+        if kind == Report.Kind.INDIVIDUAL
+        else Report.Audience.FULL
     )
     report = Report(
         reference=new_report_reference(),
@@ -58,10 +60,16 @@ def report_request(
     report.full_clean()
     report.save()
     audit_record(
-        actor=actor, action="report.requested", obj=report,
-        after={"kind": kind, "audience": audience, "model_version": model_version.pk,
-               "decision": decision.pk if decision else None,
-               "supersedes": supersedes.pk if supersedes else None},
+        actor=actor,
+        action="report.requested",
+        obj=report,
+        after={
+            "kind": kind,
+            "audience": audience,
+            "model_version": model_version.pk,
+            "decision": decision.pk if decision else None,
+            "supersedes": supersedes.pk if supersedes else None,
+        },
     )
     from workers.tasks import report_render_task
 
@@ -79,8 +87,11 @@ def _claim(report_id: int) -> Report | None:
 
 def report_html(report: Report) -> str:
     generated_at = timezone.now()
-    common = {"reference": report.reference, "generated_at": generated_at,
-              "report": report}
+    common = {
+        "reference": report.reference,
+        "generated_at": generated_at,
+        "report": report,
+    }
     if report.kind == Report.Kind.DOSSIER:
         from reports.dossier import dossier_context
 
@@ -121,7 +132,9 @@ def report_render(*, report_id: int) -> Report | None:
                 "report_reference": report.reference,
                 "model_version": report.model_version.name,
                 "model_sha256": report.model_version.artifact_sha256,
-                "decision_reference": report.decision.reference if report.decision else "",
+                "decision_reference": report.decision.reference
+                if report.decision
+                else "",
             },
             created=timezone.now(),
         )
@@ -131,22 +144,36 @@ def report_render(*, report_id: int) -> Report | None:
             Report.objects.filter(pk=report.pk).update(
                 status=Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000]
             )
-            audit_record(actor="worker:reports", action="report.failed", obj=report,
-                         after={"error": str(exc)[:500]})
+            audit_record(
+                actor="worker:reports",
+                action="report.failed",
+                obj=report,
+                after={"error": str(exc)[:500]},
+            )
         raise
     with transaction.atomic():
         Report.objects.filter(pk=report.pk, status=Status.RENDERING).update(
-            status=Status.DRAFT, file_path=path, sha256=rendered.sha256,
-            pages=rendered.pages, size_bytes=len(rendered.data),
-            render_seconds=rendered.seconds, pdf_variant=rendered.variant or "",
+            status=Status.DRAFT,
+            file_path=path,
+            sha256=rendered.sha256,
+            pages=rendered.pages,
+            size_bytes=len(rendered.data),
+            render_seconds=rendered.seconds,
+            pdf_variant=rendered.variant or "",
             rendered_at=timezone.now(),
         )
         report.refresh_from_db()
         audit_record(
-            actor="worker:reports", action="report.rendered", obj=report,
+            actor="worker:reports",
+            action="report.rendered",
+            obj=report,
             before={"status": Status.RENDERING},
-            after={"status": Status.DRAFT, "sha256": rendered.sha256,
-                   "pages": rendered.pages, "seconds": round(rendered.seconds, 3)},
+            after={
+                "status": Status.DRAFT,
+                "sha256": rendered.sha256,
+                "pages": rendered.pages,
+                "seconds": round(rendered.seconds, 3),
+            },
         )
     return report
 
@@ -159,7 +186,8 @@ def report_set_status(
     report = Report.objects.select_for_update().get(pk=report.pk)
     allowed = {
         Status.DRAFT: {Status.APPROVED, Status.REJECTED},
-        Status.APPROVED: {Status.RELEASED} if report.kind == Report.Kind.INDIVIDUAL
+        Status.APPROVED: {Status.RELEASED}
+        if report.kind == Report.Kind.INDIVIDUAL
         else set(),
     }
     if status not in allowed.get(report.status, set()):
@@ -178,8 +206,13 @@ def report_set_status(
     before = report.status
     report.status = status
     report.save(update_fields=["status", "approved_by", "approved_at"])
-    audit_record(actor=actor, action=f"report.{status}", obj=report,
-                 before={"status": before}, after={"status": status, "note": note})
+    audit_record(
+        actor=actor,
+        action=f"report.{status}",
+        obj=report,
+        before={"status": before},
+        after={"status": status, "note": note},
+    )
     return report
 
 

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from governance.models import Report
+from governance.services.reports import report_verify
+
+
+class Command(BaseCommand):
+    help = "Tell whether a PDF is an approved report of this system, and which."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("pdf", type=Path)
+
+    def handle(self, *args: Any, pdf: Path, **options: Any) -> None:
+        if not pdf.is_file():
+            raise CommandError(f"{pdf} is not a file")
+        sha, report = report_verify(pdf.read_bytes())
+        if report is None:
+            raise CommandError(
+                f"NOT a report of this system: no report has SHA-256 {sha}. The file "
+                "was altered, or it was never produced here."
+            )
+        about = report.decision.reference if report.decision else report.model_version
+        approved = report.status in (Report.Status.APPROVED, Report.Status.RELEASED)
+        line = (
+            f"{report.get_kind_display()} {report.reference} about {about} "
+            f"(model version {report.model_version}, SHA-256 {sha})"
+        )
+        if not approved:
+            raise CommandError(
+                f"a report of this system but NOT approved (status: "
+                f"{report.get_status_display()}): {line}"
+            )
+        who = report.approved_by.get_username() if report.approved_by else "the system"
+        self.stdout.write(
+            f"APPROVED: {line}; approved by {who} "
+            f"on {report.approved_at:%Y-%m-%d %H:%M}"
+        )
