@@ -7,6 +7,7 @@ actions and forms call services and say what they did.
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -30,6 +33,7 @@ from governance.models import (
     DecisionExplanation,
     Domain,
     Explainer,
+    ExplanationRequest,
     FineTuneRun,
     ModelVersion,
     RecourseCheck,
@@ -43,6 +47,15 @@ from governance.services.reports import (
     report_file,
     report_request,
     report_set_status,
+)
+from governance.services.requests import (
+    request_approve,
+    request_assign,
+    request_draft,
+    request_extend,
+    request_reject,
+    request_release,
+    request_submit_for_approval,
 )
 from governance.services.runs import finetune_run_request_cancel
 from governance.services.training import (
@@ -981,6 +994,143 @@ class RecourseCheckAdmin(ReadOnlyAdmin):
         "created_at",
     )
     list_select_related = ("explanation__decision", "model_version")
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "overdue"), ("week", "due within 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        open_requests = queryset.exclude(status=ExplanationRequest.Status.RELEASED)
+        deadline = Coalesce("extended_due_at", "due_at")
+        if self.value() == "overdue":
+            return open_requests.alias(deadline=deadline).filter(deadline__lt=now)
+        if self.value() == "week":
+            return open_requests.alias(deadline=deadline).filter(
+                deadline__gte=now, deadline__lte=now + timedelta(days=7)
+            )
+        return queryset
+
+
+@admin.register(ExplanationRequest)
+class ExplanationRequestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "number",
+        "deadline_flag",
+        "status",
+        "decision",
+        "assigned_to",
+        "received_at",
+    )
+    list_filter = (DeadlineFilter, "status")
+    list_select_related = ("decision__model_version", "assigned_to")
+    search_fields = ("=number", "=decision__reference")
+    ordering = ("due_at",)
+    fields = (
+        "number",
+        "status",
+        "deadline_flag",
+        "decision",
+        "message",
+        "received_at",
+        "due_at",
+        "extended_due_at",
+        "extension_reason",
+        "assigned_to",
+        "drafted_by",
+        "report",
+        "review_comment",
+        "released_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="due", ordering="due_at")
+    def deadline_flag(self, obj: ExplanationRequest) -> SafeString:
+        deadline = obj.deadline
+        if not obj.is_open:
+            return format_html("{} (answered)", f"{deadline:%Y-%m-%d}")
+        left = deadline - timezone.now()
+        if left.total_seconds() < 0:
+            return format_html(
+                '<strong style="color:#cf222e">{} OVERDUE</strong>',
+                f"{deadline:%Y-%m-%d}",
+            )
+        if left <= timedelta(days=7):
+            return format_html(
+                '<strong style="color:#9a6700">{} (due in {} days)</strong>',
+                f"{deadline:%Y-%m-%d}",
+                left.days,
+            )
+        return format_html("{}", f"{deadline:%Y-%m-%d}")
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.workflow_view)
+        return [
+            path(
+                "<int:pk>/workflow/<str:step>/",
+                view,
+                name="governance_explanationrequest_workflow",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_work": request.user.has_perm("governance.change_explanationrequest"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def workflow_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
+        """One workflow step, by POST from the buttons on the request's page."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not request.user.has_perm("governance.change_explanationrequest"):
+            raise PermissionDenied
+        filed = get_object_or_404(ExplanationRequest, pk=pk)
+        user = request.user
+        steps = {
+            "assign": lambda: request_assign(request=filed, officer=user, actor=user),
+            "draft": lambda: request_draft(request=filed, actor=user),
+            "submit": lambda: request_submit_for_approval(request=filed, actor=user),
+            "approve": lambda: request_approve(request=filed, actor=user),
+            "reject": lambda: request_reject(
+                request=filed, actor=user, comment=request.POST.get("comment", "")
+            ),
+            "release": lambda: request_release(request=filed, actor=user),
+            "extend": lambda: request_extend(
+                request=filed,
+                actor=user,
+                reason=request.POST.get("reason", ""),
+                months=int(request.POST.get("months") or 0),
+            ),
+        }
+        if step not in steps:
+            raise Http404("unknown workflow step")
+        try:
+            steps[step]()
+        except (ValidationError, ValueError) as exc:
+            self.message_user(request, _message(exc), messages.ERROR)
+        else:
+            filed.refresh_from_db()
+            self.message_user(
+                request,
+                f"{filed.number}: {filed.get_status_display()}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:governance_explanationrequest_change", args=[pk])
+        )
 
 
 @admin.register(Decision)

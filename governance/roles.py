@@ -35,12 +35,18 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     COMPLIANCE_OFFICER: [
         *_VIEW_ALL,
         "governance.change_modelversion",  # review: approve, reject, retire
+        "governance.view_explanationrequest",
+        "governance.change_explanationrequest",  # assign, extend, draft, review
         "governance.change_finetunerun",  # cancel a run
         "governance.add_report",  # generate a dossier
         "governance.change_report",  # review: approve, reject, release
         "governance.download_report",
     ],
-    AUDITOR: [*_VIEW_ALL, "governance.download_report"],
+    AUDITOR: [
+        *_VIEW_ALL,
+        "governance.view_explanationrequest",
+        "governance.download_report",
+    ],
     DATA_SCIENTIST: [
         *_VIEW_ALL,
         "governance.add_dataset",

@@ -80,6 +80,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "governance",
     "reports",
 ]
@@ -222,6 +225,35 @@ REPORT_CONTROLLER = {
     ),
 }
 REPORT_TIME_LIMIT_S = env_int("REPORT_TIME_LIMIT_S", 120, minimum=10)
+# How long a person's private status link works. It must outlast the longest
+# deadline (one month plus a two-month extension) with room to download the answer.
+REQUEST_LINK_DAYS = env_int("REQUEST_LINK_DAYS", 180, minimum=100)
+# Public request form: at most this many attempts per client address per hour.
+REQUEST_RATE_LIMIT_PER_HOUR = env_int("REQUEST_RATE_LIMIT_PER_HOUR", 20, minimum=1)
+
+# --- REST API (governance.api, docs/api.md) ------------------------------------
+# Systems authenticate with a token, people with their admin session (CSRF applies).
+# Token first: an unauthenticated call gets 401 with `WWW-Authenticate: Token`.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": env_int("API_PAGE_SIZE", 50, minimum=1),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Model governance API",
+    "DESCRIPTION": "Log automated decisions, file and follow right-to-explanation "
+    "requests, and read model lineage and approved reports. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.

@@ -2,7 +2,16 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import RedirectView
 
+from governance import views
+
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/explain/", permanent=False)),
+    path("explain/", views.request_new, name="request_new"),
+    path("explain/status/<str:token>/", views.request_status, name="request_status"),
+    path(
+        "explain/status/<str:token>/report.pdf",
+        views.request_report,
+        name="request_report",
+    ),
     path("admin/", admin.site.urls),
 ]

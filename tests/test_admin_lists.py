@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from governance.models import BiasCheck, ShiftReport
+from governance.models import BiasCheck, ExplanationRequest, ShiftReport
 from governance.services.audit import audit_record
 from tests.factories import (
     DecisionFactory,
@@ -28,6 +29,7 @@ PAGES = (
     "decisionexplanation",
     "recoursecheck",
     "report",
+    "explanationrequest",
     "decision",
     "auditevent",
 )
@@ -40,6 +42,14 @@ def _add_rows(count: int) -> None:
         audit_record(actor="test", action="fixture.made", obj=decision)
         RecourseCheckFactory(explanation__decision=decision)
         ReportFactory(model_version=run.parent)
+        ExplanationRequest.objects.create(
+            number=f"ER-{decision.pk}",
+            decision=decision,
+            received_at=timezone.now(),
+            due_at=timezone.now(),
+            access_token_hash=f"{decision.pk:064x}",
+            access_expires_at=timezone.now(),
+        )
         ShiftReport.objects.create(
             source_domain=run.source_domain,
             target_domain=run.target_domain,

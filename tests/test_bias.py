@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from governance import roles
 from governance.models import AuditEvent, BiasCheck, FineTuneRun, ModelVersion
 from governance.services.bias import bias_check_run, bias_transfer_table
 from governance.services.training import finetune_run_create, model_version_pretrain
 from governance.services.versions import model_version_set_status
+from tests.factories import ReportFactory
 from workers.tasks import bias_check_task
 
 pytestmark = pytest.mark.django_db
@@ -86,7 +88,7 @@ def test_the_transfer_table_moves_from_base_to_fine_tuned(lineage):
     )
 
 
-def test_a_failing_version_is_approved_only_with_a_justification(lineage):
+def test_a_failing_version_is_approved_only_with_a_justification(lineage, user_in_role):
     base = lineage["base"]
     BiasCheck.objects.create(
         model_version=base,
@@ -97,17 +99,21 @@ def test_a_failing_version_is_approved_only_with_a_justification(lineage):
         result={"findings": [], "attributes": []},
         policy={},
     )
+    ReportFactory(model_version=base)  # a rendered dossier
+    officer = user_in_role(roles.COMPLIANCE_OFFICER)
     model_version_set_status(
-        version=base, status=ModelVersion.Status.IN_REVIEW, actor="test"
+        version=base,
+        status=ModelVersion.Status.IN_REVIEW,
+        actor=user_in_role(roles.DATA_SCIENTIST),
     )
     with pytest.raises(ValidationError, match="fails its bias check on source"):
         model_version_set_status(
-            version=base, status=ModelVersion.Status.APPROVED, actor="officer"
+            version=base, status=ModelVersion.Status.APPROVED, actor=officer
         )
     model_version_set_status(
         version=base,
         status=ModelVersion.Status.APPROVED,
-        actor="officer",
+        actor=officer,
         note="Gap explained by the test fixture; monitored monthly.",
     )
     base.refresh_from_db()

@@ -29,6 +29,7 @@ PAGES = (
     "decisionexplanation",
     "recoursecheck",
     "report",
+    "explanationrequest",
     "decision",
     "auditevent",
 )
@@ -47,6 +48,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "decisionexplanation": {"list", "view"},
         "recoursecheck": {"list", "view"},
         "report": {"list", "view"},
+        "explanationrequest": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -62,10 +64,26 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "decisionexplanation": {"list", "view"},
         "recoursecheck": {"list", "view"},
         "report": {"list", "view"},
+        "explanationrequest": set(),
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
 }
+
+
+def _request_for(decision):
+    from django.utils import timezone
+
+    from governance.models import ExplanationRequest
+
+    return ExplanationRequest.objects.create(
+        number="ER-TEST",
+        decision=decision,
+        received_at=timezone.now(),
+        due_at=timezone.now(),
+        access_token_hash="0" * 64,
+        access_expires_at=timezone.now(),
+    )
 
 
 @pytest.fixture
@@ -97,6 +115,7 @@ def records():
         "decisionexplanation": recourse.explanation,
         "recoursecheck": recourse,
         "report": ReportFactory(model_version=run.parent),
+        "explanationrequest": _request_for(decision),
         "biascheck": check,
         "shiftreport": shift,
         "dataset": run.parent.dataset,

@@ -24,6 +24,94 @@ def new_decision_reference() -> str:
     return "D-" + secrets.token_hex(6).upper()
 
 
+class DecisionInputError(ValueError):
+    """The inputs do not describe a person the model can score."""
+
+
+def _outcome_labels(version: ModelVersion) -> tuple[str, str]:
+    target = version.dataset.spec["target"]
+    positive = list(target["positive"])
+    negative = [label for label in target["labels"] if label not in positive]
+    positive_label = " or ".join(positive)
+    negative_label = negative[0] if len(negative) == 1 else f"not {positive_label}"
+    return positive_label, negative_label
+
+
+def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
+    """Check a person's inputs against what the model reads and the data knew."""
+    if not isinstance(inputs, dict):
+        raise DecisionInputError("inputs must be an object of feature: value")
+    columns = version.dataset.schema
+    features = [name for name, info in columns.items() if info.get("role") == "feature"]
+    unknown = sorted(set(inputs) - set(features))
+    if unknown:
+        raise DecisionInputError(
+            f"unknown feature(s): {', '.join(unknown)[:300]}; the model reads "
+            f"{', '.join(features)}"
+        )
+    missing = [name for name in features if name not in inputs]
+    if missing:
+        raise DecisionInputError(f"missing feature(s): {', '.join(missing)}")
+    clean: dict[str, Any] = {}
+    for name in features:
+        value, info = inputs[name], columns.get(name, {})
+        if value is None:
+            clean[name] = None
+        elif info.get("type") == "numeric":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise DecisionInputError(f"{name} must be a number, not {value!r:.60}")
+            if value != value or value in (float("inf"), float("-inf")):
+                raise DecisionInputError(f"{name} must be a finite number")
+            clean[name] = value
+        else:
+            if not isinstance(value, str):
+                raise DecisionInputError(f"{name} must be text, not {value!r:.60}")
+            known = info.get("values") or []
+            if known and not info.get("values_omitted") and value not in known:
+                raise DecisionInputError(
+                    f"{value!r:.60} is not a known value of {name}; known values: "
+                    f"{', '.join(known[:20])}{' …' if len(known) > 20 else ''}"
+                )
+            clean[name] = value
+    return clean
+
+
+def decision_log(
+    *, model_version: ModelVersion, subject_reference: str, inputs: Any, actor: Any
+) -> tuple[Decision, str]:
+    """Score a person with an approved version and log the decision.
+
+    Returns the decision and the secret the person needs to ask about it later.
+    """
+    import pandas as pd
+
+    from governance.services.training import model_version_scorer
+    from workers.ml.network import predict_proba
+
+    if model_version.status != ModelVersion.Status.APPROVED:
+        raise DecisionInputError(
+            f"{model_version} is {model_version.get_status_display()}: only an "
+            "approved version may make decisions"
+        )
+    if not subject_reference or len(subject_reference) > 120:
+        raise DecisionInputError("subject_reference must be 1 to 120 characters")
+    clean = validate_inputs(model_version, inputs)
+    loaded = model_version_scorer(model_version)
+    frame = pd.DataFrame([clean])
+    score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
+    positive_label, negative_label = _outcome_labels(model_version)
+    positive = score >= 0.5
+    return decision_record(
+        model_version=model_version,
+        subject_reference=subject_reference,
+        inputs=clean,
+        outcome=positive_label if positive else negative_label,
+        positive=positive,
+        score=score,
+        actor=actor,
+    )
+
+
 @transaction.atomic
 def decision_record(
     *,

@@ -40,6 +40,7 @@ def report_request(
     actor: Any,
     audience: str | None = None,
     decision: Decision | None = None,
+    request: Any = None,
     supersedes: Report | None = None,
 ) -> Report:
     """Record a report to render and queue it (after commit) on the reports queue."""
@@ -54,6 +55,7 @@ def report_request(
         audience=audience,
         model_version=model_version,
         decision=decision,
+        request=request,
         supersedes=supersedes,
         created_by=_user(actor),
     )
@@ -175,6 +177,10 @@ def report_render(*, report_id: int) -> Report | None:
                 "seconds": round(rendered.seconds, 3),
             },
         )
+        if report.request_id:
+            from governance.services.requests import request_mark_drafted
+
+            request_mark_drafted(report=report)
     return report
 
 

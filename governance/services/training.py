@@ -136,6 +136,21 @@ def model_version_load(version: ModelVersion) -> Any:
     return load_artifact(data, expected_sha256=version.artifact_sha256)
 
 
+@functools.lru_cache(maxsize=8)
+def _cached_model(version_id: int, sha256: str, media_root: str) -> Any:
+    from governance.models import ModelVersion
+
+    return model_version_load(ModelVersion.objects.get(pk=version_id))
+
+
+def model_version_scorer(version: ModelVersion) -> Any:
+    """A loaded model for scoring many rows; cached per artifact hash, read-only.
+
+    The hash was checked when the artifact was loaded into the cache.
+    """
+    return _cached_model(version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT))
+
+
 def _check_inputs(encoder: Any, rows: DomainRows) -> None:
     missing = [
         c

@@ -55,11 +55,16 @@ def model_version_set_status(
             f"{version} cannot go from {version.get_status_display()} to "
             f"{Status(status).label if status in Status.values else status!r}"
         )
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    if status == Status.IN_REVIEW:
+        version.submitted_by = user
     if status == Status.APPROVED:
+        _check_four_eyes(version, user)
+        _check_dossier(version)
         _check_bias_gate(version, note)
     before = version.status
     version.status = status
-    version.save(update_fields=["status"])
+    version.save(update_fields=["status", "submitted_by"])
     audit_record(
         actor=actor,
         action="model_version.status_changed",
@@ -80,4 +85,28 @@ def _check_bias_gate(version: ModelVersion, justification: str) -> None:
         raise ValidationError(
             f"{version} fails its bias check on {domains}: approving it needs a "
             "written justification, which is recorded in the audit trail"
+        )
+
+
+def _check_four_eyes(version: ModelVersion, approver: Any) -> None:
+    if approver is None:
+        raise ValidationError("a version is approved by a named officer, not a process")
+    if version.submitted_by_id == approver.pk:
+        raise ValidationError(
+            f"you sent {version} for review: a different officer must approve it"
+        )
+
+
+def _check_dossier(version: ModelVersion) -> None:
+    """Approval is a decision on the evidence: the dossier must have been rendered."""
+    from governance.models import Report
+
+    rendered = version.reports.filter(
+        kind=Report.Kind.DOSSIER,
+        status__in=[Report.Status.DRAFT, Report.Status.APPROVED],
+    )
+    if not rendered.exists():
+        raise ValidationError(
+            f"{version} has no rendered model dossier: generate one and read it "
+            "before approving"
         )

@@ -1,0 +1,282 @@
+"""Right-to-explanation requests: filing, the legal clock, four-eyes review, release.
+
+GDPR Art. 12(3): the controller answers without undue delay and at the latest within
+one month of receipt; that may be extended by two further months where necessary,
+and the person must be told of any extension, with the reasons, within one month of
+receipt. Art. 15(1)(h) and Art. 22 give the person the right to meaningful
+information about the logic of an automated decision about them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from governance.models import Decision, ExplanationRequest, Report
+from governance.services.audit import audit_record
+from governance.services.decisions import secret_digest
+
+Status = ExplanationRequest.Status
+MAX_EXTENSION_MONTHS = 2
+
+
+class RequestRefused(ValueError):
+    """The reference and secret do not identify a decision (deliberately vague)."""
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Compared against when the reference is unknown, so that an unknown reference and
+# a wrong secret take the same path and the same time.
+_DUMMY_DIGEST = secret_digest("no decision has this reference")
+
+
+def request_file(
+    *, reference: str, secret: str, message: str = "", now: datetime | None = None
+) -> tuple[ExplanationRequest, str]:
+    """File a request for the decision `reference`; return it with the private token
+    for the person's status page. Raises RequestRefused without saying which part
+    was wrong, so nobody learns whether a reference exists without its secret."""
+    now = now or timezone.now()
+    decision = Decision.objects.filter(reference=reference.strip().upper()).first()
+    expected = decision.secret_hash if decision else _DUMMY_DIGEST
+    matches = hmac.compare_digest(expected, secret_digest(secret.strip()))
+    if decision is None or not matches:
+        raise RequestRefused(
+            "The reference and the secret do not match a decision we hold. Check "
+            "both against the notice you received."
+        )
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        request = ExplanationRequest(
+            number="ER-" + secrets.token_hex(5).upper(),
+            decision=decision,
+            message=message.strip()[:4000],
+            received_at=now,
+            due_at=now + relativedelta(months=1),
+            access_token_hash=token_digest(token),
+            access_expires_at=now + timedelta(days=settings.REQUEST_LINK_DAYS),
+        )
+        request.full_clean()
+        request.save()
+        audit_record(
+            actor="data subject",
+            action="request.received",
+            obj=request,
+            after={
+                "decision": decision.reference,
+                "due_at": request.due_at.isoformat(),
+            },
+        )
+    return request, token
+
+
+def request_for_token(
+    token: str, *, now: datetime | None = None
+) -> ExplanationRequest | None:
+    """The request behind a private link; None for unknown or expired links."""
+    now = now or timezone.now()
+    request = (
+        ExplanationRequest.objects.select_related("decision", "report")
+        .filter(access_token_hash=token_digest(token))
+        .first()
+    )
+    if request is None or request.access_expires_at <= now:
+        return None
+    return request
+
+
+def _transition(
+    request: ExplanationRequest,
+    *,
+    allowed_from: tuple[str, ...],
+    to: str,
+    actor: Any,
+    extra: dict[str, Any] | None = None,
+) -> ExplanationRequest:
+    if request.status not in allowed_from:
+        raise ValidationError(
+            f"request {request.number} is {request.get_status_display()}; it cannot "
+            f"become {Status(to).label}"
+        )
+    before = request.status
+    request.status = to
+    request.save()
+    audit_record(
+        actor=actor,
+        action=f"request.{to}",
+        obj=request,
+        before={"status": before},
+        after={"status": to, **(extra or {})},
+    )
+    return request
+
+
+def _locked(request: ExplanationRequest) -> ExplanationRequest:
+    return ExplanationRequest.objects.select_for_update().get(pk=request.pk)
+
+
+@transaction.atomic
+def request_assign(
+    *, request: ExplanationRequest, officer: Any, actor: Any
+) -> ExplanationRequest:
+    request = _locked(request)
+    if not officer.has_perm("governance.change_explanationrequest"):
+        raise ValidationError(f"{officer} is not a compliance officer")
+    request.assigned_to = officer
+    return _transition(
+        request,
+        allowed_from=(Status.RECEIVED, Status.ASSIGNED),
+        to=Status.ASSIGNED,
+        actor=actor,
+        extra={"assigned_to": officer.get_username()},
+    )
+
+
+@transaction.atomic
+def request_extend(
+    *,
+    request: ExplanationRequest,
+    months: int,
+    reason: str,
+    actor: Any,
+    now: datetime | None = None,
+) -> ExplanationRequest:
+    """Extend the deadline (GDPR Art. 12(3)): by at most two further months, with a
+    reason the person sees, and only before the first month has run out."""
+    now = now or timezone.now()
+    request = _locked(request)
+    if request.extended_due_at is not None:
+        raise ValidationError(f"request {request.number} was already extended")
+    if not 1 <= months <= MAX_EXTENSION_MONTHS:
+        raise ValidationError("an extension is one or two further months")
+    if not reason.strip():
+        raise ValidationError("an extension needs a reason, which the person will see")
+    if now >= request.due_at:
+        raise ValidationError(
+            "the first month has ended: the deadline can no longer be extended "
+            "(GDPR Art. 12(3))"
+        )
+    if not request.is_open:
+        raise ValidationError(f"request {request.number} is already answered")
+    request.extended_due_at = request.due_at + relativedelta(months=months)
+    request.extension_reason = reason.strip()
+    request.save()
+    audit_record(
+        actor=actor,
+        action="request.extended",
+        obj=request,
+        before={"due_at": request.due_at.isoformat()},
+        after={"due_at": request.extended_due_at.isoformat(), "reason": reason.strip()},
+    )
+    return request
+
+
+@transaction.atomic
+def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequest:
+    """Ask the workers for a draft: local explanation and counterfactuals (gpu queue),
+    then the PDF (reports queue)."""
+    request = _locked(request)
+    request = _transition(
+        request, allowed_from=(Status.ASSIGNED,), to=Status.DRAFTING, actor=actor
+    )
+    from workers.tasks import request_draft_task
+
+    transaction.on_commit(lambda: request_draft_task.delay(request.pk))
+    return request
+
+
+def request_mark_drafted(*, report: Report) -> None:
+    """Called when the request's PDF has rendered."""
+    with transaction.atomic():
+        request = _locked(report.request)
+        if request.status != Status.DRAFTING:
+            return
+        request.report = report
+        _transition(
+            request,
+            allowed_from=(Status.DRAFTING,),
+            to=Status.DRAFTED,
+            actor="worker:reports",
+            extra={"report": report.reference},
+        )
+
+
+@transaction.atomic
+def request_submit_for_approval(
+    *, request: ExplanationRequest, actor: Any
+) -> ExplanationRequest:
+    """The reviewing officer has read the draft and sends it to a second officer."""
+    request = _locked(request)
+    request.drafted_by = actor
+    return _transition(
+        request, allowed_from=(Status.DRAFTED,), to=Status.IN_REVIEW, actor=actor
+    )
+
+
+@transaction.atomic
+def request_approve(*, request: ExplanationRequest, actor: Any) -> ExplanationRequest:
+    """Four eyes: the officer who reviewed the draft may not approve it too."""
+    from governance.services.reports import report_set_status
+
+    request = _locked(request)
+    if request.drafted_by_id is not None and request.drafted_by_id == actor.pk:
+        raise ValidationError(
+            "you reviewed this draft: a different officer must approve it"
+        )
+    report_set_status(report=request.report, status=Report.Status.APPROVED, actor=actor)
+    return _transition(
+        request, allowed_from=(Status.IN_REVIEW,), to=Status.APPROVED, actor=actor
+    )
+
+
+@transaction.atomic
+def request_reject(
+    *, request: ExplanationRequest, actor: Any, comment: str
+) -> ExplanationRequest:
+    """Send the draft back to the assigned officer with a comment."""
+    from governance.services.reports import report_set_status
+
+    if not comment.strip():
+        raise ValidationError("say what must change: a rejection needs a comment")
+    request = _locked(request)
+    if request.status != Status.IN_REVIEW:
+        raise ValidationError(f"request {request.number} is not waiting for approval")
+    report_set_status(
+        report=request.report, status=Report.Status.REJECTED, actor=actor, note=comment
+    )
+    request.review_comment = comment.strip()
+    request.report = None
+    return _transition(
+        request,
+        allowed_from=(Status.IN_REVIEW,),
+        to=Status.ASSIGNED,
+        actor=actor,
+        extra={"comment": comment.strip()},
+    )
+
+
+@transaction.atomic
+def request_release(*, request: ExplanationRequest, actor: Any) -> ExplanationRequest:
+    """Make the approved PDF available on the person's status page."""
+    from governance.services.reports import report_set_status
+
+    request = _locked(request)
+    if request.status != Status.APPROVED:
+        raise ValidationError(f"request {request.number} is not approved yet")
+    report_set_status(report=request.report, status=Report.Status.RELEASED, actor=actor)
+    request.released_at = timezone.now()
+    return _transition(
+        request, allowed_from=(Status.APPROVED,), to=Status.RELEASED, actor=actor
+    )

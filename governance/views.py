@@ -1,0 +1,137 @@
+"""Public pages for the people decisions are about (no staff account).
+
+A person files a request with the decision's reference and the secret issued with
+the decision, gets a receipt with a private link, and follows the request there.
+Short function views; the services do the work.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from governance.models import ExplanationRequest, Report
+from governance.services.reports import report_file
+from governance.services.requests import RequestRefused, request_file, request_for_token
+
+
+class RequestForm(forms.Form):
+    reference = forms.CharField(
+        max_length=32,
+        label="Decision reference",
+        help_text="Printed on the notice of the decision, e.g. D-3F2A9C1B7E04.",
+    )
+    secret = forms.CharField(
+        max_length=128,
+        label="Verification secret",
+        help_text="Issued with the decision. It proves the request is yours.",
+        widget=forms.PasswordInput(render_value=False),
+    )
+    message = forms.CharField(
+        required=False,
+        max_length=4000,
+        label="Anything you want us to know",
+        help_text="Optional: your point of view on the decision (GDPR Art. 22(3)).",
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+def _client_address(request: HttpRequest) -> str:
+    return request.META.get("REMOTE_ADDR", "unknown")
+
+
+def _rate_limited(request: HttpRequest) -> bool:
+    """At most N filing attempts per client address per hour (guessing secrets)."""
+    key = f"request-form:{_client_address(request)}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        attempts = cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.set(key, 1, timeout=3600)
+        attempts = 1
+    return attempts > settings.REQUEST_RATE_LIMIT_PER_HOUR
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = RequestForm(request.POST or None)
+    if request.method == "POST":
+        if _rate_limited(request):
+            return render(request, "public/rate_limited.html", status=429)
+        if form.is_valid():
+            try:
+                filed, token = request_file(
+                    reference=form.cleaned_data["reference"],
+                    secret=form.cleaned_data["secret"],
+                    message=form.cleaned_data["message"],
+                )
+            except RequestRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                status_url = request.build_absolute_uri(f"/explain/status/{token}/")
+                return render(
+                    request,
+                    "public/receipt.html",
+                    {
+                        "filed": filed,
+                        "status_url": status_url,
+                        "controller": settings.REPORT_CONTROLLER,
+                    },
+                    status=201,
+                )
+    return render(
+        request,
+        "public/request_form.html",
+        {
+            "form": form,
+            "controller": settings.REPORT_CONTROLLER,
+        },
+    )
+
+
+def _request_or_404(token: str) -> ExplanationRequest:
+    filed = request_for_token(token)
+    if filed is None:
+        # The same answer for a guessed, mistyped or expired link.
+        raise Http404("No request matches this link, or the link has expired.")
+    return filed
+
+
+@never_cache
+@require_GET
+def request_status(request: HttpRequest, token: str) -> HttpResponse:
+    filed = _request_or_404(token)
+    return render(
+        request,
+        "public/status.html",
+        {
+            "filed": filed,
+            "released": filed.status == ExplanationRequest.Status.RELEASED,
+            "controller": settings.REPORT_CONTROLLER,
+            "token": token,
+        },
+    )
+
+
+@never_cache
+@require_GET
+def request_report(request: HttpRequest, token: str) -> HttpResponse:
+    filed = _request_or_404(token)
+    report = filed.report
+    if (
+        filed.status != ExplanationRequest.Status.RELEASED
+        or report is None
+        or report.status != Report.Status.RELEASED
+    ):
+        raise Http404("The explanation has not been released yet.")
+    response = HttpResponse(report_file(report), content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="explanation-{filed.number}.pdf"'
+    )
+    return response
