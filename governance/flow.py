@@ -11,29 +11,62 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from governance.models import Dataset, Domain, FineTuneRun, ModelVersion
+from governance.models import (
+    Dataset,
+    Decision,
+    DecisionExplanation,
+    Domain,
+    ExplanationRequest,
+    FineTuneRun,
+    ModelVersion,
+    Report,
+)
 from governance.progress import StepCounter
 from governance.services.audit import audit_verify
 from governance.services.bias import (
     bias_check_run,
     bias_transfer_table,
+    failing_bias_checks,
     latest_bias_checks,
 )
 from governance.services.datasets import dataset_import_file
+from governance.services.decisions import decision_log
+from governance.services.explanations import (
+    decision_explain,
+    explainer_fit,
+    latest_explainer,
+    recourse_recheck_replaced,
+)
+from governance.services.reports import report_request, report_set_status
+from governance.services.requests import (
+    request_approve,
+    request_assign,
+    request_draft,
+    request_file,
+    request_release,
+    request_submit_for_approval,
+)
 from governance.services.training import (
     FineTuneRefused,
+    domain_rows,
     finetune_run_create,
     model_version_pretrain,
     subpopulation_spread,
 )
+from governance.services.versions import model_version_set_status
 
 STEPS = (
     "import dataset",
     "pre-train base model",
+    "review and approve the base model",
+    "decisions by the base model",
     "measure shift and fine-tune",
     "bias checks",
+    "review the fine-tuned model; re-check recourse",
+    "decisions, a request, its explanation released",
     "verify audit trail",
 )
 # How long the flow waits for a fine-tuning run queued on a real broker.
@@ -67,7 +100,10 @@ def run_flow(
     actor: Any = None,
     progress: StepCounter | None = None,
     epochs: int | None = None,
+    reviewers: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
+    """Run every step on one dataset spec. `reviewers` are two compliance officers
+    (four eyes); without them two named flow reviewer accounts are used."""
     progress = progress or StepCounter(len(STEPS))
     summary: dict[str, Any] = {"spec": str(spec_path)}
 
@@ -106,12 +142,55 @@ def run_flow(
         "device": base.training.get("device"),
     }
 
+    officers = reviewers or _flow_reviewers()
+    with progress.step("Bias check, explainer and dossier; approval (four eyes)"):
+        summary["base_review"] = review_and_approve(base, [source], officers)
+
+    with progress.step("Logging decisions by the base model; explaining one"):
+        base_decisions = log_decisions(base, source, count=DECISIONS_PER_VERSION)
+        refused = _first_negative(base_decisions)
+        explained = decision_explain(decision=refused[0], actor=actor)
+    summary["base_decisions"] = {
+        "logged": len(base_decisions),
+        "explained": _explanation_summary(explained),
+    }
+
     with progress.step(f"Measuring shift and fine-tuning on {target or 'no target'}"):
         summary["finetuning"] = _finetune_step(base, target, actor=actor, epochs=epochs)
 
     child = _child_of(summary["finetuning"])
     with progress.step("Bias checks of base and fine-tuned model on each domain"):
         summary["bias"] = _bias_step(base, child, [source, target], actor=actor)
+
+    if child is None:
+        with progress.step("No fine-tuned model: nothing to review"):
+            pass
+        with progress.step("Answering a request about a base-model decision"):
+            summary["request"] = walk_request(*refused, officers)
+    else:
+        with progress.step("Reviewing the fine-tuned model; re-checking recourse"):
+            summary["child_review"] = review_and_approve(
+                child, [source, target], officers
+            )
+            model_version_set_status(
+                version=base,
+                status=ModelVersion.Status.RETIRED,
+                actor=officers[1],
+                note=f"Replaced by {child.name}.",
+            )
+            checks = recourse_recheck_replaced(old=base, new=child, actor=actor)
+            summary["recourse_recheck"] = [
+                {
+                    "decision": c.explanation.decision.reference,
+                    "still_valid": c.still_valid,
+                    "no_longer_valid": c.no_longer_valid,
+                }
+                for c in checks
+            ]
+        with progress.step("Decisions by the fine-tuned model; a request answered"):
+            decisions = log_decisions(child, target, count=DECISIONS_PER_VERSION)
+            summary["child_decisions"] = {"logged": len(decisions)}
+            summary["request"] = walk_request(*_first_negative(decisions), officers)
 
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
@@ -216,3 +295,179 @@ def _finetune_step(
     elif run.error:
         result["error"] = run.error
     return result
+
+
+# --- Review, decisions and requests ----------------------------------------------
+
+DECISIONS_PER_VERSION = 20
+# What the flow writes when it approves a version whose bias check fails: the gate
+# demands a recorded justification, and this one says plainly why it was given.
+FLOW_JUSTIFICATION = (
+    "Approved by the automated demonstration flow to show the workflow end to end. "
+    "The dossier's bias findings stand: this version is not fit for real decisions "
+    "until they are addressed."
+)
+
+
+def _flow_reviewers() -> tuple[Any, Any]:
+    """Two named officer accounts (no password: they cannot log in)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from governance import roles
+
+    officers = []
+    for name in ("flow-reviewer-a", "flow-reviewer-b"):
+        user, created = get_user_model().objects.get_or_create(username=name)
+        if created:
+            user.set_unusable_password()
+            user.is_staff = True
+            user.save()
+            user.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+        officers.append(user)
+    return officers[0], officers[1]
+
+
+def _wait_until(check: Any, what: str) -> None:
+    """With a real broker the work happens in workers: wait for it, bounded."""
+    deadline = time.monotonic() + RUN_WAIT_S
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.5)
+
+
+def _rendered(report: Report) -> Report:
+    def done() -> bool:
+        report.refresh_from_db()
+        return report.status not in (Report.Status.PENDING, Report.Status.RENDERING)
+
+    _wait_until(done, f"report {report.reference} to render")
+    if report.status == Report.Status.FAILED:
+        raise RuntimeError(f"report {report.reference} failed: {report.error}")
+    return report
+
+
+def review_and_approve(
+    version: ModelVersion, domains: list[Domain], officers: tuple[Any, Any]
+) -> dict[str, Any]:
+    """Bias checks, explainer and dossier; one officer submits, the other approves."""
+    submitter, approver = officers
+    _bias_step(version, None, domains, actor=submitter)
+    explainer = latest_explainer(version) or explainer_fit(
+        version=version, actor=submitter
+    )
+    dossier = _rendered(
+        report_request(kind=Report.Kind.DOSSIER, model_version=version, actor=submitter)
+    )
+    version.refresh_from_db()
+    if version.status == ModelVersion.Status.DRAFT:
+        version = model_version_set_status(
+            version=version, status=ModelVersion.Status.IN_REVIEW, actor=submitter
+        )
+    failing = failing_bias_checks(version)
+    if version.status == ModelVersion.Status.IN_REVIEW:
+        version = model_version_set_status(
+            version=version,
+            status=ModelVersion.Status.APPROVED,
+            actor=approver,
+            note=FLOW_JUSTIFICATION if failing else "",
+        )
+    report_set_status(report=dossier, status=Report.Status.APPROVED, actor=approver)
+    return {
+        "explainer": {
+            "id": explainer.pk,
+            "agreement": explainer.agreement,
+            "surrogate_auc": explainer.surrogate_auc,
+            "fidelity_ok": explainer.fidelity_ok,
+            "glassbox": explainer.glassbox,
+        },
+        "dossier": _report_summary(dossier),
+        "bias_failing_on": sorted(check.domain.name for check in failing),
+        "approved_by": approver.get_username(),
+        "justification": FLOW_JUSTIFICATION if failing else "",
+    }
+
+
+def _report_summary(report: Report) -> dict[str, Any]:
+    return {
+        "id": report.pk,
+        "reference": report.reference,
+        "sha256": report.sha256,
+        "pages": report.pages,
+        "seconds": report.render_seconds,
+        "path": str(Path(settings.MEDIA_ROOT) / report.file_path),
+    }
+
+
+def log_decisions(
+    version: ModelVersion, domain: Domain, *, count: int
+) -> list[tuple[Decision, str]]:
+    """Score held-out people of a domain with an approved version."""
+    rows = domain_rows(domain)
+    people = rows.frame.iloc[rows.test[:count]]
+    made = []
+    for index, person in enumerate(people.to_dict(orient="records")):
+        inputs = {k: (None if v != v else v) for k, v in person.items()}  # NaN -> None
+        made.append(
+            decision_log(
+                model_version=version,
+                subject_reference=f"{domain.name}-{index:04d}",
+                inputs=inputs,
+                actor="flow:decision-service",
+            )
+        )
+    return made
+
+
+def _first_negative(made: list[tuple[Decision, str]]) -> tuple[Decision, str]:
+    # People ask about decisions that went against them.
+    return next(((d, s) for d, s in made if not d.positive), made[0])
+
+
+def _explanation_summary(explanation: DecisionExplanation) -> dict[str, Any]:
+    found = explanation.counterfactuals
+    return {
+        "decision": explanation.decision.reference,
+        "status": explanation.counterfactual_status,
+        "shown": found.get("shown"),
+        "validity": found.get("validity"),
+        "what_if": [c["sentence"] for c in found.get("counterfactuals", [])],
+        "why": explanation.local.get("sentences", []),
+        "seconds": explanation.seconds,
+    }
+
+
+def walk_request(
+    decision: Decision, secret: str, officers: tuple[Any, Any]
+) -> dict[str, Any]:
+    """A person files a request; one officer drafts and reviews, another approves
+    and releases; the person's link then offers the PDF."""
+    drafter, approver = officers
+    filed, token = request_file(
+        reference=decision.reference,
+        secret=secret,
+        message="Why was I refused, and what could I change?",
+    )
+    request_assign(request=filed, officer=drafter, actor=drafter)
+    request_draft(request=filed, actor=drafter)
+
+    def drafted() -> bool:
+        filed.refresh_from_db()
+        return filed.status == ExplanationRequest.Status.DRAFTED
+
+    _wait_until(drafted, f"the draft of {filed.number}")
+    request_submit_for_approval(request=filed, actor=drafter)
+    request_approve(request=filed, actor=approver)
+    request_release(request=filed, actor=approver)
+    filed.refresh_from_db()
+    explanation = decision.explanations.order_by("-created_at").first()
+    return {
+        "number": filed.number,
+        "decision": decision.reference,
+        "status": filed.status,
+        "due": filed.deadline.isoformat(),
+        "subject_link": f"{settings.PUBLIC_BASE_URL}/explain/status/{token}/",
+        "report": _report_summary(filed.report),
+        "explanation": _explanation_summary(explanation) if explanation else None,
+    }

@@ -497,6 +497,7 @@ class DecisionExplanation(models.Model):
         FOUND = "found", "counterfactuals found"
         NONE_FOUND = "none_found", "no counterfactual found"
         TIMED_OUT = "timed_out", "none found within the time budget"
+        FAILED = "failed", "the search failed"
 
     decision = models.ForeignKey(
         Decision, on_delete=models.PROTECT, related_name="explanations", editable=False
@@ -517,7 +518,12 @@ class DecisionExplanation(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(
-                    counterfactual_status__in=["found", "none_found", "timed_out"]
+                    counterfactual_status__in=[
+                        "found",
+                        "none_found",
+                        "timed_out",
+                        "failed",
+                    ]
                 ),
                 name="governance_explanation_status_valid",
             ),

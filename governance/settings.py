@@ -130,7 +130,10 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     _database["CONN_MAX_AGE"] = 0
     # A file (not :memory:) so a worker process can share the test database.
-    _database["TEST"] = {"NAME": str(VAR_DIR / "test-governance.sqlite3")}
+    # One file per test run, so concurrent runs on one machine do not collide.
+    _database["TEST"] = {
+        "NAME": str(VAR_DIR / f"test-governance-{os.getpid()}.sqlite3")
+    }
     # The embedded default must work on a fresh clone: create its folder.
     Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -224,6 +227,8 @@ REPORT_CONTROLLER = {
         "or the place of the alleged infringement",
     ),
 }
+# Where people reach the public pages: links printed by the flow and the API.
+PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 REPORT_TIME_LIMIT_S = env_int("REPORT_TIME_LIMIT_S", 120, minimum=10)
 # How long a person's private status link works. It must outlast the longest
 # deadline (one month plus a two-month extension) with room to download the answer.
@@ -245,6 +250,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 50, minimum=1),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # \u-escape non-ASCII output: an error that echoes hostile input (a lone
+    # surrogate) still encodes, instead of failing the response with a 500.
+    "UNICODE_JSON": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model governance API",
@@ -253,7 +261,19 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ModelVersionStatusEnum": "governance.models.ModelVersion.Status",
+        "RequestStatusEnum": "governance.models.ExplanationRequest.Status",
+    },
 }
+
+# --- Explanations -----------------------------------------------------------------
+# Below this agreement with the network, the surrogate's explanations are labelled
+# as approximate wherever they are shown.
+EXPLAINER_MIN_AGREEMENT = env_float("EXPLAINER_MIN_AGREEMENT", 0.9)
+# A counterfactual search runs in a child process killed after this many seconds.
+COUNTERFACTUAL_TIME_BUDGET_S = env_float("COUNTERFACTUAL_TIME_BUDGET_S", 5.0)
+COUNTERFACTUALS_PER_DECISION = env_int("COUNTERFACTUALS_PER_DECISION", 4, minimum=1)
 
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from governance import views
@@ -14,4 +14,5 @@ urlpatterns = [
         name="request_report",
     ),
     path("admin/", admin.site.urls),
+    path("api/", include("governance.api.urls")),
 ]

@@ -127,6 +127,21 @@ def _lineage_chart(root: LineageNode | None, version: ModelVersion) -> str | Non
     return charts.embed(svg, alt=f"Lineage of {version.name}")
 
 
+def _global_chart(explainer: Any) -> str | None:
+    if explainer is None:
+        return None
+    importances = explainer.global_explanation.get("importances", [])[:10]
+    if not importances:
+        return None
+    svg = charts.bar_chart_horizontal(
+        [(" x ".join(t["features"]), t["importance"]) for t in importances],
+        title="Term importance in the surrogate (mean absolute effect on the logit)",
+        signed=False,
+        value_label="mean |effect|",
+    )
+    return charts.embed(svg, alt="Global term importances")
+
+
 def _bias_section(version: ModelVersion) -> dict[str, Any]:
     checks = latest_bias_checks(version)
     parent_checks = latest_bias_checks(version.parent) if version.parent else {}
@@ -268,6 +283,8 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "performance_chart": _performance_chart(version),
         "bias": bias,
         "explainer": explainer,
+        "agreement_pct": f"{explainer.agreement:.1%}" if explainer else None,
+        "global_chart": _global_chart(explainer),
         "limitations": _limitations(version, runs, bias, explainer),
         "events": list(events),
     }

@@ -233,7 +233,22 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert child.parent == base
     assert summary["finetuning"]["state"] == "succeeded"
     assert summary["audit"]["ok"] is True
-    assert "[2/5] Pre-training a base model on source" in captured.err
+    assert "[2/9] Pre-training a base model on source" in captured.err
+    # The whole flow: both versions reviewed, decisions logged, a request answered.
+    assert summary["base_review"]["approved_by"] == "flow-reviewer-b"
+    assert summary["child_review"]["explainer"]["agreement"] > 0.8
+    for review in ("base_review", "child_review"):
+        assert Path(summary[review]["dossier"]["path"]).is_file()
+    request = summary["request"]
+    assert request["status"] == "released"
+    assert Path(request["report"]["path"]).read_bytes().startswith(b"%PDF")
+    token = request["subject_link"].rstrip("/").rsplit("/", 1)[1]
+    from django.test import Client
+
+    page = Client().get(f"/explain/status/{token}/report.pdf")
+    assert page.status_code == 200 and page.content.startswith(b"%PDF")
+    assert summary["recourse_recheck"]
+    assert {"still_valid", "no_longer_valid"} <= set(summary["recourse_recheck"][0])
 
 
 def test_the_admin_shows_the_plan_first_and_starts_a_run(client, user_in_role, base):

@@ -30,6 +30,10 @@ app.conf.task_routes = {
     "workers.tasks.finetune_sweep_task": {"queue": Queue.CPU.value},
     "workers.tasks.bias_check_task": {"queue": Queue.CPU.value},
     "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
+    "workers.tasks.explainer_fit_task": {"queue": Queue.CPU.value},
+    "workers.tasks.decision_explain_task": {"queue": Queue.GPU.value},
+    "workers.tasks.request_draft_task": {"queue": Queue.GPU.value},
+    "workers.tasks.recourse_recheck_task": {"queue": Queue.CPU.value},
 }
 # The sweeper re-queues fine-tuning runs whose worker died (run `celery beat`).
 app.conf.beat_schedule = {

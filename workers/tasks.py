@@ -93,3 +93,63 @@ def report_render_task(report_id: int) -> dict[str, Any]:
     if report is None:
         return {"report": report_id, "skipped": "not pending"}
     return {"report": report_id, "sha256": report.sha256, "pages": report.pages}
+
+
+@shared_task(soft_time_limit=600, time_limit=660)
+def explainer_fit_task(version_id: int, seed: int = 0) -> dict[str, Any]:
+    """Fit the EBM explainer of a version (each delivery records a new one)."""
+    from governance.models import ModelVersion
+    from governance.services.explanations import explainer_fit
+
+    explainer = explainer_fit(
+        version=ModelVersion.objects.get(pk=version_id),
+        actor="worker:explainer",
+        seed=seed,
+    )
+    return {"explainer": explainer.pk, "agreement": explainer.agreement}
+
+
+# The counterfactual search kills its own child process at the time budget; the
+# task's limits are the outer bound if anything else hangs.
+@shared_task(soft_time_limit=120, time_limit=150)
+def decision_explain_task(decision_id: int) -> dict[str, Any]:
+    from governance.models import Decision
+    from governance.services.explanations import decision_explain
+
+    explanation = decision_explain(
+        decision=Decision.objects.get(pk=decision_id), actor="worker:explain"
+    )
+    return {"explanation": explanation.pk, "status": explanation.counterfactual_status}
+
+
+@shared_task(
+    acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=330
+)
+def request_draft_task(request_id: int) -> dict[str, Any]:
+    """Explain the request's decision, then queue its PDF (reports queue).
+
+    Only a request still in `drafting` without a report is worked on, so a
+    redelivered message does not make a second draft.
+    """
+    from governance.models import ExplanationRequest
+    from governance.services.requests import request_prepare_draft
+
+    request = ExplanationRequest.objects.get(pk=request_id)
+    report = request_prepare_draft(request=request)
+    return {"request": request_id, "report": report.pk if report else None}
+
+
+@shared_task(soft_time_limit=600, time_limit=660)
+def recourse_recheck_task(old_version_id: int, new_version_id: int) -> dict[str, Any]:
+    from governance.models import ModelVersion
+    from governance.services.explanations import recourse_recheck_replaced
+
+    checks = recourse_recheck_replaced(
+        old=ModelVersion.objects.get(pk=old_version_id),
+        new=ModelVersion.objects.get(pk=new_version_id),
+        actor="worker:recourse",
+    )
+    return {
+        "checks": len(checks),
+        "no_longer_valid": sum(c.no_longer_valid for c in checks),
+    }

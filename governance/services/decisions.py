@@ -28,7 +28,7 @@ class DecisionInputError(ValueError):
     """The inputs do not describe a person the model can score."""
 
 
-def _outcome_labels(version: ModelVersion) -> tuple[str, str]:
+def outcome_labels(version: ModelVersion) -> tuple[str, str]:
     target = version.dataset.spec["target"]
     positive = list(target["positive"])
     negative = [label for label in target["labels"] if label not in positive]
@@ -88,6 +88,8 @@ def decision_log(
     from governance.services.training import model_version_scorer
     from workers.ml.network import predict_proba
 
+    # Read the status afresh: the version may have been retired since it was loaded.
+    model_version.refresh_from_db(fields=["status"])
     if model_version.status != ModelVersion.Status.APPROVED:
         raise DecisionInputError(
             f"{model_version} is {model_version.get_status_display()}: only an "
@@ -99,7 +101,7 @@ def decision_log(
     loaded = model_version_scorer(model_version)
     frame = pd.DataFrame([clean])
     score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
-    positive_label, negative_label = _outcome_labels(model_version)
+    positive_label, negative_label = outcome_labels(model_version)
     positive = score >= 0.5
     return decision_record(
         model_version=model_version,

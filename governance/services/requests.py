@@ -197,6 +197,33 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
     return request
 
 
+def request_prepare_draft(*, request: ExplanationRequest) -> Report | None:
+    """Worker side of request_draft: explain the decision, then ask for the PDF.
+
+    Does nothing for a request that is no longer drafting or already has its
+    draft PDF on the way (a redelivered message)."""
+    from governance.services.explanations import decision_explain
+    from governance.services.reports import report_request
+
+    if (
+        request.status != Status.DRAFTING
+        or request.reports.filter(
+            status__in=[Report.Status.PENDING, Report.Status.RENDERING]
+        ).exists()
+    ):
+        return None
+    decision_explain(decision=request.decision, actor="worker:explain")
+    # The assigned officer is the report's author, so the four-eyes rule on
+    # reports keeps them from approving it.
+    return report_request(
+        kind=Report.Kind.INDIVIDUAL,
+        model_version=request.decision.model_version,
+        decision=request.decision,
+        request=request,
+        actor=request.assigned_to or "worker:explain",
+    )
+
+
 def request_mark_drafted(*, report: Report) -> None:
     """Called when the request's PDF has rendered."""
     with transaction.atomic():

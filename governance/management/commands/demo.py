@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from governance.flow import STEPS, run_flow
@@ -23,8 +24,13 @@ class Command(BaseCommand):
         progress = StepCounter(len(STEPS) + 1, stream=self.stderr._out)
         with progress.step("Creating demo accounts"):
             logins = demo_accounts_create(password=os.environ.get("DEMO_PASSWORD"))
+        users = get_user_model().objects
+        reviewers = (users.get(username="officer"), users.get(username="officer2"))
         summary = run_flow(
-            spec_path=ADULT_SPEC, actor="command:demo", progress=progress
+            spec_path=ADULT_SPEC,
+            actor="command:demo",
+            progress=progress,
+            reviewers=reviewers,
         )
         summary_path = settings.VAR_DIR / "demo-summary.json"
         summary_path.write_text(json.dumps(summary, indent=2, default=str))
@@ -32,8 +38,28 @@ class Command(BaseCommand):
         self.stdout.write("\nWhat the flow made:")
         self.stdout.write(json.dumps(summary, indent=2, default=str))
         self.stdout.write(f"(saved to {summary_path})\n")
+        self._print_outputs(summary)
         self.stdout.write("Demo logins for http://127.0.0.1:8000/admin/ :")
         for login in logins:
             self.stdout.write(
                 f"  {login.role:<20} {login.username:<10} {login.password}"
+            )
+
+    def _print_outputs(self, summary: dict[str, Any]) -> None:
+        reports = [
+            ("Model dossier (base)", summary.get("base_review", {}).get("dossier")),
+            (
+                "Model dossier (fine-tuned)",
+                summary.get("child_review", {}).get("dossier"),
+            ),
+            ("Individual explanation", summary.get("request", {}).get("report")),
+        ]
+        for label, report in reports:
+            if report:
+                self.stdout.write(f"{label}: {report['path']}")
+        request = summary.get("request")
+        if request:
+            self.stdout.write(
+                f"The person's private link for request {request['number']}: "
+                f"{request['subject_link']}"
             )

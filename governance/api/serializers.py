@@ -1,0 +1,268 @@
+"""Request and response shapes of the API. Every text field has a length cap, so a
+huge or malformed value is a 400 with a message, never a 500 further down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from governance.models import ExplanationRequest, ModelVersion
+
+MAX_INPUT_FEATURES = 500
+MAX_INPUT_TEXT = 200
+# Far beyond any real feature value; keeps huge JSON integers out of the encoder.
+MAX_INPUT_MAGNITUDE = 1e15
+# Beyond the range of a 64-bit primary key the database would fail, not answer.
+MAX_ID = 2**63 - 1
+
+
+def _encodable(value: str) -> None:
+    # JSON may carry lone surrogates ("\ud800"); no database can store them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DjangoValidationError("must be valid Unicode text") from None
+
+
+# --- Decisions -------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            {"type": "string", "minLength": 1, "maxLength": 120},
+        ],
+        "description": "The model version's id or its name.",
+    }
+)
+class ModelVersionField(serializers.Field):
+    default_error_messages = {
+        "invalid": "Give the model version's id (a number) or its name (text).",
+        "unknown": "No model version has the id or name {value}.",
+    }
+
+    def to_internal_value(self, data: Any) -> ModelVersion:
+        versions = ModelVersion.objects.select_related("dataset")
+        if isinstance(data, int) and not isinstance(data, bool):
+            version = versions.filter(pk=data).first() if 0 < data <= MAX_ID else None
+        elif isinstance(data, str) and 0 < len(data) <= 120:
+            _encodable(data)
+            version = versions.filter(name=data).first()
+        else:
+            self.fail("invalid")
+        if version is None:
+            self.fail("unknown", value=f"{data!r:.130}")
+        return version
+
+    def to_representation(self, value: ModelVersion) -> int:
+        return value.pk
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "number"},
+                {"type": "string", "maxLength": MAX_INPUT_TEXT},
+            ],
+            "nullable": True,
+        },
+        "maxProperties": MAX_INPUT_FEATURES,
+        "description": "Feature name: value, for every feature the model reads.",
+        "example": {"age": 41, "income": 52.5, "debt": 8.0, "job": "nurse"},
+    }
+)
+class InputsField(serializers.DictField):
+    """Shape and size only: the decision service checks names, types and values."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        inputs = super().to_internal_value(data)
+        if len(inputs) > MAX_INPUT_FEATURES:
+            raise serializers.ValidationError(f"at most {MAX_INPUT_FEATURES} features")
+        for name, value in inputs.items():
+            if len(name) > MAX_INPUT_TEXT or (
+                isinstance(value, str) and len(value) > MAX_INPUT_TEXT
+            ):
+                raise serializers.ValidationError(
+                    f"feature names and text values are at most {MAX_INPUT_TEXT} "
+                    "characters"
+                )
+            for text in (name, value):
+                if isinstance(text, str):
+                    try:
+                        _encodable(text)
+                    except DjangoValidationError:
+                        raise serializers.ValidationError(
+                            "must be valid Unicode text"
+                        ) from None
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and abs(value) > MAX_INPUT_MAGNITUDE
+            ):
+                raise serializers.ValidationError(
+                    f"{name[:60]} is out of range (at most {MAX_INPUT_MAGNITUDE:g} "
+                    "in magnitude)"
+                )
+        return inputs
+
+
+class DecisionLogSerializer(serializers.Serializer):
+    model_version = ModelVersionField()
+    subject_reference = serializers.CharField(
+        max_length=120,
+        help_text="The organisation's own reference for the person.",
+    )
+    inputs = InputsField()
+
+
+class DecisionLoggedSerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        help_text="The decision's public reference, for the notice to the person."
+    )
+    secret = serializers.CharField(
+        help_text="Shown once, never stored: give it to the person with the "
+        "reference. They need both to ask for an explanation."
+    )
+    outcome = serializers.CharField()
+    score = serializers.FloatField(help_text="Probability of the positive outcome.")
+    model_version = serializers.IntegerField()
+    model_version_name = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+
+
+# --- Right-to-explanation requests -------------------------------------------------
+
+
+class RequestFileSerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        max_length=32, help_text="The decision's reference."
+    )
+    secret = serializers.CharField(
+        max_length=128, help_text="The secret issued with the decision."
+    )
+    message = serializers.CharField(
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Optional: the person's point of view (GDPR Art. 22(3)).",
+    )
+
+
+class RequestFiledSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    status_url = serializers.URLField(
+        help_text="The person's private status page (keep it secret)."
+    )
+    api_status_url = serializers.URLField(
+        help_text="The same status as JSON (keep it secret)."
+    )
+    due_at = serializers.DateTimeField(
+        help_text="The legal deadline: one month from receipt (GDPR Art. 12(3))."
+    )
+
+
+class RequestStatusSerializer(serializers.ModelSerializer):
+    decision = serializers.CharField(source="decision.reference")
+    status_display = serializers.CharField(source="get_status_display")
+    deadline = serializers.DateTimeField(
+        help_text="The due date in force: the extended one if there is one."
+    )
+    extended = serializers.SerializerMethodField()
+    released = serializers.SerializerMethodField()
+    report_url = serializers.SerializerMethodField(
+        help_text="Where to download the explanation once it is released."
+    )
+
+    class Meta:
+        model = ExplanationRequest
+        fields = [
+            "number",
+            "decision",
+            "status",
+            "status_display",
+            "received_at",
+            "due_at",
+            "deadline",
+            "extended",
+            "extension_reason",
+            "released",
+            "released_at",
+            "report_url",
+        ]
+        read_only_fields = fields
+
+    def get_extended(self, obj: ExplanationRequest) -> bool:
+        return obj.extended_due_at is not None
+
+    def get_released(self, obj: ExplanationRequest) -> bool:
+        return obj.status == ExplanationRequest.Status.RELEASED
+
+    def get_report_url(self, obj: ExplanationRequest) -> str | None:
+        if not self.get_released(obj):
+            return None
+        return self.context["report_url"]
+
+
+# --- Models and lineage ------------------------------------------------------------
+
+SUMMARY_METRICS = ("n", "accuracy", "roc_auc")
+
+
+class ModelVersionListSerializer(serializers.ModelSerializer):
+    dataset = serializers.CharField(source="dataset.name")
+    trained_on = serializers.CharField(
+        source="trained_on.name", allow_null=True, default=None
+    )
+    metrics = serializers.SerializerMethodField(
+        help_text="Held-out n, accuracy and ROC AUC per labelled domain."
+    )
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "parent",
+            "status",
+            "dataset",
+            "trained_on",
+            "artifact_sha256",
+            "created_at",
+            "metrics",
+        ]
+        read_only_fields = fields
+
+    def get_metrics(self, obj: ModelVersion) -> dict[str, dict[str, float | None]]:
+        return {
+            domain: {key: values.get(key) for key in SUMMARY_METRICS}
+            for domain, values in (obj.metrics or {}).items()
+            if isinstance(values, dict)
+        }
+
+
+class LineageNodeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    parent_id = serializers.IntegerField(allow_null=True)
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ModelVersion.Kind.choices)
+    status = serializers.ChoiceField(choices=ModelVersion.Status.choices)
+    depth = serializers.IntegerField(
+        help_text="Steps from the version asked about: negative for ancestors."
+    )
+    is_focus = serializers.BooleanField(help_text="True for the version asked about.")
+
+
+# The tree is recursive: each node lists its children in the same shape.
+LineageNodeSerializer._declared_fields["children"] = LineageNodeSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView
+
+from governance.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    # YAML by default; ?format=json for JSON. No Swagger UI or ReDoc: both load
+    # their assets from a CDN, and the product must work offline.
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("decisions/", views.DecisionLogView.as_view(), name="decision_log"),
+    path("requests/", views.RequestFileView.as_view(), name="request_file"),
+    path(
+        "requests/<str:token>/",
+        views.RequestStatusView.as_view(),
+        name="request_status",
+    ),
+    path(
+        "requests/<str:token>/report/",
+        views.RequestReportView.as_view(),
+        name="request_report",
+    ),
+    path("models/", views.ModelVersionListView.as_view(), name="model_version_list"),
+    path(
+        "models/<int:pk>/lineage/",
+        views.ModelVersionLineageView.as_view(),
+        name="model_version_lineage",
+    ),
+    path(
+        "reports/<int:pk>/download/",
+        views.ReportDownloadView.as_view(),
+        name="report_download",
+    ),
+    # Last: the JSON 404 for anything above did not match.
+    re_path(r"^(?P<path>.*)$", views.not_found, name="not_found"),
+]

@@ -1,0 +1,325 @@
+"""API views: validate, call a service or selector, shape the answer.
+
+Writes go through governance.services only. Errors are JSON: `{"detail": "..."}`
+or, for a field that failed validation, `{"field": ["..."]}` (docs/api.md).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, status
+from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from governance.api import serializers as s
+from governance.api.permissions import (
+    CanDownloadReports,
+    CanLogDecisions,
+    CanViewModels,
+)
+from governance.models import ExplanationRequest, ModelVersion, Report
+from governance.selectors import model_version_lineage
+from governance.services.decisions import DecisionInputError, decision_log
+from governance.services.reports import report_file
+from governance.services.requests import RequestRefused, request_file, request_for_token
+
+# A decision's inputs or a request's message fit in a few kilobytes.
+MAX_BODY_BYTES = 256 * 1024
+
+
+class Refused(APIException):
+    """A service refused the input: 400 with the service's own message."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "refused"
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"The request body is larger than {MAX_BODY_BYTES} bytes."
+    default_code = "payload_too_large"
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser with a size cap, and deep nesting as a 400 (Python's
+    decoder raises RecursionError, which DRF would turn into a 500)."""
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> Any:
+        raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLarge()
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = codecs.decode(raw, encoding)
+            return json.loads(text, parse_constant=_no_constants)
+        except (ValueError, LookupError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+
+
+class FirstRenderer(BaseContentNegotiation):
+    """PDF endpoints answer a PDF or a JSON error whatever the Accept header says,
+    rather than a 406 to a client that asked for application/pdf only."""
+
+    def select_renderer(
+        self, request: Request, renderers: list[Any], format_suffix: str | None = None
+    ) -> tuple[Any, str]:
+        return renderers[0], renderers[0].media_type
+
+    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
+        return parsers[0] if parsers else None
+
+
+class RequestFilingThrottle(AnonRateThrottle):
+    """Filing tries a reference and a secret: limit guesses per client address,
+    at the same rate as the public form (REQUEST_RATE_LIMIT_PER_HOUR)."""
+
+    scope = "requests"
+
+    def get_rate(self) -> str:
+        return f"{settings.REQUEST_RATE_LIMIT_PER_HOUR}/hour"
+
+
+class FileAltered(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "file_altered"
+
+
+def _pdf(report: Report, filename: str) -> HttpResponse:
+    try:
+        data = report_file(report)
+    except DjangoValidationError as exc:
+        # The stored file no longer matches the approved hash: refuse, as the
+        # admin does, rather than hand out a PDF nobody approved.
+        raise FileAltered(" ".join(exc.messages)) from None
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    # Auditors compare this with `verify_report` and the approval in the audit trail.
+    response["X-Report-SHA256"] = report.sha256
+    return response
+
+
+ERROR = OpenApiResponse(s.ErrorSerializer, description='`{"detail": message}`')
+INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='`{"detail": message}` when a service refused the input, or '
+    '`{"field": [messages]}` for fields that failed validation.',
+)
+PDF = {(200, "application/pdf"): OpenApiTypes.BINARY}
+
+
+def not_found(request: Any, path: str = "") -> JsonResponse:
+    """Every other path under /api/ (a non-numeric id, a typo) answers JSON too."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+# --- Decisions ---------------------------------------------------------------------
+
+
+class DecisionLogView(APIView):
+    permission_classes = [CanLogDecisions]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="decision_log",
+        summary="Log an automated decision (systems; needs governance.add_decision)",
+        request=s.DecisionLogSerializer,
+        responses={
+            201: s.DecisionLoggedSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.DecisionLogSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        try:
+            decision, secret = decision_log(
+                model_version=data["model_version"],
+                subject_reference=data["subject_reference"],
+                inputs=data["inputs"],
+                actor=request.user,
+            )
+        except DecisionInputError as exc:
+            raise Refused(str(exc)) from None
+        body = {
+            "reference": decision.reference,
+            "secret": secret,
+            "outcome": decision.outcome,
+            "score": decision.score,
+            "model_version": decision.model_version_id,
+            "model_version_name": decision.model_version.name,
+            "decided_at": decision.decided_at,
+        }
+        return Response(s.DecisionLoggedSerializer(body).data, status=201)
+
+
+# --- Right-to-explanation requests (the person: no account) ------------------------
+
+
+class RequestFileView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [BoundedJSONParser]
+    throttle_classes = [RequestFilingThrottle]
+
+    @extend_schema(
+        operation_id="request_file",
+        summary="File a right-to-explanation request about a decision",
+        request=s.RequestFileSerializer,
+        responses={
+            201: s.RequestFiledSerializer,
+            400: INVALID,
+            413: ERROR,
+            429: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.RequestFileSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            filed, token = request_file(**given.validated_data)
+        except RequestRefused as exc:
+            raise Refused(str(exc)) from None
+        body = {
+            "number": filed.number,
+            "status_url": request.build_absolute_uri(
+                reverse("request_status", args=[token])
+            ),
+            "api_status_url": request.build_absolute_uri(
+                reverse("api:request_status", args=[token])
+            ),
+            "due_at": filed.due_at,
+        }
+        return Response(s.RequestFiledSerializer(body).data, status=201)
+
+
+def _request_or_404(token: str) -> ExplanationRequest:
+    filed = request_for_token(token)
+    if filed is None:
+        # One answer for a guessed, mistyped or expired link.
+        raise NotFound("No request matches this link, or the link has expired.")
+    return filed
+
+
+class RequestStatusView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="request_status",
+        summary="Follow a request with its private token",
+        responses={200: s.RequestStatusSerializer, 404: ERROR},
+    )
+    def get(self, request: Request, token: str) -> Response:
+        filed = _request_or_404(token)
+        report_url = request.build_absolute_uri(
+            reverse("api:request_report", args=[token])
+        )
+        context = {"report_url": report_url}
+        return Response(s.RequestStatusSerializer(filed, context=context).data)
+
+
+class RequestReportView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(
+        operation_id="request_report",
+        summary="Download the released explanation (PDF)",
+        responses={**PDF, 404: ERROR, 409: ERROR},
+    )
+    def get(self, request: Request, token: str) -> HttpResponse:
+        filed = _request_or_404(token)
+        report = filed.report
+        if (
+            filed.status != ExplanationRequest.Status.RELEASED
+            or report is None
+            or report.status != Report.Status.RELEASED
+        ):
+            raise NotFound("The explanation has not been released yet.")
+        return _pdf(report, f"explanation-{filed.number}.pdf")
+
+
+# --- Staff reads -------------------------------------------------------------------
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="model_version_list",
+        summary="Model versions, newest first (needs governance.view_modelversion)",
+        responses={
+            200: s.ModelVersionListSerializer(many=True),
+            401: ERROR,
+            403: ERROR,
+            404: OpenApiResponse(s.ErrorSerializer, description="No such page."),
+        },
+    )
+)
+class ModelVersionListView(generics.ListAPIView):
+    permission_classes = [CanViewModels]
+    serializer_class = s.ModelVersionListSerializer
+    # Two joins and no per-row query: the same query count for 10 rows or 10,000.
+    queryset = ModelVersion.objects.select_related("dataset", "trained_on").defer(
+        "architecture", "layers", "training", "description"
+    )
+
+
+class ModelVersionLineageView(APIView):
+    permission_classes = [CanViewModels]
+
+    @extend_schema(
+        operation_id="model_version_lineage",
+        summary="A version's lineage: the tree from its base model",
+        responses={200: s.LineageNodeSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        version = get_object_or_404(ModelVersion.objects.only("pk"), pk=pk)
+        root = model_version_lineage(version.pk)
+        return Response(s.LineageNodeSerializer(root).data)
+
+
+class ReportDownloadView(APIView):
+    permission_classes = [CanDownloadReports]
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(
+        operation_id="report_download",
+        summary="Download an approved or released report (PDF)",
+        responses={**PDF, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> HttpResponse:
+        # Drafts, rejected and failed reports were never signed off: not found here.
+        report = get_object_or_404(
+            Report,
+            pk=pk,
+            status__in=[Report.Status.APPROVED, Report.Status.RELEASED],
+        )
+        return _pdf(report, f"{report.reference}.pdf")
