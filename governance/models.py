@@ -626,6 +626,7 @@ class ExplanationRequest(models.Model):
     access_token_hash = models.CharField(max_length=64, unique=True, editable=False)
     access_expires_at = models.DateTimeField(editable=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
+    status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["due_at"]

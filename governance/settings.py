@@ -233,6 +233,8 @@ REPORT_TIME_LIMIT_S = env_int("REPORT_TIME_LIMIT_S", 120, minimum=10)
 # How long a person's private status link works. It must outlast the longest
 # deadline (one month plus a two-month extension) with room to download the answer.
 REQUEST_LINK_DAYS = env_int("REQUEST_LINK_DAYS", 180, minimum=100)
+# A request drafting for longer than this with no PDF on its way is re-queued.
+REQUEST_DRAFT_STALE_MINUTES = env_int("REQUEST_DRAFT_STALE_MINUTES", 10, minimum=1)
 # Public request form: at most this many attempts per client address per hour.
 REQUEST_RATE_LIMIT_PER_HOUR = env_int("REQUEST_RATE_LIMIT_PER_HOUR", 20, minimum=1)
 

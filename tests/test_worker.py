@@ -185,7 +185,7 @@ def test_fine_tuning_runs_on_the_gpu_queue_and_survives_a_killed_worker(
         finetune_run_create,
         model_version_pretrain,
     )
-    from workers.tasks import finetune_sweep_task
+    from workers.tasks import sweep_task
 
     source = synthetic_dataset.domains.get(name="source")
     target = synthetic_dataset.domains.get(name="target")
@@ -212,7 +212,7 @@ def test_fine_tuning_runs_on_the_gpu_queue_and_survives_a_killed_worker(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
     start_worker("rescuer")
-    assert finetune_sweep_task.delay().get(timeout=60) == {"requeued": [run.pk]}
+    assert sweep_task.delay().get(timeout=60)["runs"] == [run.pk]
 
     def finished() -> bool:
         run.refresh_from_db()

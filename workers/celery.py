@@ -27,7 +27,7 @@ app.conf.task_default_queue = Queue.CPU.value
 app.conf.task_routes = {
     "workers.tasks.audit_verify_task": {"queue": Queue.CPU.value},
     "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
-    "workers.tasks.finetune_sweep_task": {"queue": Queue.CPU.value},
+    "workers.tasks.sweep_task": {"queue": Queue.CPU.value},
     "workers.tasks.bias_check_task": {"queue": Queue.CPU.value},
     "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
     "workers.tasks.explainer_fit_task": {"queue": Queue.CPU.value},
@@ -35,9 +35,9 @@ app.conf.task_routes = {
     "workers.tasks.request_draft_task": {"queue": Queue.GPU.value},
     "workers.tasks.recourse_recheck_task": {"queue": Queue.CPU.value},
 }
-# The sweeper re-queues fine-tuning runs whose worker died (run `celery beat`).
+# The sweeper re-queues lost jobs (run `celery beat`).
 app.conf.beat_schedule = {
-    "finetune-sweep": {"task": "workers.tasks.finetune_sweep_task", "schedule": 120.0},
+    "sweep": {"task": "workers.tasks.sweep_task", "schedule": 60.0},
 }
 app.conf.worker_prefetch_multiplier = 1  # long jobs: don't hoard messages
 app.conf.task_track_started = True

@@ -55,14 +55,25 @@ def finetune_task(self: Any, run_id: int) -> dict[str, Any]:
 
 
 @shared_task(soft_time_limit=60, time_limit=90)
-def finetune_sweep_task() -> dict[str, Any]:
-    """Re-queue runs that were never picked up or whose worker died (lease expired)."""
+def sweep_task() -> dict[str, Any]:
+    """Re-queue work that was lost: jobs enqueued while the broker was down, and
+    jobs whose worker died. Every task it re-queues is safe to deliver twice."""
+    from governance.services.reports import report_stale_ids
+    from governance.services.requests import request_stale_ids
     from governance.services.runs import finetune_run_stale_ids
 
-    stale = finetune_run_stale_ids()
-    for run_id in stale:
+    runs, reports, requests = (
+        finetune_run_stale_ids(),
+        report_stale_ids(),
+        request_stale_ids(),
+    )
+    for run_id in runs:
         finetune_task.delay(run_id)
-    return {"requeued": stale}
+    for report_id in reports:
+        report_render_task.delay(report_id)
+    for request_id in requests:
+        request_draft_task.delay(request_id)
+    return {"runs": runs, "reports": reports, "requests": requests}
 
 
 @shared_task(soft_time_limit=300, time_limit=360)

@@ -35,5 +35,5 @@ urlpatterns = [
         name="report_download",
     ),
     # Last: the JSON 404 for anything above did not match.
-    re_path(r"^(?P<path>.*)$", views.not_found, name="not_found"),
+    re_path(r"^", views.not_found, name="not_found"),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import generics, status
 from rest_framework.exceptions import APIException, NotFound, ParseError
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -108,6 +110,18 @@ class FileAltered(APIException):
     default_code = "file_altered"
 
 
+class StrictPageNumberPagination(PageNumberPagination):
+    """`?page=` takes digits only: DRF would read "", "last" or "1_0" as a page."""
+
+    last_page_strings = ()
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and not re.fullmatch(r"[0-9]{1,18}", raw):
+            raise NotFound("Invalid page: give a page number.")
+        return super().get_page_number(request, paginator)
+
+
 def _pdf(report: Report, filename: str) -> HttpResponse:
     try:
         data = report_file(report)
@@ -131,7 +145,7 @@ INVALID = OpenApiResponse(
 PDF = {(200, "application/pdf"): OpenApiTypes.BINARY}
 
 
-def not_found(request: Any, path: str = "") -> JsonResponse:
+def not_found(request: Any) -> JsonResponse:
     """Every other path under /api/ (a non-numeric id, a typo) answers JSON too."""
     return JsonResponse({"detail": "Not found."}, status=404)
 
@@ -285,6 +299,7 @@ class RequestReportView(APIView):
 )
 class ModelVersionListView(generics.ListAPIView):
     permission_classes = [CanViewModels]
+    pagination_class = StrictPageNumberPagination
     serializer_class = s.ModelVersionListSerializer
     # Two joins and no per-row query: the same query count for 10 rows or 10,000.
     queryset = ModelVersion.objects.select_related("dataset", "trained_on").defer(

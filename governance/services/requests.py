@@ -112,6 +112,7 @@ def _transition(
         )
     before = request.status
     request.status = to
+    request.status_changed_at = timezone.now()
     request.save()
     audit_record(
         actor=actor,
@@ -306,4 +307,17 @@ def request_release(*, request: ExplanationRequest, actor: Any) -> ExplanationRe
     request.released_at = timezone.now()
     return _transition(
         request, allowed_from=(Status.APPROVED,), to=Status.RELEASED, actor=actor
+    )
+
+
+def request_stale_ids() -> list[int]:
+    """Requests stuck in drafting: the draft task was lost (broker down, worker
+    killed) and no PDF is on its way."""
+    cutoff = timezone.now() - timedelta(minutes=settings.REQUEST_DRAFT_STALE_MINUTES)
+    return list(
+        ExplanationRequest.objects.filter(
+            status=Status.DRAFTING, status_changed_at__lt=cutoff
+        )
+        .exclude(reports__status__in=[Report.Status.PENDING, Report.Status.RENDERING])
+        .values_list("pk", flat=True)
     )
