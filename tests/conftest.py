@@ -33,6 +33,23 @@ def _media_root(tmp_path: Path, settings: object) -> Path:
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _role_groups(request: pytest.FixtureRequest, django_db_blocker: Any) -> None:
+    """A transactional test ends by flushing every table, the role groups that a
+    data migration created included: put them back for the database tests that
+    follow (one query when they are there)."""
+    if request.node.get_closest_marker("django_db") is None:
+        return
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from governance.roles import ROLES, sync_roles
+
+    with django_db_blocker.unblock():
+        if Group.objects.filter(name__in=ROLES).count() < len(ROLES):
+            sync_roles(apps)
+
+
 @pytest.fixture
 def user_in_role(db: None):
     def make(role: str, **kwargs: object):

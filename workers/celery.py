@@ -4,11 +4,16 @@ bias, EBM), reports (PDF rendering). Without CELERY_BROKER_URL tasks run in-proc
 
 from __future__ import annotations
 
+import logging
 import os
 from enum import StrEnum
+from typing import Any
 
 from celery import Celery
 from kombu import Queue as KombuQueue
+from kombu.exceptions import OperationalError as KombuOperationalError
+
+logger = logging.getLogger(__name__)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
 
@@ -42,4 +47,34 @@ app.conf.beat_schedule = {
 app.conf.worker_prefetch_multiplier = 1  # long jobs: don't hoard messages
 app.conf.task_track_started = True
 app.conf.broker_connection_retry_on_startup = True
+# Publishing waits at most a few seconds for a broker that is down, then gives up
+# (enqueue_after_commit leaves the job to the sweeper) rather than hanging a request.
+app.conf.task_publish_retry_policy = {
+    "max_retries": 2,
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+def enqueue_after_commit(task: Any, *args: Any) -> None:
+    """Send `task` once the current transaction commits, never before (the worker
+    must see the rows), and never at the cost of the caller's request: if the
+    broker is down, the job is logged and left to the sweeper (sweep_task), which
+    re-queues what is still pending once the broker is back."""
+    from django.db import transaction
+
+    def send() -> None:
+        try:
+            task.delay(*args)
+        except KombuOperationalError as exc:
+            logger.warning(
+                "broker unavailable, %s%s left for the sweeper: %s",
+                task.name,
+                args,
+                exc,
+            )
+
+    transaction.on_commit(send)

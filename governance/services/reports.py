@@ -73,9 +73,10 @@ def report_request(
             "supersedes": supersedes.pk if supersedes else None,
         },
     )
+    from workers.celery import enqueue_after_commit
     from workers.tasks import report_render_task
 
-    transaction.on_commit(lambda: report_render_task.delay(report.pk))
+    enqueue_after_commit(report_render_task, report.pk)
     return report
 
 

@@ -192,9 +192,10 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
     request = _transition(
         request, allowed_from=(Status.ASSIGNED,), to=Status.DRAFTING, actor=actor
     )
+    from workers.celery import enqueue_after_commit
     from workers.tasks import request_draft_task
 
-    transaction.on_commit(lambda: request_draft_task.delay(request.pk))
+    enqueue_after_commit(request_draft_task, request.pk)
     return request
 
 

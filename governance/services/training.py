@@ -488,9 +488,10 @@ def finetune_run_create(
             "justification": run.justification,
         },
     )
+    from workers.celery import enqueue_after_commit
     from workers.tasks import finetune_task
 
-    transaction.on_commit(lambda: finetune_task.delay(run.pk))
+    enqueue_after_commit(finetune_task, run.pk)
     return run
 
 
