@@ -373,10 +373,45 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.finetune_view)
+        review = self.admin_site.admin_view(self.review_view)
         return [
             path("<int:pk>/finetune/", view, name="governance_modelversion_finetune"),
+            path(
+                "<int:pk>/review/<str:status>/",
+                review,
+                name="governance_modelversion_review",
+            ),
             *super().get_urls(),
         ]
+
+    def review_view(self, request: HttpRequest, pk: int, status: str) -> HttpResponse:
+        """One review step by POST from the version's page, with the officer's note
+        (required to approve a version that fails its bias check)."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not request.user.has_perm("governance.change_modelversion"):
+            raise PermissionDenied
+        if status not in ModelVersion.Status.values:
+            raise Http404("unknown status")
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            model_version_set_status(
+                version=version,
+                status=status,
+                actor=request.user,
+                note=request.POST.get("note", "")[:2000],
+            )
+        except ValidationError as exc:
+            self.message_user(request, _message(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"{version} is now {ModelVersion.Status(status).label}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:governance_modelversion_change", args=[pk])
+        )
 
     def change_view(
         self,
@@ -388,6 +423,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
+            "can_review": request.user.has_perm("governance.change_modelversion"),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 

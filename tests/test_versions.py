@@ -94,3 +94,46 @@ def test_only_an_approved_version_may_decide(base, user_in_role):
             inputs={**person, "income": "lots"},
             actor="t",
         )
+
+
+def test_an_officer_approves_with_a_justification_from_the_version_page(
+    base, user_in_role
+):
+    from django.test import Client
+
+    from governance.models import AuditEvent, BiasCheck
+
+    ReportFactory(model_version=base)
+    BiasCheck.objects.create(
+        model_version=base,
+        domain=base.trained_on,
+        verdict="fail",
+        rows=10,
+        has_labels=True,
+        result={"findings": [], "attributes": []},
+        policy={},
+    )
+    _submit(base, user_in_role(roles.DATA_SCIENTIST))
+    client = Client()
+    client.force_login(user_in_role(roles.COMPLIANCE_OFFICER))
+    page = client.get(f"/admin/governance/modelversion/{base.pk}/change/")
+    assert 'id="review-approve"' in page.content.decode()
+    url = f"/admin/governance/modelversion/{base.pk}/review/approved/"
+    refused = client.post(url, {"note": ""}, follow=True)
+    assert "written justification" in refused.content.decode()
+    base.refresh_from_db()
+    assert base.status == ModelVersion.Status.IN_REVIEW
+    client.post(url, {"note": "Accepted for the pilot; reviewed monthly."})
+    base.refresh_from_db()
+    assert base.status == ModelVersion.Status.APPROVED
+    event = AuditEvent.objects.filter(action="model_version.status_changed").first()
+    assert event.after["note"] == "Accepted for the pilot; reviewed monthly."
+
+
+def test_an_auditor_cannot_review_a_version(base, user_in_role):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user_in_role(roles.AUDITOR))
+    url = f"/admin/governance/modelversion/{base.pk}/review/in_review/"
+    assert client.post(url).status_code == 403
