@@ -149,3 +149,27 @@ def synthetic_dataset(db: None, synthetic_spec: Path, settings: Any):
 
     settings.TRAINING_EPOCHS = 3
     return dataset_import_file(spec_path=synthetic_spec, actor="test")
+
+
+@pytest.fixture
+def lineage(synthetic_dataset, django_capture_on_commit_callbacks):
+    """A base model on the source domain and its child fine-tuned on the target."""
+    from governance.models import FineTuneRun
+    from governance.services.training import (
+        finetune_run_create,
+        model_version_pretrain,
+    )
+
+    source = synthetic_dataset.domains.get(name="source")
+    target = synthetic_dataset.domains.get(name="target")
+    base = model_version_pretrain(domain=source, name="loans-base", actor="test")
+    with django_capture_on_commit_callbacks(execute=True):
+        run = finetune_run_create(parent=base, target=target, actor="test")
+    run.refresh_from_db()
+    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
+    return {
+        "base": base,
+        "child": run.produced_version,
+        "source": source,
+        "target": target,
+    }

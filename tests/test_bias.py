@@ -6,31 +6,13 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance import roles
-from governance.models import AuditEvent, BiasCheck, FineTuneRun, ModelVersion
+from governance.models import AuditEvent, BiasCheck, ModelVersion
 from governance.services.bias import bias_check_run, bias_transfer_table
-from governance.services.training import finetune_run_create, model_version_pretrain
 from governance.services.versions import model_version_set_status
 from tests.factories import ReportFactory
 from workers.tasks import bias_check_task
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lineage(synthetic_dataset, django_capture_on_commit_callbacks):
-    source = synthetic_dataset.domains.get(name="source")
-    target = synthetic_dataset.domains.get(name="target")
-    base = model_version_pretrain(domain=source, name="loans-base", actor="test")
-    with django_capture_on_commit_callbacks(execute=True):
-        run = finetune_run_create(parent=base, target=target, actor="test")
-    run.refresh_from_db()
-    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
-    return {
-        "base": base,
-        "child": run.produced_version,
-        "source": source,
-        "target": target,
-    }
 
 
 def test_a_check_covers_each_attribute_and_their_intersection(lineage):

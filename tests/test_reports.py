@@ -11,28 +11,23 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from governance import roles
-from governance.models import FineTuneRun, Report
+from governance.models import Report
 from governance.services.bias import bias_check_run
 from governance.services.reports import report_render, report_request, report_set_status
-from governance.services.training import finetune_run_create, model_version_pretrain
+from governance.services.training import model_version_pretrain
 from reports.pdf import page_is_blank, pdf_page_pngs, pdf_text
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def child(synthetic_dataset, django_capture_on_commit_callbacks):
-    source = synthetic_dataset.domains.get(name="source")
-    target = synthetic_dataset.domains.get(name="target")
-    base = model_version_pretrain(domain=source, name="loans-base", actor="test")
-    with django_capture_on_commit_callbacks(execute=True):
-        run = finetune_run_create(parent=base, target=target, actor="test")
-    run.refresh_from_db()
-    assert run.state == FineTuneRun.State.SUCCEEDED, run.error
-    for version in (base, run.produced_version):
-        for domain in (source, target):
-            bias_check_run(version=version, domain=domain, actor="test")
-    return run.produced_version
+def child(lineage):
+    for version in ("base", "child"):
+        for domain in ("source", "target"):
+            bias_check_run(
+                version=lineage[version], domain=lineage[domain], actor="test"
+            )
+    return lineage["child"]
 
 
 @pytest.fixture
