@@ -255,6 +255,9 @@ REST_FRAMEWORK = {
     # \u-escape non-ASCII output: an error that echoes hostile input (a lone
     # surrogate) still encodes, instead of failing the response with a 500.
     "UNICODE_JSON": False,
+    # Throttles key on REMOTE_ADDR unless told how many proxies to trust: without
+    # this, DRF believes any X-Forwarded-For header, and a guesser sets a new one.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model governance API",

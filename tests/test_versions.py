@@ -137,3 +137,33 @@ def test_an_auditor_cannot_review_a_version(base, user_in_role):
     client.force_login(user_in_role(roles.AUDITOR))
     url = f"/admin/governance/modelversion/{base.pk}/review/in_review/"
     assert client.post(url).status_code == 403
+
+
+def test_absurd_numbers_are_refused_not_scored(base, user_in_role):
+    ReportFactory(model_version=base)
+    _submit(base, user_in_role(roles.DATA_SCIENTIST))
+    model_version_set_status(
+        version=base,
+        status=ModelVersion.Status.APPROVED,
+        actor=user_in_role(roles.COMPLIANCE_OFFICER),
+        note="t",
+    )
+    person = {
+        "age": 40,
+        "income": 1e30,
+        "debt": 3.0,
+        "gender": "female",
+        "job": "nurse",
+        "region": "north",
+    }
+    with pytest.raises(DecisionInputError, match="income must be a finite number"):
+        decision_log(
+            model_version=base, subject_reference="p", inputs=person, actor="t"
+        )
+    with pytest.raises(DecisionInputError, match="income must be a finite number"):
+        decision_log(
+            model_version=base,
+            subject_reference="p",
+            inputs={**person, "income": 10**400},
+            actor="t",
+        )

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -146,8 +146,21 @@ PDF = {(200, "application/pdf"): OpenApiTypes.BINARY}
 
 
 def not_found(request: Any) -> JsonResponse:
-    """Every other path under /api/ (a non-numeric id, a typo) answers JSON too."""
-    return JsonResponse({"detail": "Not found."}, status=404)
+    """Every other path under /api/ (a non-numeric id, a typo) answers JSON too.
+    This catch-all also stops APPEND_SLASH redirects, so name the slashed path."""
+    detail = "Not found."
+    if not request.path_info.endswith("/"):
+        match = _resolve_or_none(request.path_info + "/")
+        if match is not None and match.func is not not_found:
+            detail = f"Not found. Did you mean {request.path_info}/ ?"
+    return JsonResponse({"detail": detail}, status=404)
+
+
+def _resolve_or_none(path: str) -> Any:
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
 
 
 # --- Decisions ---------------------------------------------------------------------

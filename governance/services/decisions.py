@@ -4,6 +4,7 @@ person it concerns needs to ask for an explanation later."""
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from typing import Any
 
@@ -22,6 +23,10 @@ def secret_digest(secret: str) -> str:
 
 def new_decision_reference() -> str:
     return "D-" + secrets.token_hex(6).upper()
+
+
+# Far beyond any real measurement; larger numbers overflow the network's arithmetic.
+MAX_INPUT_MAGNITUDE = 1e15
 
 
 class DecisionInputError(ValueError):
@@ -60,8 +65,15 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
         elif info.get("type") == "numeric":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise DecisionInputError(f"{name} must be a number, not {value!r:.60}")
-            if value != value or value in (float("inf"), float("-inf")):
-                raise DecisionInputError(f"{name} must be a finite number")
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond any float
+                number = math.inf
+            if not math.isfinite(number) or abs(number) > MAX_INPUT_MAGNITUDE:
+                raise DecisionInputError(
+                    f"{name} must be a finite number of at most "
+                    f"{MAX_INPUT_MAGNITUDE:.0e} in size"
+                )
             clean[name] = value
         else:
             if not isinstance(value, str):
@@ -101,6 +113,10 @@ def decision_log(
     loaded = model_version_scorer(model_version)
     frame = pd.DataFrame([clean])
     score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
+    if not math.isfinite(score):
+        raise DecisionInputError(
+            "these inputs cannot be scored (the score is not a number)"
+        )
     positive_label, negative_label = outcome_labels(model_version)
     positive = score >= 0.5
     return decision_record(

@@ -1,0 +1,213 @@
+"""Fuzz the REST API from its own OpenAPI description (schemathesis).
+
+Every operation gets schema-valid and schema-invalid requests; none may answer
+with a 5xx, and answers must match the status codes, media types and shapes the
+description promises. Calls go in-process to the WSGI app, against the test
+database, authenticated as an account that holds every permission the API asks
+for, so the protected operations are exercised past their 401.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.authtoken.models import Token
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from governance import roles
+from governance.models import ExplanationRequest, ModelVersion, Report
+from governance.services.decisions import decision_log
+from governance.services.requests import request_file
+from governance.services.versions import model_version_set_status
+from governance.wsgi import application
+from tests.factories import ModelVersionFactory, ReportFactory, UserFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+# Per operation; raise it for a deeper hunt: API_FUZZ_EXAMPLES=500 pytest ...
+MAX_EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "25"))
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+PERMISSIONS = ["add_decision", "view_modelversion", "download_report"]
+PERSON = {
+    "age": 40,
+    "income": 55.0,
+    "debt": 3.0,
+    "gender": "female",
+    "job": "nurse",
+    "region": "north",
+}
+CATEGORIES = {"male", "clerk", "engineer", "driver", "south", "astronaut"}
+
+
+@pytest.fixture
+def _in_test_transaction() -> Iterator[None]:
+    # The WSGI handler closes "old" connections around each request, which would
+    # close the test's transaction; Django's own test client unhooks it the same way.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def records(synthetic_dataset, user_in_role, settings: Any) -> dict[str, Any]:
+    """Real records for the fuzzer to hit: an approved version with a decision and
+    a filed request, a fine-tuned child, and an approved report with its PDF."""
+    from governance.services.training import model_version_pretrain
+    from tests.test_api import _stored_pdf
+
+    settings.REQUEST_RATE_LIMIT_PER_HOUR = 10_000
+    cache.clear()
+    source = synthetic_dataset.domains.get(name="source")
+    base = model_version_pretrain(domain=source, name="base", actor="t", epochs=1)
+    ModelVersionFactory(
+        name="child", kind="finetuned", parent=base, dataset=base.dataset
+    )
+    report = ReportFactory(
+        model_version=base, status=Report.Status.APPROVED, **_stored_pdf(settings)
+    )
+    model_version_set_status(
+        version=base,
+        status=ModelVersion.Status.IN_REVIEW,
+        actor=user_in_role(roles.DATA_SCIENTIST),
+    )
+    base = model_version_set_status(
+        version=base,
+        status=ModelVersion.Status.APPROVED,
+        actor=user_in_role(roles.COMPLIANCE_OFFICER),
+    )
+    decision, secret = decision_log(
+        model_version=base, subject_reference="p1", inputs=PERSON, actor="t"
+    )
+    # One filed request, released with a PDF, and the means to file more.
+    filed, token = request_file(reference=decision.reference, secret=secret)
+    individual = ReportFactory(
+        kind=Report.Kind.INDIVIDUAL,
+        audience=Report.Audience.SUBJECT,
+        model_version=base,
+        decision=decision,
+        status=Report.Status.RELEASED,
+        **_stored_pdf(settings),
+    )
+    ExplanationRequest.objects.filter(pk=filed.pk).update(
+        status=ExplanationRequest.Status.RELEASED, report=individual
+    )
+    user = UserFactory(username="api-fuzzer", is_staff=False)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=PERMISSIONS))
+    return {
+        "headers": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
+        "version": base,
+        "report": report,
+        "token": token,
+        "decision": {"reference": decision.reference, "secret": secret},
+    }
+
+
+@pytest.fixture
+def api_schema(_in_test_transaction: None, db: None) -> Any:
+    return schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+
+
+# Listed, not discovered, so each operation is its own test; the last test below
+# fails when the description gains an operation this list lacks.
+OPERATIONS = [
+    ("POST", "/api/decisions/"),
+    ("POST", "/api/requests/"),
+    ("GET", "/api/requests/{token}/"),
+    ("GET", "/api/requests/{token}/report/"),
+    ("GET", "/api/models/"),
+    ("GET", "/api/models/{id}/lineage/"),
+    ("GET", "/api/reports/{id}/download/"),
+]
+
+
+def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
+    """Schema-valid and schema-invalid cases, plus cases aimed at records that
+    exist, so the fuzzer reaches the 200 paths and the services behind them."""
+    strategies = [
+        operation.as_strategy(GenerationMode.POSITIVE),
+        operation.as_strategy(GenerationMode.NEGATIVE),
+    ]
+    path = operation.path
+    if "{id}" in path:
+        owner = records["report"] if "/reports/" in path else records["version"]
+        strategies.append(operation.as_strategy(path_parameters={"id": owner.pk}))
+    if "{token}" in path:
+        strategies.append(
+            operation.as_strategy(path_parameters={"token": records["token"]})
+        )
+    if path == "/api/decisions/":
+        # The approved version and the features it reads, with fuzzed values.
+        known = st.sampled_from([*PERSON.values(), *sorted(CATEGORIES)])
+        value = (
+            known
+            | st.none()
+            | st.floats(allow_nan=False, allow_infinity=False)
+            | st.integers()
+        )
+        bodies = st.fixed_dictionaries(
+            {
+                "model_version": st.just(records["version"].name),
+                "subject_reference": st.text(min_size=1, max_size=130),
+                "inputs": st.fixed_dictionaries({name: value for name in PERSON}),
+            }
+        )
+        strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    if path == "/api/requests/":
+        bodies = st.fixed_dictionaries(
+            {**{k: st.just(v) for k, v in records["decision"].items()}},
+            optional={"message": st.text(max_size=4100)},
+        )
+        strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    return st.one_of(strategies)
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+def test_the_api_keeps_its_description_and_never_fails(
+    method: str, path: str, api_schema: Any, records: dict[str, Any]
+) -> None:
+    operation = api_schema[path][method]
+
+    @given(case=_cases(operation, records))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def exercise(case: Any) -> None:
+        case.call_and_validate(headers=records["headers"], checks=CHECKS)
+
+    exercise()
+
+
+def test_every_operation_of_the_description_is_fuzzed(api_schema: Any) -> None:
+    described = {
+        (result.ok().method.upper(), result.ok().path)
+        for result in api_schema.get_all_operations()
+    }
+    assert described == set(OPERATIONS)
