@@ -1209,3 +1209,24 @@ class AuditEventAdmin(ReadOnlyAdmin):
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # No bulk delete action, even for superusers.
         return {}
+
+
+def policy_view(request: HttpRequest) -> HttpResponse:
+    """The thresholds the product applies, as an officer reads them (read-only;
+    they are set by environment variables, see .env.example)."""
+    from governance.services.bias import fairness_policy
+    from governance.services.training import freeze_policy
+
+    freeze = freeze_policy()
+    context = {
+        **admin.site.each_context(request),
+        "title": "Policy",
+        "freeze": freeze,
+        "fairness": fairness_policy().to_dict(),
+        "explainer_min_agreement": settings.EXPLAINER_MIN_AGREEMENT,
+        "counterfactual_budget": settings.COUNTERFACTUAL_TIME_BUDGET_S,
+        "counterfactuals_per_decision": settings.COUNTERFACTUALS_PER_DECISION,
+        "request_link_days": settings.REQUEST_LINK_DAYS,
+        "rate_limit": settings.REQUEST_RATE_LIMIT_PER_HOUR,
+    }
+    return TemplateResponse(request, "admin/governance/policy.html", context)

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from governance import admin as governance_admin
 from governance import views
 
 urlpatterns = [
@@ -12,6 +13,11 @@ urlpatterns = [
         "explain/status/<str:token>/report.pdf",
         views.request_report,
         name="request_report",
+    ),
+    path(
+        "admin/policy/",
+        admin.site.admin_view(governance_admin.policy_view),
+        name="governance_policy",
     ),
     path("admin/", admin.site.urls),
     path("api/", include("governance.api.urls")),

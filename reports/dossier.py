@@ -142,6 +142,40 @@ def _global_chart(explainer: Any) -> str | None:
     return charts.embed(svg, alt="Global term importances")
 
 
+def _shape_charts(explainer: Any, count: int = 3) -> list[str]:
+    """How the surrogate's score moves with each of its most important features."""
+    if explainer is None:
+        return []
+    shapes = {
+        shape["term"]: shape for shape in explainer.global_explanation.get("shapes", [])
+    }
+    charts_html = []
+    for term in explainer.global_explanation.get("importances", []):
+        shape = shapes.get(term["term"])
+        if shape is None or len(charts_html) == count:
+            continue
+        title = f"Effect of {term['term']} on the score"
+        if shape.get("centers"):
+            svg = charts.line_chart(
+                shape["centers"],
+                shape["scores"],
+                title=title,
+                x_label=term["term"],
+                y_label="effect on the logit",
+            )
+        elif shape.get("categories"):
+            top = sorted(shape["categories"], key=lambda c: -abs(c["score"]))[:10]
+            svg = charts.bar_chart_horizontal(
+                [(c["category"], c["score"]) for c in top],
+                title=title,
+                value_label="effect on the logit",
+            )
+        else:
+            continue
+        charts_html.append(charts.embed(svg, alt=title))
+    return charts_html
+
+
 def _bias_section(version: ModelVersion) -> dict[str, Any]:
     checks = latest_bias_checks(version)
     parent_checks = latest_bias_checks(version.parent) if version.parent else {}
@@ -285,6 +319,7 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "explainer": explainer,
         "agreement_pct": f"{explainer.agreement:.1%}" if explainer else None,
         "global_chart": _global_chart(explainer),
+        "shape_charts": _shape_charts(explainer),
         "limitations": _limitations(version, runs, bias, explainer),
         "events": list(events),
     }

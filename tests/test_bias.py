@@ -112,3 +112,12 @@ def test_the_check_page_shows_the_verdict_before_the_detail(admin_client, lineag
     html = page.content.decode()
     assert check.verdict.upper() in html
     assert html.index("Findings") < html.index("Groups and disparities")
+
+
+def test_officers_read_the_policy_in_the_admin(client, user_in_role, settings):
+    settings.FAIRNESS_POLICY = {**settings.FAIRNESS_POLICY, "dp_difference_fail": 0.17}
+    client.force_login(user_in_role(roles.AUDITOR))
+    page = client.get("/admin/policy/").content.decode()
+    assert "fail above 0.17" in page
+    assert "0.75" in page  # the freeze policy's similarity threshold
+    assert client.get("/admin/").content.decode().count('id="policy-link"') == 1

@@ -288,3 +288,39 @@ def test_an_auditor_may_not_start_fine_tuning(client, user_in_role, base):
     client.force_login(user_in_role(roles.AUDITOR))
     response = client.get(f"/admin/governance/modelversion/{base.pk}/finetune/")
     assert response.status_code == 403
+
+
+def test_a_model_trained_elsewhere_is_registered_from_its_artifact(
+    base, settings, tmp_path, capsys
+):
+    artifact = tmp_path / "model.safetensors"
+    artifact.write_bytes((Path(settings.MEDIA_ROOT) / base.artifact_path).read_bytes())
+    call_command(
+        "register_model",
+        str(artifact),
+        "--dataset",
+        "loans",
+        "--name",
+        "outside-model",
+        "--trained-on",
+        "source",
+    )
+    made = json.loads(capsys.readouterr().out)
+    registered = ModelVersion.objects.get(pk=made["id"])
+    assert registered.artifact_sha256 == base.artifact_sha256
+    assert registered.metrics["target"]["roc_auc"] == pytest.approx(
+        base.metrics["target"]["roc_auc"]
+    )
+    assert registered.training["registered"] is True
+
+
+def test_registering_a_pickle_or_garbage_is_refused(synthetic_dataset, tmp_path):
+    import pickle
+
+    from django.core.management.base import CommandError
+
+    evil = tmp_path / "model.safetensors"
+    evil.write_bytes(pickle.dumps({"not": "weights"}))
+    with pytest.raises(CommandError, match="artifact"):
+        call_command("register_model", str(evil), "--dataset", "loans", "--name", "x")
+    assert not ModelVersion.objects.filter(name="x").exists()
