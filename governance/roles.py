@@ -13,7 +13,10 @@ COMPLIANCE_OFFICER = "Compliance officer"
 AUDITOR = "Auditor"
 DATA_SCIENTIST = "Data scientist"
 
-ROLES = (COMPLIANCE_OFFICER, AUDITOR, DATA_SCIENTIST)
+# For systems, not people: the account whose API token logs decisions.
+DECISION_SERVICE = "Decision service"
+
+ROLES = (COMPLIANCE_OFFICER, AUDITOR, DATA_SCIENTIST, DECISION_SERVICE)
 
 _VIEW_ALL = [
     "governance.view_dataset",
@@ -54,6 +57,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_finetunerun",
         "governance.change_finetunerun",
         "governance.add_report",  # generate a dossier (not individual explanations)
+    ],
+    DECISION_SERVICE: [
+        "governance.add_decision",  # POST /api/decisions/ with a token
     ],
 }
 

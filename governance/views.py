@@ -7,9 +7,12 @@ Short function views; the services do the work.
 
 from __future__ import annotations
 
+import logging
+
 from django import forms
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -18,6 +21,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from governance.models import ExplanationRequest, Report
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
+
+logger = logging.getLogger(__name__)
 
 
 class RequestForm(forms.Form):
@@ -130,7 +135,19 @@ def request_report(request: HttpRequest, token: str) -> HttpResponse:
         or report.status != Report.Status.RELEASED
     ):
         raise Http404("The explanation has not been released yet.")
-    response = HttpResponse(report_file(report), content_type="application/pdf")
+    try:
+        data = report_file(report)
+    except ValidationError:
+        # The stored file is missing or altered: say so plainly; operators are
+        # alerted by the log and by verify_report.
+        logger.error("released report %s failed its integrity check", report.reference)
+        return render(
+            request,
+            "public/unavailable.html",
+            {"controller": settings.REPORT_CONTROLLER},
+            status=503,
+        )
+    response = HttpResponse(data, content_type="application/pdf")
     response["Content-Disposition"] = (
         f'attachment; filename="explanation-{filed.number}.pdf"'
     )

@@ -225,7 +225,10 @@ def report_set_status(
 
 def report_file(report: Report) -> bytes:
     """The stored PDF, checked against the recorded hash."""
-    data = (Path(settings.MEDIA_ROOT) / report.file_path).read_bytes()
+    path = Path(settings.MEDIA_ROOT) / report.file_path
+    if not path.is_file():
+        raise ValidationError(f"the stored file of {report.reference} is missing")
+    data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != report.sha256:
         raise ValidationError(f"the stored file of {report.reference} was altered")
     return data

@@ -1,0 +1,216 @@
+"""The permission matrix of docs/permissions.md, cell by cell, for the admin's
+actions and workflow pages, the API and the downloads. (Admin pages themselves:
+tests/test_roles.py.) The expected cells are written out, not derived from
+governance.roles, so a change to a role shows up as a failing cell."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from governance import roles
+from governance.models import ExplanationRequest, Report
+from tests.factories import (
+    DecisionFactory,
+    FineTuneRunFactory,
+    ReportFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+ANONYMOUS = "anonymous"
+PEOPLE = (roles.COMPLIANCE_OFFICER, roles.AUDITOR, roles.DATA_SCIENTIST, ANONYMOUS)
+
+# Bulk actions offered on each list page.
+ACTIONS: dict[str, dict[str, set[str]]] = {
+    "modelversion": {
+        roles.COMPLIANCE_OFFICER: {
+            "submit_for_review",
+            "approve",
+            "reject",
+            "retire",
+            "generate_dossier",
+        },
+        roles.AUDITOR: set(),
+        roles.DATA_SCIENTIST: {"generate_dossier"},
+    },
+    "finetunerun": {
+        roles.COMPLIANCE_OFFICER: {"cancel"},
+        roles.AUDITOR: set(),
+        roles.DATA_SCIENTIST: {"cancel"},
+    },
+    "report": {
+        roles.COMPLIANCE_OFFICER: {"approve", "reject", "release"},
+        roles.AUDITOR: set(),
+        roles.DATA_SCIENTIST: set(),
+    },
+}
+
+# Pages and endpoints: may this person use it? (True = allowed.)
+ENDPOINTS: dict[str, dict[str, bool]] = {
+    "fine-tune page": {
+        roles.COMPLIANCE_OFFICER: False,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "version review": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "request workflow": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "policy page": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "report download (admin)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "API: log a decision": {
+        roles.COMPLIANCE_OFFICER: False,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "API: list models": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "API: lineage": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "API: report download": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "API: file a request": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: True,
+    },
+}
+
+
+@pytest.fixture
+def world():
+    run = FineTuneRunFactory()
+    version = run.parent
+    decision = DecisionFactory(model_version=version)
+    report = ReportFactory(model_version=version, status=Report.Status.APPROVED)
+    filed = ExplanationRequest.objects.create(
+        number="ER-MATRIX",
+        decision=decision,
+        received_at=timezone.now(),
+        due_at=timezone.now(),
+        access_token_hash="1" * 64,
+        access_expires_at=timezone.now(),
+    )
+    return {"version": version, "run": run, "report": report, "request": filed}
+
+
+def _client(role: str) -> tuple[Client, str | None]:
+    client = Client()
+    if role == ANONYMOUS:
+        return client, None
+    user = UserFactory(role=role)
+    client.force_login(user)
+    return client, Token.objects.create(user=user).key
+
+
+def _actions(client: Client, page: str) -> set[str]:
+    html = client.get(f"/admin/governance/{page}/").content.decode()
+    return set(re.findall(r'<option value="(\w+)">', html)) - {"delete_selected"}
+
+
+def _allowed(response) -> bool:
+    # 400/404/409 and redirects after the step mean the permission check let the
+    # caller through; a denial is 401/403 or a redirect to the login page.
+    if response.status_code == 302:
+        return "/login/" not in response["Location"]
+    return response.status_code not in (401, 403)
+
+
+def _use(name: str, client: Client, token: str | None, world: dict):
+    v, r, q = world["version"], world["report"], world["request"]
+    api = {"HTTP_AUTHORIZATION": f"Token {token}"} if token else {}
+    if name == "fine-tune page":
+        return client.get(f"/admin/governance/modelversion/{v.pk}/finetune/")
+    if name == "version review":
+        return client.post(f"/admin/governance/modelversion/{v.pk}/review/in_review/")
+    if name == "request workflow":
+        return client.post(
+            f"/admin/governance/explanationrequest/{q.pk}/workflow/assign/"
+        )
+    if name == "policy page":
+        return client.get("/admin/policy/")
+    if name == "report download (admin)":
+        return client.get(f"/admin/governance/report/{r.pk}/download/")
+    if name == "API: log a decision":
+        return Client().post(
+            "/api/decisions/", {}, content_type="application/json", **api
+        )
+    if name == "API: list models":
+        return Client().get("/api/models/", **api)
+    if name == "API: lineage":
+        return Client().get(f"/api/models/{v.pk}/lineage/", **api)
+    if name == "API: report download":
+        return Client().get(f"/api/reports/{r.pk}/download/", **api)
+    if name == "API: file a request":
+        return Client().post(
+            "/api/requests/",
+            {"reference": "D-X", "secret": "y"},
+            content_type="application/json",
+        )
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("role", [r for r in PEOPLE if r != ANONYMOUS])
+def test_each_role_is_offered_exactly_its_bulk_actions(role, world):
+    client, _ = _client(role)
+    for page, expected in ACTIONS.items():
+        assert _actions(client, page) == expected[role], (page, role)
+
+
+@pytest.mark.parametrize("role", PEOPLE)
+def test_each_role_reaches_exactly_its_pages_and_endpoints(role, world):
+    client, token = _client(role)
+    actual = {name: _allowed(_use(name, client, token, world)) for name in ENDPOINTS}
+    expected = {name: cells[role] for name, cells in ENDPOINTS.items()}
+    assert actual == expected
+
+
+def test_the_decision_service_logs_decisions_and_nothing_else(world):
+    client, token = _client(roles.DECISION_SERVICE)
+    api = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    # Through the permission check to the input validation: a 400, not a 403.
+    response = Client().post(
+        "/api/decisions/", {}, content_type="application/json", **api
+    )
+    assert response.status_code == 400
+    assert Client().get("/api/models/", **api).status_code == 403
+    assert client.get("/admin/governance/decision/").status_code == 403
