@@ -73,6 +73,9 @@ admin.site.index_title = "Registry, lineage, checks and audit trail"
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Results, lineage and audit rows are written once, by services."""
 
+    # get_absolute_url points into the admin itself: no "view on site" button.
+    view_on_site = False
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -151,6 +154,7 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
+    view_on_site = False
     list_display = ("name", "title", "row_count", "sha256", "created_at")
     search_fields = ("name", "title")
     readonly_fields = (
@@ -322,6 +326,7 @@ def _lineage_html(node: LineageNode) -> SafeString:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    view_on_site = False
     list_display = (
         "name",
         "kind",
@@ -633,6 +638,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(FineTuneRun)
 class FineTuneRunAdmin(admin.ModelAdmin):
+    view_on_site = False
     list_display = (
         "id",
         "parent",
