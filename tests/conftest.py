@@ -4,6 +4,8 @@ locally with the reason, and fail in CI (CI=true), where .ci/run provides them."
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,35 @@ def require_service(variable: str, what: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return value
+
+
+@contextmanager
+def celery_broker(url: str) -> Iterator[None]:
+    """Send tasks to a real broker for a while (tests otherwise run them eagerly).
+
+    Celery caches its connection pool and result backend on first use, so they are
+    dropped on the way in and out: otherwise a pool made earlier in the session,
+    pointing at no broker, would be reused.
+    """
+    from workers.celery import app
+
+    keys = ("broker_url", "result_backend", "task_always_eager")
+    previous = {key: app.conf[key] for key in keys}
+
+    def drop_cached_connections() -> None:
+        # Forget (not close: kombu shares pools between apps by broker URL) the
+        # connection and producer pools.
+        app._after_fork()
+        app._backend_cache = None
+        app._local.__dict__.pop("backend", None)
+
+    app.conf.update(broker_url=url, result_backend=url, task_always_eager=False)
+    drop_cached_connections()
+    try:
+        yield
+    finally:
+        app.conf.update(previous)
+        drop_cached_connections()
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +96,7 @@ def adult_dataset(db: None):
     return dataset_import_file(spec_path=ADULT_SPEC, actor="test")
 
 
-__all__ = ["ADULT_SPEC", "ROOT", "require_service", "settings"]
+__all__ = ["ADULT_SPEC", "ROOT", "celery_broker", "require_service", "settings"]
 
 
 SYNTHETIC_SPEC = """
