@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.urls import reverse
 
 
@@ -479,9 +480,17 @@ class Decision(models.Model):
                 fields=["model_version", "-decided_at"],
                 name="governance_dec_version_idx",
             ),
-            # Search by the organisation's subject reference.
+            # Admin list: ORDER BY decided_at DESC, id DESC LIMIT 100 (the admin adds
+            # -pk), date_hierarchy's MIN/MAX(decided_at) and its drill-down ranges.
             models.Index(
-                fields=["subject_reference"], name="governance_dec_subject_idx"
+                fields=["-decided_at", "-id"], name="governance_dec_decided_idx"
+            ),
+            # Admin search: "=reference" and "=subject_reference" are iexact, i.e.
+            # UPPER(col) = UPPER(q), which a plain index cannot serve. The reference
+            # one also serves "=decision__reference" on requests and explanations.
+            models.Index(Upper("reference"), name="governance_dec_ref_upper_idx"),
+            models.Index(
+                Upper("subject_reference"), name="governance_dec_subj_upper_idx"
             ),
         ]
 
@@ -627,6 +636,9 @@ class ExplanationRequest(models.Model):
     access_expires_at = models.DateTimeField(editable=False)
     released_at = models.DateTimeField(null=True, blank=True, editable=False)
     status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Claimed by the worker drafting the request, so a second delivery of the draft
+    # task (the sweeper, a redelivery) does not draft it twice.
+    draft_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["due_at"]
@@ -654,6 +666,9 @@ class ExplanationRequest(models.Model):
         indexes = [
             # The officers' queue: open requests by legal deadline.
             models.Index(fields=["status", "due_at"], name="governance_req_due_idx"),
+            # Admin list: ORDER BY due_at, id DESC LIMIT 100 (the admin adds -pk);
+            # without it every request is joined to its decision, then sorted.
+            models.Index(fields=["due_at", "-id"], name="governance_req_order_idx"),
         ]
 
     def __str__(self) -> str:
@@ -835,11 +850,18 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-sequence"]
         indexes = [
-            # "History of this object" on every change page.
+            # "History of this object" on every change page (object_type and
+            # object_id), and the admin search by object id, which has no type.
             models.Index(
-                fields=["object_type", "object_id"], name="governance_audit_object_idx"
+                fields=["object_id", "object_type"], name="governance_audit_objid_idx"
             ),
             models.Index(fields=["-created_at"], name="governance_audit_created_idx"),
+            # Admin list filters ?action= and ?object_type=, their sidebars'
+            # SELECT DISTINCT (an index-only scan instead of reading every event),
+            # and the admin's exact search by action and by actor.
+            models.Index(fields=["action"], name="governance_audit_action_idx"),
+            models.Index(fields=["object_type"], name="governance_audit_type_idx"),
+            models.Index(fields=["actor_name"], name="governance_audit_actor_idx"),
         ]
 
     def __str__(self) -> str:

@@ -68,7 +68,10 @@ def enqueue_after_commit(task: Any, *args: Any) -> None:
 
     def send() -> None:
         try:
-            task.delay(*args)
+            # ignore_result: nothing reads these results (the rows record the
+            # outcome), and a result subscription would make each publish during
+            # an outage retry the result store for ~20 s, then raise RuntimeError.
+            task.apply_async(args, ignore_result=True)
         except KombuOperationalError as exc:
             logger.warning(
                 "broker unavailable, %s%s left for the sweeper: %s",

@@ -106,13 +106,19 @@ def report_html(report: Report) -> str:
     return render_to_string("reports/individual.html", {**context, **common})
 
 
-def _store(data: bytes, sha256: str) -> str:
+def _store(data: bytes, sha256: str, *, reference: str) -> str:
     path = Path(settings.MEDIA_ROOT) / "reports" / f"{sha256}.pdf"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        partial = path.with_suffix(".partial")
-        partial.write_bytes(data)
-        partial.replace(path)
+        # Named after the report, not the bytes: a render killed half-way leaves a
+        # partial that the report's next attempt overwrites (its bytes, and so its
+        # hash, differ), not one that nothing would ever remove.
+        partial = path.with_name(f"{reference}.partial")
+        try:
+            partial.write_bytes(data)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed write (disk full) too
     return str(path.relative_to(settings.MEDIA_ROOT))
 
 
@@ -139,9 +145,9 @@ def report_render(*, report_id: int) -> Report | None:
                 if report.decision
                 else "",
             },
-            created=timezone.now(),
+            created=report.created_at,
         )
-        path = _store(rendered.data, rendered.sha256)
+        path = _store(rendered.data, rendered.sha256, reference=report.reference)
     except Exception as exc:
         with transaction.atomic():
             Report.objects.filter(pk=report.pk).update(
@@ -250,8 +256,19 @@ def report_stale_ids() -> list[int]:
     stale_rendering = Report.objects.filter(
         status=Status.RENDERING, claimed_at__lt=now - limit
     )
-    # A dead render left no file behind it: put it back in the queue.
-    stale_rendering.update(status=Status.PENDING)
+    # A dead render left no file behind it: put it back in the queue, on record.
+    for report in stale_rendering:
+        with transaction.atomic():
+            if Report.objects.filter(pk=report.pk, status=Status.RENDERING).update(
+                status=Status.PENDING
+            ):
+                audit_record(
+                    actor="worker:sweeper",
+                    action="report.requeued",
+                    obj=report,
+                    before={"status": Status.RENDERING},
+                    after={"status": Status.PENDING},
+                )
     return list(
         Report.objects.filter(
             status=Status.PENDING, created_at__lt=now - timedelta(minutes=2)

@@ -19,6 +19,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from governance.models import Decision, ExplanationRequest, Report
@@ -27,6 +28,14 @@ from governance.services.decisions import secret_digest
 
 Status = ExplanationRequest.Status
 MAX_EXTENSION_MONTHS = 2
+# Longer than request_draft_task's hard time limit: an older claim is a dead worker's.
+DRAFT_LEASE = timedelta(seconds=330)
+# After this many failed PDFs a request stops being retried: an officer looks.
+MAX_FAILED_DRAFTS = 3
+
+
+def _unclaimed(now: datetime) -> Q:
+    return Q(draft_claimed_at__isnull=True) | Q(draft_claimed_at__lt=now - DRAFT_LEASE)
 
 
 class RequestRefused(ValueError):
@@ -189,6 +198,7 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
     """Ask the workers for a draft: local explanation and counterfactuals (gpu queue),
     then the PDF (reports queue)."""
     request = _locked(request)
+    request.draft_claimed_at = None
     request = _transition(
         request, allowed_from=(Status.ASSIGNED,), to=Status.DRAFTING, actor=actor
     )
@@ -202,17 +212,20 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
 def request_prepare_draft(*, request: ExplanationRequest) -> Report | None:
     """Worker side of request_draft: explain the decision, then ask for the PDF.
 
-    Does nothing for a request that is no longer drafting or already has its
-    draft PDF on the way (a redelivered message)."""
+    Does nothing for a request that is no longer drafting, is being drafted by
+    another worker, or already has its draft PDF on the way (a redelivery)."""
     from governance.services.explanations import decision_explain
     from governance.services.reports import report_request
 
-    if (
-        request.status != Status.DRAFTING
-        or request.reports.filter(
-            status__in=[Report.Status.PENDING, Report.Status.RENDERING]
-        ).exists()
-    ):
+    # Claim the request: of two deliveries of the draft task, one drafts.
+    now = timezone.now()
+    claimed = (
+        ExplanationRequest.objects.filter(pk=request.pk, status=Status.DRAFTING)
+        .filter(_unclaimed(now))
+        .exclude(reports__status__in=[Report.Status.PENDING, Report.Status.RENDERING])
+        .update(draft_claimed_at=now)
+    )
+    if claimed != 1:
         return None
     decision_explain(decision=request.decision, actor="worker:explain")
     # The assigned officer is the report's author, so the four-eyes rule on
@@ -313,12 +326,19 @@ def request_release(*, request: ExplanationRequest, actor: Any) -> ExplanationRe
 
 def request_stale_ids() -> list[int]:
     """Requests stuck in drafting: the draft task was lost (broker down, worker
-    killed) and no PDF is on its way."""
-    cutoff = timezone.now() - timedelta(minutes=settings.REQUEST_DRAFT_STALE_MINUTES)
+    killed) and no PDF is on its way. One whose PDF failed MAX_FAILED_DRAFTS times
+    is left for an officer rather than retried for ever."""
+    now = timezone.now()
+    cutoff = now - timedelta(minutes=settings.REQUEST_DRAFT_STALE_MINUTES)
     return list(
         ExplanationRequest.objects.filter(
             status=Status.DRAFTING, status_changed_at__lt=cutoff
         )
+        .filter(_unclaimed(now))
         .exclude(reports__status__in=[Report.Status.PENDING, Report.Status.RENDERING])
+        .annotate(
+            failed=Count("reports", filter=Q(reports__status=Report.Status.FAILED))
+        )
+        .filter(failed__lt=MAX_FAILED_DRAFTS)
         .values_list("pk", flat=True)
     )
