@@ -47,7 +47,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(BIN)/python bench/run_all.py
+	scripts/with-services.sh $(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf var/

@@ -7,6 +7,7 @@ for its options (each has --help).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -19,11 +20,24 @@ BENCHMARKS = [
     ("explanations of 100 Adult decisions vs plain dice-ml", ["bench_explain.py"]),
     ("report rendering (dossier, individual explanation)", ["bench_reports.py"]),
 ]
+# These need PostgreSQL and Redis: `make bench` starts them (scripts/with-services.sh).
+SERVICE_BENCHMARKS = [
+    ("1M decisions, 1M audit events and admin pages on PostgreSQL", ["bench_scale.py"]),
+    ("explanation reports per minute, one worker vs two", ["bench_throughput.py"]),
+    ("50 clients on the public pages for 60 s", ["bench_public_load.py"]),
+]
 
 
 def main() -> int:
     failures = 0
-    for title, command in BENCHMARKS:
+    benchmarks = list(BENCHMARKS)
+    if os.environ.get("TEST_POSTGRES_URL") and os.environ.get("TEST_REDIS_URL"):
+        benchmarks += SERVICE_BENCHMARKS
+    else:
+        print(
+            "PostgreSQL/Redis not started: skipping", [t for t, _ in SERVICE_BENCHMARKS]
+        )
+    for title, command in benchmarks:
         print(f"\n=== {title} ===", flush=True)
         started = time.perf_counter()
         result = subprocess.run([sys.executable, str(HERE / command[0]), *command[1:]])
