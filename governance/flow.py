@@ -241,16 +241,6 @@ def _bias_step(
     }
 
 
-def _wait_for(run: FineTuneRun) -> FineTuneRun:
-    """With a real broker the run happens in a gpu worker: wait for its outcome."""
-    deadline = time.monotonic() + RUN_WAIT_S
-    run.refresh_from_db()
-    while not run.is_terminal and time.monotonic() < deadline:
-        time.sleep(1.0)
-        run.refresh_from_db()
-    return run
-
-
 def _finetune_step(
     base: ModelVersion, target: Domain | None, *, actor: Any, epochs: int | None
 ) -> dict[str, Any]:
@@ -267,7 +257,12 @@ def _finetune_step(
         except FineTuneRefused as exc:
             spread = subpopulation_spread(version=base, actor=actor)
             return {"refused": str(exc), "subpopulation_spread": spread}
-        run = _wait_for(run)
+
+        def finished() -> bool:
+            run.refresh_from_db()
+            return run.is_terminal
+
+        _wait_until(finished, f"fine-tuning run {run.pk}")
     shift = run.shift_report
     result: dict[str, Any] = {
         "run": run.pk,
