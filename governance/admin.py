@@ -347,29 +347,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "lineage",
         "dataset",
         "trained_on",
+        "bias_verdicts",
+        "bias_transfer",
+        "metrics_table",
         "layer_table",
-        "metrics",
-        "training",
+        "training_summary",
         "artifact_path",
         "artifact_sha256",
         "created_by",
         "created_at",
     )
-    readonly_fields = (
-        "name",
-        "kind",
-        "status",
-        "lineage",
-        "dataset",
-        "trained_on",
-        "layer_table",
-        "metrics",
-        "training",
-        "artifact_path",
-        "artifact_sha256",
-        "created_by",
-        "created_at",
-    )
+    readonly_fields = tuple(name for name in fields if name != "description")
     actions = ["submit_for_review", "approve", "reject", "retire", "generate_dossier"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -504,6 +492,28 @@ class ModelVersionAdmin(admin.ModelAdmin):
         if root is None:
             return mark_safe("—")
         return format_html('<ul class="lineage-tree">{}</ul>', _lineage_html(root))
+
+    @admin.display(description="Training")
+    def training_summary(self, obj: ModelVersion) -> SafeString:
+        training = obj.training or {}
+        split = training.get("split") or {}
+        rows = [
+            ("mode", training.get("mode", "—")),
+            ("device", training.get("device", "—")),
+            ("seed", training.get("seed", "—")),
+            ("epochs", training.get("epochs_completed", "—")),
+            ("training rows", training.get("train_rows", "—")),
+            ("held-out rows", split.get("test_rows", "—")),
+            ("samples per second", round(training.get("samples_per_second") or 0)),
+            (
+                "registered from an artifact",
+                "yes" if training.get("registered") else "no",
+            ),
+        ]
+        return format_html(
+            "<table>{}</table>",
+            format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+        )
 
     @admin.display(description="Held-out performance")
     def metrics_table(self, obj: ModelVersion) -> SafeString:

@@ -121,3 +121,19 @@ def test_officers_read_the_policy_in_the_admin(client, user_in_role, settings):
     assert "fail above 0.17" in page
     assert "0.75" in page  # the freeze policy's similarity threshold
     assert client.get("/admin/").content.decode().count('id="policy-link"') == 1
+
+
+def test_the_version_page_shows_verdicts_transfer_and_performance(
+    admin_client, lineage
+):
+    for version in ("base", "child"):
+        for domain in ("source", "target"):
+            bias_check_run(
+                version=lineage[version], domain=lineage[domain], actor="test"
+            )
+    child = lineage["child"]
+    page = admin_client.get(f"/admin/governance/modelversion/{child.pk}/change/")
+    html = page.content.decode()
+    assert "Bias checks (latest per domain)" in html
+    assert "Bias transfer (parent" in html and "fine-tuned, target" in html
+    assert f"{child.metrics['target']['roc_auc']:.3f}" in html
