@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
@@ -1225,6 +1226,42 @@ class DecisionAdmin(ReadOnlyAdmin):
     exclude = ("secret_hash",)
 
 
+class CachedChoicesFilter(admin.SimpleListFilter):
+    """A filter whose choices (the field's distinct values) are read at most every
+    few minutes: the admin's own filter runs SELECT DISTINCT over the whole audit
+    trail on every view (about 0.1-0.3 s at a million events)."""
+
+    field = ""
+    cache_seconds = 300
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        values = cache.get_or_set(
+            f"admin-choices:{self.field}",
+            lambda: list(
+                AuditEvent.objects.order_by(self.field)
+                .values_list(self.field, flat=True)
+                .distinct()
+            ),
+            self.cache_seconds,
+        )
+        return [(value, value) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(**{self.field: self.value()})
+        return queryset
+
+
+class AuditActionFilter(CachedChoicesFilter):
+    title = "action"
+    parameter_name = field = "action"
+
+
+class AuditObjectTypeFilter(CachedChoicesFilter):
+    title = "object type"
+    parameter_name = field = "object_type"
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = (
@@ -1236,7 +1273,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "object_repr",
         "hash_short",
     )
-    list_filter = ("action", "object_type")
+    list_filter = (AuditActionFilter, AuditObjectTypeFilter)
     # Exact matches only, each an index lookup: a substring search (icontains)
     # reads the whole trail, over half a second per query at a million events.
     # Object ids are primary keys, so exact and iexact find the same events.

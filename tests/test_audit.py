@@ -93,3 +93,11 @@ def test_audit_admin_offers_no_add_change_or_delete(admin_client) -> None:
     response = admin_client.post(f"/admin/governance/auditevent/{event.pk}/delete/")
     assert response.status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_the_audit_list_filters_by_action(admin_client) -> None:
+    _three_events()
+    page = admin_client.get("/admin/governance/auditevent/?action=thing.step1")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "thing 1" in html and "thing 2" not in html
