@@ -16,24 +16,9 @@ from tests.factories import (
     RecourseCheckFactory,
     ReportFactory,
 )
+from tests.test_roles import PAGES
 
 pytestmark = pytest.mark.django_db
-
-PAGES = (
-    "dataset",
-    "domain",
-    "modelversion",
-    "finetunerun",
-    "shiftreport",
-    "biascheck",
-    "explainer",
-    "decisionexplanation",
-    "recoursecheck",
-    "report",
-    "explanationrequest",
-    "decision",
-    "auditevent",
-)
 
 
 def _add_rows(count: int) -> None:
