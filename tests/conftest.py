@@ -28,6 +28,25 @@ def require_service(variable: str, what: str) -> str:
     return value
 
 
+def worker_arguments(name: str) -> list[str]:
+    """Arguments of a test's Celery worker: every queue, one process, named apart."""
+    return [
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        "gpu,cpu,reports",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+    ]
+
+
 @contextmanager
 def celery_broker(url: str) -> Iterator[None]:
     """Send tasks to a real broker for a while (tests otherwise run them eagerly).
@@ -96,7 +115,14 @@ def adult_dataset(db: None):
     return dataset_import_file(spec_path=ADULT_SPEC, actor="test")
 
 
-__all__ = ["ADULT_SPEC", "ROOT", "celery_broker", "require_service", "settings"]
+__all__ = [
+    "ADULT_SPEC",
+    "ROOT",
+    "celery_broker",
+    "require_service",
+    "settings",
+    "worker_arguments",
+]
 
 
 SYNTHETIC_SPEC = """

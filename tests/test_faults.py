@@ -51,7 +51,7 @@ from governance.services.explanations import explainer_fit
 from governance.services.requests import request_assign, request_draft, request_file
 from governance.services.training import model_version_pretrain
 from governance.services.versions import model_version_set_status
-from tests.conftest import ROOT, celery_broker, require_service
+from tests.conftest import ROOT, celery_broker, require_service, worker_arguments
 from tests.factories import ReportFactory
 from workers.tasks import sweep_task
 
@@ -233,24 +233,7 @@ class Workers:
         }
         with log.open("w") as out:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    WORKER_MAIN,
-                    "-A",
-                    "workers",
-                    "worker",
-                    "-Q",
-                    "gpu,cpu,reports",
-                    "--pool",
-                    "solo",
-                    "--loglevel",
-                    "INFO",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "-n",
-                    f"{name}-{os.getpid()}@%h",
-                ],
+                [sys.executable, "-c", WORKER_MAIN, *worker_arguments(name)],
                 cwd=ROOT,
                 env=environment,
                 stdout=out,

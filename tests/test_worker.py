@@ -14,7 +14,7 @@ from django.db import connection
 
 from governance.models import AuditEvent
 from governance.services.audit import audit_record
-from tests.conftest import ROOT, celery_broker, require_service
+from tests.conftest import ROOT, celery_broker, require_service, worker_arguments
 from workers.tasks import audit_verify_task, finetune_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -47,24 +47,7 @@ def start_worker(tmp_path: Path, settings):
         }
         log = (tmp_path / f"{name}.log").open("w")
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers",
-                "worker",
-                "-Q",
-                "gpu,cpu,reports",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-mingle",
-                "--without-gossip",
-                "-n",
-                f"{name}-{os.getpid()}@%h",
-            ],
+            [sys.executable, "-m", "celery", *worker_arguments(name)],
             cwd=ROOT,
             env=env,
             stdout=log,
