@@ -16,15 +16,22 @@ import torch
 from workers.ml.dataspec import domain_mask, load_spec, load_table
 from workers.ml.explain import phrasing
 from workers.ml.explain.counterfactuals import (
+    DICE,
     FAILED,
     FOUND,
     NONE_FOUND,
+    SINGLE_FEATURE,
     TIMED_OUT,
     NetworkClassifier,
     _check,
+    _implausible,
     _plan,
+    _reduce,
     _row_values,
+    _Scorer,
     counterfactuals_for,
+    is_one_minimal,
+    mad_distance,
     prepare_reference,
     recheck,
     run_with_deadline,
@@ -108,7 +115,7 @@ def test_counterfactuals_are_found_and_flip_the_decision_when_rescored(results, 
         assert result.query_decision == 0 and result.desired_decision == 1
         assert 1 <= result.shown <= result.requested == 4
         assert result.validity == 1.0
-        assert result.raw_validity == pytest.approx(result.shown / result.found)
+        assert 0 <= result.raw_validity <= 1 and result.found >= 1
         frame = _frame([cf.values for cf in result.counterfactuals], model)
         rescored = predict_proba(*model, frame)
         assert (rescored >= 0.5).all()
@@ -152,15 +159,26 @@ def test_values_stay_in_the_ranges_and_categories_of_the_data(results, adult, mo
                     assert change.after in set(frame[change.feature].dropna())
 
 
-def test_change_lists_and_metrics_describe_the_shown_rows(results):
+def test_change_lists_and_metrics_describe_the_shown_rows(results, reference):
     for result in [r for r in results if r.status == FOUND]:
         for cf in result.counterfactuals:
             assert cf.changes
             for change in cf.changes:
                 assert change.before == result.query[change.feature]
                 assert change.after == cf.values[change.feature] != change.before
-            assert cf.sentence.startswith("If your ")
-            assert cf.sentence.endswith("the decision would have been >50K.")
+                if change.feature in result.constraints["ranges"]:
+                    assert change.delta == change.after - change.before
+                else:
+                    assert change.delta is None
+            # phrasing words it; what matters is that it names every change.
+            assert ">50K" in cf.sentence
+            for change in cf.changes:
+                assert phrasing.feature_label(change.feature) in cf.sentence
+                assert phrasing.format_value(change.after) in cf.sentence
+                assert phrasing.format_value(change.before) in cf.sentence
+            assert cf.distance == pytest.approx(
+                mad_distance(cf.values, result.query, reference)
+            )
         sizes = [len(cf.changes) for cf in result.counterfactuals]
         assert result.sparsity == pytest.approx(np.mean(sizes))
         assert 0 < result.proximity <= 1
@@ -168,13 +186,18 @@ def test_change_lists_and_metrics_describe_the_shown_rows(results):
             assert 0 < result.diversity <= 1
         else:
             assert result.diversity is None and "two" in result.reasons["diversity"]
+        assert result.share_minimal == pytest.approx(
+            np.mean([cf.minimal for cf in result.counterfactuals])
+        )
+        assert result.share_actionable == 1.0  # the spec names no actionable list
         stored = result.to_dict()
         json.dumps(stored, allow_nan=False)
-        assert stored["counterfactuals"][0]["changes"][0].keys() == {
-            "feature",
-            "from",
-            "to",
-        }
+        for shown in stored["counterfactuals"]:
+            assert {"distance", "actionable", "minimal", "source"} <= shown.keys()
+            for change in shown["changes"]:
+                numeric = change["feature"] in stored["constraints"]["ranges"]
+                keys = {"feature", "from", "to"} | ({"delta"} if numeric else set())
+                assert change.keys() == keys
 
 
 def test_rows_that_break_a_rule_or_do_not_flip_are_discarded(
@@ -187,7 +210,6 @@ def test_rows_that_break_a_rule_or_do_not_flip_are_discarded(
     vary, _, bounds = _plan(rules, query)
     low, high = rules.ranges["hours-per-week"]
     legal = low if query["hours-per-week"] != low else low + 1
-    richest = rules.ranges["capital-gain"][1]
     occupations = [
         v for v in rules.categories["occupation"] if v != query["occupation"]
     ]
@@ -198,11 +220,12 @@ def test_rows_that_break_a_rule_or_do_not_flip_are_discarded(
         {**query, "occupation": "Astronaut"},
         dict(query),
         {**query, "hours-per-week": legal},  # allowed; may or may not flip
-        {**query, "capital-gain": richest, "occupation": occupations[0]},
-        {**query, "capital-gain": richest, "occupation": occupations[0]},
+        {**query, "capital-gain": 15_000, "occupation": occupations[0]},
+        {**query, "capital-gain": 15_000, "occupation": occupations[0]},
     ]
-    shown, rejected = _check(
-        proposals, query, rules, set(vary), bounds, classifier, target=1
+    scorer = _Scorer(classifier, rules, target=1)
+    shown, rejected, flipped = _check(
+        proposals, query, rules, set(vary), bounds, scorer
     )
     assert rejected["immutable_changed"] == 1
     assert rejected["decreased"] == 1
@@ -212,7 +235,12 @@ def test_rows_that_break_a_rule_or_do_not_flip_are_discarded(
     assert rejected["duplicate"] == 1
     p = classifier.positive_probability(_frame([proposals[5], proposals[6]], model))
     assert rejected["does_not_flip"] == int(p[0] < 0.5) + int(p[1] < 0.5)
-    assert len(shown) == int(p[0] >= 0.5) + int(p[1] >= 0.5)
+    assert flipped == int(p[0] >= 0.5) + int(p[1] >= 0.5)
+    assert (
+        len(shown) + sum(rejected[r] for r in ("implausible_pair", "implausible_value"))
+        == flipped
+    )
+    assert all(cf.source == DICE and cf.minimal for cf in shown)
 
 
 def test_nothing_to_vary_gives_none_found_without_a_search(negatives, model, adult):
@@ -353,23 +381,296 @@ def test_recheck_reports_stored_rows_missing_features(model):
 # -- sentences -------------------------------------------------------------------------
 
 
-def test_counterfactual_sentences_read_as_plain_text():
-    assert phrasing.counterfactual_sentence([("hours-per-week", 40, 45)], ">50K") == (
-        "If your hours per week had been 45 instead of 40, the decision would "
-        "have been >50K."
+def test_counterfactual_sentences_name_each_change_and_the_outcome():
+    # phrasing owns the wording; a sentence must still name every change.
+    changes = [
+        ("capital-gain", 0, 15024.0),
+        ("occupation", "Sales", "Exec-managerial"),
+        ("hours-per-week", 40, 50),
+    ]
+    sentence = phrasing.counterfactual_sentence(changes, ">50K")
+    assert ">50K" in sentence
+    for feature, before, after in changes:
+        assert phrasing.feature_label(feature) in sentence
+        assert phrasing.format_value(before) in sentence
+        assert phrasing.format_value(after) in sentence
+    assert "15,024" in sentence and "hours per week" in sentence
+
+
+# -- 1-minimal, plausible, diverse --------------------------------------------------
+
+
+def test_every_shown_counterfactual_is_one_minimal(results, model, reference):
+    classifier = NetworkClassifier(*model)
+    shown = [(r, cf) for r in results for cf in r.counterfactuals]
+    assert shown
+    for result, cf in shown:
+        assert cf.minimal
+        assert is_one_minimal(cf.values, result.query, classifier, reference, 1)
+    assert all(r.share_minimal == 1.0 for r in results if r.status == FOUND)
+
+
+def _flips_at_74(frame, model):
+    """A turned-down row whose decision flips with 74 hours a week."""
+    p = predict_proba(*model, frame)
+    more = frame.copy()
+    more["hours-per-week"] = 74.0
+    p74 = predict_proba(*model, more)
+    rows = np.flatnonzero((p < 0.5) & (p74 >= 0.5) & (frame["hours-per-week"] < 60))
+    assert rows.size, "the fixture model has no row that 74 hours flips"
+    return frame.iloc[[rows[0]]]
+
+
+def test_a_longer_week_than_needed_is_not_minimal_and_is_reduced(
+    adult, model, reference
+):
+    _, frame, *_ = adult
+    rules = reference.rules
+    row = _flips_at_74(frame, model)
+    query = _row_values(row.iloc[0], rules)
+    classifier = NetworkClassifier(*model)
+    score = lambda f: predict_proba(*model, f)  # noqa: E731 - a plain score function
+    hours_74 = {**query, "hours-per-week": 74}
+    assert not is_one_minimal(hours_74, query, classifier, reference, 1)
+    assert not is_one_minimal(hours_74, query, score, rules, 1, threshold=0.5)
+    other = next(v for v in rules.categories["occupation"] if v != query["occupation"])
+    two = {**hours_74, "occupation": other}
+    scorer = _Scorer(classifier, rules, target=1)
+    [(one, p_one, minimal_one), (both, _, minimal_both)] = _reduce(
+        [hours_74, two], query, rules, scorer
     )
-    assert phrasing.counterfactual_sentence(
-        [
-            ("capital-gain", 0, 15024.0),
-            ("occupation", "Sales", "Exec-managerial"),
-            ("hours-per-week", 40, 50),
-        ],
-        ">50K",
-    ) == (
-        "If your capital gain had been 15,024 instead of 0, your occupation had "
-        "been Exec-managerial instead of Sales and your hours per week had been 50 "
-        "instead of 40, the decision would have been >50K."
+    assert minimal_one and minimal_both
+    hours = one["hours-per-week"]
+    assert query["hours-per-week"] < hours < 74 and isinstance(hours, int)
+    assert is_one_minimal(one, query, score, rules, 1)
+    # The flip point itself: one hour fewer no longer flips the decision.
+    p = predict_proba(
+        *model, _frame([one, {**one, "hours-per-week": hours - 1}], model)
     )
+    assert p[0] >= 0.5 > p[1] and p[0] == pytest.approx(p_one, abs=1e-6)
+    # Two changes where one suffices: one of them is undone.
+    assert sum(both[f] != query[f] for f in rules.features) == 1
+    # Not a counterfactual at all: the person as they are.
+    assert not is_one_minimal(query, query, classifier, reference, 1)
+
+
+def test_no_two_shown_counterfactuals_change_the_same_features(results):
+    for result in results:
+        sets = [
+            frozenset(c.feature for c in cf.changes) for cf in result.counterfactuals
+        ]
+        assert len(sets) == len(set(sets))
+        distances = [cf.distance for cf in result.counterfactuals]
+        assert distances == sorted(distances)  # all actionable: nearest first
+
+
+def test_values_stay_within_the_plausible_range(results, adult):
+    _, frame, _, numeric, _ = adult
+    for result in results:
+        for cf in result.counterfactuals:
+            for change in cf.changes:
+                if change.feature in numeric:
+                    column = frame[change.feature].dropna()
+                    low = np.percentile(column, 1, method="lower")
+                    high = np.percentile(column, 99, method="higher")
+                    assert low <= change.after <= high
+
+
+@pytest.fixture(scope="module")
+def relationship_may_vary(adult, model):
+    spec, frame, *_ = adult
+    immutable = [f for f in spec.immutable if f != "relationship"]
+    return prepare_reference(
+        frame, *model, immutable=immutable, increase_only=spec.increase_only
+    )
+
+
+def test_an_implausible_category_pair_is_refused(adult, model, relationship_may_vary):
+    _, frame, *_ = adult
+    prepared = relationship_may_vary
+    rules = prepared.rules
+    p = predict_proba(*model, frame)
+    wife = frame.assign(relationship="Wife")
+    p_wife = predict_proba(*model, wife)
+    men = np.flatnonzero((p < 0.5) & (p_wife >= 0.5) & (frame["sex"] == "Male"))
+    assert men.size >= 2
+    seen = {
+        (a, x, b, y)
+        for i, a in enumerate(rules.categorical)
+        for b in rules.categorical[i + 1 :]
+        for x, y in frame[[a, b]].dropna().astype(str).drop_duplicates().values
+    }
+    assert ("relationship", "Wife", "sex", "Male") not in seen
+    for k, i in enumerate(men[:2]):
+        result = counterfactuals_for(
+            frame.iloc[[i]], *model, reference_frame=prepared, seed=k
+        )
+        assert result.status == FOUND
+        for cf in result.counterfactuals:
+            assert (cf.values["relationship"], cf.values["sex"]) != ("Wife", "Male")
+            for i, a in enumerate(rules.categorical):
+                for b in rules.categorical[i + 1 :]:
+                    pair = (a, cf.values[a], b, cf.values[b])
+                    assert None in pair or pair in seen
+    query = _row_values(frame.iloc[men[0]], rules)
+    assert _implausible({**query, "relationship": "Wife"}, query, rules) == (
+        "implausible_pair"
+    )
+    # The person's own unchanged values are never refused.
+    assert _implausible(query, query, rules) is None
+
+
+def test_decrease_only_features_never_increase(adult, model, results):
+    spec, frame, *_ = adult
+    raised = any(
+        c.feature == "hours-per-week" and c.after > c.before
+        for r in results
+        for cf in r.counterfactuals
+        for c in cf.changes
+    )
+    assert raised  # unconstrained, longer weeks are offered
+    rows = _flips_at_74(frame, model)
+    prepared = prepare_reference(
+        frame,
+        *model,
+        immutable=spec.immutable,
+        increase_only=spec.increase_only,
+        decrease_only=["hours-per-week", "capital-loss"],
+    )
+    assert prepared.rules.to_dict()["decrease_only"] == [
+        "capital-loss",
+        "hours-per-week",
+    ]
+    result = counterfactuals_for(rows, *model, reference_frame=prepared, seed=0)
+    for cf in result.counterfactuals:
+        for feature in ("hours-per-week", "capital-loss"):
+            assert cf.values[feature] <= result.query[feature]
+    query = result.query
+    vary, _, bounds = _plan(prepared.rules, query)
+    scorer = _Scorer(NetworkClassifier(*model), prepared.rules, target=1)
+    _, rejected, _ = _check(
+        [{**query, "hours-per-week": query["hours-per-week"] + 5}],
+        query,
+        prepared.rules,
+        set(vary),
+        bounds,
+        scorer,
+    )
+    assert rejected == {"increased": 1}
+
+
+def test_non_actionable_features_never_make_an_actionable_counterfactual(
+    adult, model, negatives
+):
+    spec, frame, _, numeric, categorical = adult
+    levers = ["capital-gain", "capital-loss"]
+    actionable = [
+        f for f in numeric + categorical if f not in spec.immutable and f not in levers
+    ]
+    prepared = prepare_reference(
+        frame,
+        *model,
+        immutable=spec.immutable,
+        increase_only=spec.increase_only,
+        actionable=actionable,
+    )
+    assert prepared.rules.to_dict()["actionable"] == sorted(actionable)
+    shown = []
+    for k in range(3):
+        result = counterfactuals_for(
+            negatives.iloc[[k]], *model, reference_frame=prepared, seed=k
+        )
+        flags = [cf.actionable for cf in result.counterfactuals]
+        assert flags == sorted(flags, reverse=True)  # actionable ones first
+        if result.counterfactuals:
+            assert result.share_actionable == pytest.approx(np.mean(flags))
+        shown += result.counterfactuals
+    assert any(not cf.actionable for cf in shown)  # capital still may vary
+    for cf in shown:
+        changed = {c.feature for c in cf.changes}
+        assert cf.actionable == (not changed & set(levers))
+
+
+def test_constraints_are_validated(adult, model):
+    _, frame, *_ = adult
+    cases = [
+        ({"decrease_only": ["age"], "increase_only": ["age"]}, "increase_only and"),
+        ({"immutable": ["sex"], "actionable": ["sex", "age"]}, "cannot be actionable"),
+        ({"actionable": ["salary"]}, "does not read"),
+        ({"decrease_only": ["occupation"]}, "must be numeric"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            prepare_reference(frame, *model, **kwargs)
+
+
+def test_mad_distance_scales_numbers_and_counts_categories(reference):
+    rules = reference.rules
+    query = {f: None for f in rules.features}
+    query.update({"hours-per-week": 40, "capital-gain": 0, "occupation": "Sales"})
+    values = {**query, "hours-per-week": 45, "occupation": "Tech-support"}
+    assert rules.mads["capital-gain"] > 0  # median absolute deviation 0: mean
+    expected = 5 / rules.mads["hours-per-week"] + 1
+    assert mad_distance(values, query, reference) == pytest.approx(expected)
+
+
+# -- either decision, and the searches apart -----------------------------------------
+
+
+def test_counterfactuals_can_lead_to_decision_zero(adult, model, reference):
+    _, frame, *_ = adult
+    p = predict_proba(*model, frame)
+    approved = frame.iloc[np.flatnonzero(p >= 0.5)[:2]]
+    classifier = NetworkClassifier(*model)
+    for k in range(len(approved)):
+        result = counterfactuals_for(
+            approved.iloc[[k]], *model, reference_frame=reference, desired=0, seed=k
+        )
+        assert result.status == FOUND
+        assert result.query_decision == 1 and result.desired_decision == 0
+        rescored = predict_proba(
+            *model, _frame([cf.values for cf in result.counterfactuals], model)
+        )
+        assert (rescored < 0.5).all()
+        for cf in result.counterfactuals:
+            assert cf.decision == 0 and cf.minimal
+            assert is_one_minimal(cf.values, result.query, classifier, reference, 0)
+            assert not is_one_minimal(cf.values, result.query, classifier, reference, 1)
+
+
+def test_single_feature_results_survive_a_search_timeout(adult, model, reference):
+    _, frame, *_ = adult
+    row = _flips_at_74(frame, model)
+    result = counterfactuals_for(
+        row, *model, reference_frame=reference, seed=0, time_budget_s=0.01
+    )
+    assert result.search_status == TIMED_OUT and result.found == 0
+    assert result.status == FOUND and result.shown >= 1
+    assert "time limit" in result.message
+    assert result.single_feature_found >= result.shown
+    for cf in result.counterfactuals:
+        assert cf.source == SINGLE_FEATURE and len(cf.changes) == 1 and cf.minimal
+    hours = [
+        cf for cf in result.counterfactuals if cf.changes[0].feature == "hours-per-week"
+    ]
+    assert hours and hours[0].values["hours-per-week"] < 74
+    assert _child_is_gone(result.child_pid)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_single_feature_results_survive_a_failed_search(adult, model, reference):
+    _, frame, *_ = adult
+    row = _flips_at_74(frame, model)
+    result = counterfactuals_for(
+        row,
+        *model,
+        reference_frame=reference,
+        seed=0,
+        dice_options={"features_to_vary": ["no-such-feature"]},
+    )
+    assert result.search_status == FAILED and result.status == FOUND
+    assert "failed" in result.message and "no-such-feature" in result.message
+    assert all(cf.source == SINGLE_FEATURE for cf in result.counterfactuals)
 
 
 def _frame(rows, model):
