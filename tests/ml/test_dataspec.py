@@ -163,6 +163,62 @@ def test_immutable_and_increase_only_exclude_each_other(tmp_path: Path) -> None:
         make_spec(tmp_path, top=top)
 
 
+def test_favourable_defaults_to_the_positive_labels(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    assert spec.target.favourable_class == 1
+    assert spec.target.outcome_text(1) is None
+
+
+def test_favourable_may_be_the_other_side_with_wording(tmp_path: Path) -> None:
+    target = TARGET + (
+        'favourable = "<=50K"\n[target.wording]\n'
+        '"<=50K" = "your application was approved"\n'
+        '">50K" = "your application was refused"\n'
+    )
+    spec = make_spec(tmp_path, target=target)
+    assert spec.target.favourable_class == 0
+    assert spec.target.outcome_text(0) == "your application was approved"
+    assert spec.target.outcome_text(1) == "your application was refused"
+    again = DatasetSpec.from_dict(spec.to_dict())
+    assert again.target == spec.target
+
+
+def test_favourable_must_name_one_whole_side(tmp_path: Path) -> None:
+    target = (
+        '[target]\ncolumn = "income"\nlabels = ["a", "b", "c"]\n'
+        'positive = "a"\nfavourable = "b"\n'
+    )
+    with pytest.raises(SpecError, match=r"target.favourable: .*mixes the two"):
+        make_spec(tmp_path, target=target)
+
+
+def test_wording_names_labels_and_one_sentence_per_side(tmp_path: Path) -> None:
+    unknown = TARGET + '[target.wording]\n"maybe" = "x"\n'
+    with pytest.raises(SpecError, match=r"wording.'maybe'.*not one of"):
+        make_spec(tmp_path, target=unknown)
+    target = (
+        '[target]\ncolumn = "income"\nlabels = ["a", "b", "c"]\n'
+        'positive = "a"\n[target.wording]\nb = "one"\nc = "two"\n'
+    )
+    with pytest.raises(SpecError, match=r"give them one sentence"):
+        make_spec(tmp_path, target=target)
+
+
+def test_decrease_only_and_actionable_exclude_their_opposites(
+    tmp_path: Path,
+) -> None:
+    both = 'increase_only = ["age"]\ndecrease_only = ["age"]'
+    with pytest.raises(SpecError, match=r"decrease_only: \['age'\] also increase"):
+        make_spec(tmp_path, top=both)
+    fixed = 'immutable = ["age"]\nactionable = ["age"]'
+    with pytest.raises(SpecError, match=r"actionable: \['age'\] also immutable"):
+        make_spec(tmp_path, top=fixed)
+    spec = make_spec(
+        tmp_path, top='decrease_only = ["age"]\nactionable = ["hours-per-week"]'
+    )
+    assert spec.decrease_only == ("age",) and spec.actionable == ("hours-per-week",)
+
+
 def test_bins_must_increase(tmp_path: Path) -> None:
     tables = '[[protected]]\ncolumn = "age"\nbins = [45, 25]'
     with pytest.raises(SpecError, match=r"strictly increasing"):

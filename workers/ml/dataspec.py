@@ -24,6 +24,9 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     strip_whitespace = true             # strip spaces around cells; default false
     immutable = ["sex", "race"]         # may not change in a counterfactual
     increase_only = ["age"]             # may only grow in a counterfactual
+    decrease_only = ["debt"]            # may only shrink in a counterfactual
+    actionable = ["hours_per_week"]     # advice only on these; absent: every
+                                        # feature that may change; []: none
     id_column = "encounter_id"          # optional; unique, kept, not a feature
     group_column = "patient_nbr"        # optional; a group stays on one split side
 
@@ -31,7 +34,13 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     column = "income"
     labels = ["<=50K", ">50K"]          # every allowed label, after aliases
     positive = ">50K"                   # a label or a list of labels -> y = 1
+    favourable = ">50K"                 # the outcome good for the person: the
+                                        # positive labels (default) or the others
     aliases = { ">50K." = ">50K" }      # raw value -> label
+
+    [target.wording]                    # optional: how each outcome is said to
+    "<=50K" = "your application was refused"   # the person (labels on one
+    ">50K" = "your application was approved"   # side share one sentence)
 
     [features]                          # all optional
     numeric = ["age"]                   # else inferred: numeric when every
@@ -112,6 +121,8 @@ _TOP_KEYS = (
     "protected",
     "immutable",
     "increase_only",
+    "decrease_only",
+    "actionable",
     "id_column",
     "group_column",
     "domains",
@@ -141,6 +152,9 @@ class TargetSpec:
     labels: tuple[str, ...]
     positive: tuple[str, ...]
     aliases: tuple[tuple[str, str], ...] = ()
+    # Empty: the positive labels are the favourable outcome.
+    favourable: tuple[str, ...] = ()
+    wording: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2:
@@ -149,6 +163,8 @@ class TargetSpec:
             raise SpecError(f"target.labels: duplicate labels in {list(self.labels)}")
         named = [("positive", label) for label in self.positive]
         named += [(f"aliases.'{raw}'", label) for raw, label in self.aliases]
+        named += [("favourable", label) for label in self.favourable]
+        named += [(f"wording.'{label}'", label) for label, _ in self.wording]
         for where, label in named:
             if label not in self.labels:
                 raise SpecError(
@@ -162,10 +178,48 @@ class TargetSpec:
                 "target.positive: every label is positive; leave at least one "
                 "negative label"
             )
+        negative = set(self.labels) - set(self.positive)
+        if self.favourable and set(self.favourable) not in (
+            set(self.positive),
+            negative,
+        ):
+            raise SpecError(
+                f"target.favourable: {list(self.favourable)} mixes the two outcomes; "
+                f"the model decides between {list(self.positive)} (positive) and "
+                f"{sorted(negative)}, so name all the labels of one side"
+            )
+        for side, labels in (("positive", self.positive), ("other", negative)):
+            sentences = {text for label, text in self.wording if label in labels}
+            if len(sentences) > 1:
+                raise SpecError(
+                    f"target.wording: the {side} labels {sorted(labels)} are one "
+                    "outcome of the decision; give them one sentence"
+                )
+        for label, text in self.wording:
+            if not text.strip() or len(text) > 200:
+                raise SpecError(
+                    f"target.wording.'{label}': expected a sentence of 1 to 200 "
+                    "characters"
+                )
 
     @property
     def alias_map(self) -> dict[str, str]:
         return dict(self.aliases)
+
+    @property
+    def favourable_class(self) -> int:
+        """1 when the class the model scores (y = 1) is good for the person."""
+        if not self.favourable or set(self.favourable) == set(self.positive):
+            return 1
+        return 0
+
+    def outcome_text(self, decision: int) -> str | None:
+        """The spec's sentence for decision 1 (positive) or 0, if it gives one."""
+        positive = set(self.positive)
+        for label, text in self.wording:
+            if (label in positive) == bool(decision):
+                return text
+        return None
 
 
 @dataclass(frozen=True)
@@ -238,6 +292,10 @@ class DatasetSpec:
     protected: tuple[ProtectedAttribute, ...] = ()
     immutable: tuple[str, ...] = ()
     increase_only: tuple[str, ...] = ()
+    decrease_only: tuple[str, ...] = ()
+    # None (absent): every feature that may change in a counterfactual is
+    # actionable; an empty list: none is, what-ifs are never advice.
+    actionable: tuple[str, ...] | None = None
     id_column: str | None = None
     group_column: str | None = None
     domains: tuple[DomainSpec, ...] = ()
@@ -270,6 +328,8 @@ class DatasetSpec:
             ("protected", [p.column for p in self.protected]),
             ("immutable", self.immutable),
             ("increase_only", self.increase_only),
+            ("decrease_only", self.decrease_only),
+            ("actionable", self.actionable or ()),
             ("id_column", [self.id_column] if self.id_column else []),
             ("group_column", [self.group_column] if self.group_column else []),
         ]
@@ -297,6 +357,8 @@ class DatasetSpec:
                 "labels": list(self.target.labels),
                 "positive": list(self.target.positive),
                 "aliases": dict(self.target.aliases),
+                "favourable": list(self.target.favourable),
+                "wording": dict(self.target.wording),
             },
             "features": {
                 "numeric": list(self.numeric),
@@ -308,6 +370,7 @@ class DatasetSpec:
             ],
             "immutable": list(self.immutable),
             "increase_only": list(self.increase_only),
+            "decrease_only": list(self.decrease_only),
             "domains": {
                 d.name: {"filter": d.filter, "description": d.description, "has": d.has}
                 for d in self.domains
@@ -316,6 +379,8 @@ class DatasetSpec:
         }
         if not self.header:
             data["columns"] = list(self.columns)
+        if self.actionable is not None:
+            data["actionable"] = list(self.actionable)
         # TOML has no null: an unset column is an absent key.
         if self.id_column:
             data["id_column"] = self.id_column
@@ -364,7 +429,11 @@ def load_spec(path: Path) -> DatasetSpec:
 def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpec:
     _check_keys(data, _TOP_KEYS, "")
     target = _table(data, "target", required=True)
-    _check_keys(target, ("column", "labels", "positive", "aliases"), "target")
+    _check_keys(
+        target,
+        ("column", "labels", "positive", "aliases", "favourable", "wording"),
+        "target",
+    )
     features = _table(data, "features")
     _check_keys(features, ("numeric", "categorical", "drop"), "features")
     positives = _texts(target, "positive", "target", required=True, scalar_ok=True)
@@ -374,6 +443,11 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
         if not isinstance(label, str | int) or isinstance(label, bool):
             raise SpecError(f"target.aliases.'{raw}': expected a label string")
         alias_pairs.append((raw, str(label)))
+    wording = []
+    for label, text in _table(target, "wording", where="target").items():
+        if not isinstance(text, str):
+            raise SpecError(f"target.wording.'{label}': expected a sentence")
+        wording.append((label, text))
     domains = _table(data, "domains")
     header = _bool(data, "header", "", default=True)
     columns = _texts(data, "columns", "")
@@ -400,6 +474,8 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
             labels=_texts(target, "labels", "target", required=True),
             positive=positives,
             aliases=tuple(alias_pairs),
+            favourable=_texts(target, "favourable", "target", scalar_ok=True),
+            wording=tuple(wording),
         ),
         numeric=_texts(features, "numeric", "features"),
         categorical=_texts(features, "categorical", "features"),
@@ -407,6 +483,8 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
         protected=_protected(data),
         immutable=_texts(data, "immutable", ""),
         increase_only=_texts(data, "increase_only", ""),
+        decrease_only=_texts(data, "decrease_only", ""),
+        actionable=_texts(data, "actionable", "") if "actionable" in data else None,
         id_column=_text(data, "id_column", "") or None,
         group_column=_text(data, "group_column", "") or None,
         domains=tuple(_domain(name, body) for name, body in domains.items()),
@@ -480,8 +558,16 @@ def _check_spec(spec: DatasetSpec) -> None:
             f"{spec.separator!r} (for ', ' use ',' with strip_whitespace = true)"
         )
     _no_duplicates(spec.columns, "columns")
-    for key in ("numeric", "categorical", "drop", "immutable", "increase_only"):
+    for key in (
+        "numeric",
+        "categorical",
+        "drop",
+        "immutable",
+        "increase_only",
+        "decrease_only",
+    ):
         _no_duplicates(getattr(spec, key), key)
+    _no_duplicates(spec.actionable or (), "actionable")
     _no_duplicates([p.column for p in spec.protected], "protected")
     roles = {
         "target.column": [spec.target.column],
@@ -502,6 +588,8 @@ def _check_spec(spec: DatasetSpec) -> None:
         ("protected", [p.column for p in spec.protected]),
         ("immutable", spec.immutable),
         ("increase_only", spec.increase_only),
+        ("decrease_only", spec.decrease_only),
+        ("actionable", spec.actionable or ()),
     ] + [(f"domains.{d.name}.filter", d.columns) for d in spec.domains]
     for where, columns in needs_column:
         for column in columns:
@@ -510,12 +598,18 @@ def _check_spec(spec: DatasetSpec) -> None:
                     f"{where}: '{column}' is in features.drop; a dropped column "
                     "cannot be used here"
                 )
-    both = set(spec.immutable) & set(spec.increase_only)
-    if both:
-        raise SpecError(
-            f"increase_only: {sorted(both)} also immutable; a column is one or the "
-            "other"
-        )
+    exclusive = [
+        ("increase_only", "immutable", spec.increase_only, spec.immutable),
+        ("decrease_only", "immutable", spec.decrease_only, spec.immutable),
+        ("decrease_only", "increase_only", spec.decrease_only, spec.increase_only),
+        ("actionable", "immutable", spec.actionable or (), spec.immutable),
+    ]
+    for key, other, columns, others in exclusive:
+        both = set(columns) & set(others)
+        if both:
+            raise SpecError(
+                f"{key}: {sorted(both)} also {other}; a column is one or the other"
+            )
     if not spec.header:
         for column, where in spec.referenced_columns().items():
             if column not in spec.columns:
@@ -1103,12 +1197,16 @@ def _identifier(column: str, cells: _Cells, role: str, origin: _Origin) -> pd.Se
 
 
 def _check_roles(spec: DatasetSpec, frame: pd.DataFrame) -> None:
-    for column in spec.increase_only:
-        if not pd.api.types.is_float_dtype(frame[column].dtype):
-            raise DatasetError(
-                f"increase_only column '{column}' is categorical; only a numeric "
-                "column can be held to increase"
-            )
+    for key, columns in (
+        ("increase_only", spec.increase_only),
+        ("decrease_only", spec.decrease_only),
+    ):
+        for column in columns:
+            if not pd.api.types.is_float_dtype(frame[column].dtype):
+                raise DatasetError(
+                    f"{key} column '{column}' is categorical; only a numeric "
+                    "column can be held to one direction"
+                )
     for attribute in spec.protected:
         if attribute.bins and not pd.api.types.is_float_dtype(
             frame[attribute.column].dtype
