@@ -95,6 +95,7 @@ def _seed_decisions(count: int) -> list[tuple[str, str]]:
             inputs={"age": 30 + index % 40},
             outcome="<=50K",
             positive=False,
+            favourable=False,
             score=0.2,
             actor="bench",
         )

@@ -148,7 +148,7 @@ def run_flow(
 
     with progress.step("Logging decisions by the base model; explaining one"):
         base_decisions = log_decisions(base, source, count=DECISIONS_PER_VERSION)
-        refused = _first_negative(base_decisions)
+        refused = _first_adverse(base_decisions)
         explained = decision_explain(decision=refused[0], actor=actor)
     summary["base_decisions"] = {
         "logged": len(base_decisions),
@@ -190,7 +190,7 @@ def run_flow(
         with progress.step("Decisions by the fine-tuned model; a request answered"):
             decisions = log_decisions(child, target, count=DECISIONS_PER_VERSION)
             summary["child_decisions"] = {"logged": len(decisions)}
-            summary["request"] = walk_request(*_first_negative(decisions), officers)
+            summary["request"] = walk_request(*_first_adverse(decisions), officers)
 
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
@@ -415,20 +415,26 @@ def log_decisions(
     return made
 
 
-def _first_negative(made: list[tuple[Decision, str]]) -> tuple[Decision, str]:
-    # People ask about decisions that went against them.
-    return next(((d, s) for d, s in made if not d.positive), made[0])
+def _first_adverse(made: list[tuple[Decision, str]]) -> tuple[Decision, str]:
+    # People ask about decisions that went against them: the outcome the spec
+    # does not name favourable, whichever class the model scores.
+    return next(((d, s) for d, s in made if not d.favourable), made[0])
 
 
 def _explanation_summary(explanation: DecisionExplanation) -> dict[str, Any]:
     found = explanation.counterfactuals
+    factors = explanation.factors
     return {
         "decision": explanation.decision.reference,
+        "favourable": explanation.decision.favourable,
+        "factors_method": factors.get("method"),
+        "why": [f["sentence"] for f in factors.get("factors", [])],
+        "flips": [t["sentence"] for t in explanation.flips.get("flips", [])],
+        "needs_review": explanation.decision.needs_review,
         "status": explanation.counterfactual_status,
         "shown": found.get("shown"),
         "validity": found.get("validity"),
         "what_if": [c["sentence"] for c in found.get("counterfactuals", [])],
-        "why": explanation.local.get("sentences", []),
         "seconds": explanation.seconds,
     }
 
@@ -442,7 +448,7 @@ def walk_request(
     filed, token = request_file(
         reference=decision.reference,
         secret=secret,
-        message="Why was I refused, and what could I change?",
+        message="Why was this decided about me, and what could I change?",
     )
     request_assign(request=filed, officer=drafter, actor=drafter)
     request_draft(request=filed, actor=drafter)

@@ -428,7 +428,21 @@ class Explainer(models.Model):
     surrogate_auc = models.FloatField(null=True, editable=False)
     fidelity_ok = models.BooleanField(editable=False)
     glassbox = models.JSONField(
-        editable=False, help_text="Accuracy of an EBM trained on the true labels."
+        editable=False,
+        help_text="An EBM trained on the true labels, against the network on the "
+        "same held-out rows.",
+    )
+    fidelity = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="Agreement with the network on held-out rows: overall, near the "
+        "threshold and per protected group.",
+    )
+    proxies = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="How well the model's other inputs predict each protected "
+        "attribute, and which inputs carry it.",
     )
     fit_seconds = models.FloatField(editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -461,7 +475,20 @@ class Decision(models.Model):
     )
     inputs = models.JSONField(editable=False)
     outcome = models.CharField(max_length=120, editable=False)
-    positive = models.BooleanField(editable=False)
+    positive = models.BooleanField(
+        editable=False, help_text="The model gave the class it scores (y = 1)."
+    )
+    favourable = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="The outcome is the one the dataset's spec names favourable.",
+    )
+    needs_review = models.BooleanField(
+        default=False,
+        editable=False,
+        help_text="A flip test found that a protected attribute or a proxy of one "
+        "changes this decision: a person should review it.",
+    )
     score = models.FloatField(editable=False)
     secret_hash = models.CharField(max_length=128, editable=False)
     decided_at = models.DateTimeField(editable=False)
@@ -507,6 +534,7 @@ class DecisionExplanation(models.Model):
         NONE_FOUND = "none_found", "no counterfactual found"
         TIMED_OUT = "timed_out", "none found within the time budget"
         FAILED = "failed", "the search failed"
+        NOT_NEEDED = "not_needed", "the decision was favourable"
 
     decision = models.ForeignKey(
         Decision, on_delete=models.PROTECT, related_name="explanations", editable=False
@@ -515,6 +543,16 @@ class DecisionExplanation(models.Model):
         Explainer, on_delete=models.PROTECT, related_name="+", editable=False
     )
     local = models.JSONField(editable=False)
+    factors = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="The factors shown to the person, each checked on the network.",
+    )
+    flips = models.JSONField(
+        default=dict,
+        editable=False,
+        help_text="The flip test on protected attributes and their proxies.",
+    )
     counterfactual_status = models.CharField(
         max_length=16, choices=Status.choices, editable=False
     )
@@ -532,6 +570,7 @@ class DecisionExplanation(models.Model):
                         "none_found",
                         "timed_out",
                         "failed",
+                        "not_needed",
                     ]
                 ),
                 name="governance_explanation_status_valid",

@@ -7,6 +7,7 @@ CELERY_BROKER_URL and a SECRET_KEY; a bad value stops start-up with a clear erro
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -41,14 +42,25 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str,
+    default: float,
+    *,
+    minimum: float = -math.inf,
+    maximum: float = math.inf,
+) -> float:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(
+            f"{name}={value} is outside the range {minimum} to {maximum}"
+        )
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -294,6 +306,19 @@ EXPLAINER_MIN_AGREEMENT = env_float("EXPLAINER_MIN_AGREEMENT", 0.9)
 # A counterfactual search runs in a child process killed after this many seconds.
 COUNTERFACTUAL_TIME_BUDGET_S = env_float("COUNTERFACTUAL_TIME_BUDGET_S", 5.0)
 COUNTERFACTUALS_PER_DECISION = env_int("COUNTERFACTUALS_PER_DECISION", 4, minimum=1)
+# The surrogate's factors are shown to a person only when, for that person, its
+# score is within this much of the network's (and every shown factor's direction
+# is confirmed on the network); otherwise the factors are Shapley values computed
+# on the network. workers/ml/explain/faithful.py gives the measurement behind 0.05.
+EXPLANATION_SCORE_TOLERANCE = env_float(
+    "EXPLANATION_SCORE_TOLERANCE", 0.05, minimum=0.0, maximum=0.5
+)
+# Factors named to a person, in the chart and in the text alike.
+EXPLANATION_TOP_FACTORS = env_int("EXPLANATION_TOP_FACTORS", 6, minimum=1)
+# An input that alone predicts a protected attribute's group with at least this
+# ROC AUC is a strong proxy: flip-tested in every explanation, named in the dossier
+# (workers/ml/explain/protected.py gives the measurement behind 0.8).
+PROXY_STRONG_AUC = env_float("PROXY_STRONG_AUC", 0.8, minimum=0.5, maximum=1.0)
 
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.

@@ -703,7 +703,7 @@ from tests.factories import ModelVersionFactory
 decision, secret = decision_record(
     model_version=ModelVersionFactory(status="approved"),
     subject_reference="person-1", inputs={"age": 40}, outcome="no",
-    positive=False, score=0.3, actor="test",
+    positive=False, favourable=False, score=0.3, actor="test",
 )
 print(decision.reference, secret)
 """

@@ -33,6 +33,7 @@ def decision():
         inputs={"age": 40},
         outcome="no",
         positive=False,
+        favourable=False,
         score=0.3,
         actor="test",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -33,12 +34,50 @@ class DecisionInputError(ValueError):
     """The inputs do not describe a person the model can score."""
 
 
-def outcome_labels(version: ModelVersion) -> tuple[str, str]:
-    target = version.dataset.spec["target"]
-    positive = list(target["positive"])
-    negative = [label for label in target["labels"] if label not in positive]
-    positive_label = " or ".join(positive)
+# Said to a person when the spec gives no [target.wording] for an outcome: a raw
+# label such as "<=50K" means nothing to them.
+GENERIC_OUTCOME_TEXT = {
+    True: "the decision went in your favour",
+    False: "the decision went against you",
+}
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a version's two decisions are recorded and said, and which is good."""
+
+    labels: tuple[str, str]  # the record's text for decision 0 and decision 1
+    texts: tuple[str, str]  # the sentence a person reads for decision 0 and 1
+    favourable: int  # the decision that is good for the person
+
+    def text(self, decision: int) -> str:
+        return self.texts[int(decision)]
+
+    def is_favourable(self, decision: int) -> bool:
+        return int(decision) == self.favourable
+
+
+def version_outcomes(version: ModelVersion) -> Outcomes:
+    from workers.ml.dataspec import DatasetSpec
+
+    spec = DatasetSpec.from_dict(version.dataset.spec)
+    target = spec.target
+    positive_label = " or ".join(target.positive)
+    negative = [label for label in target.labels if label not in target.positive]
     negative_label = negative[0] if len(negative) == 1 else f"not {positive_label}"
+    favourable = target.favourable_class
+    texts = tuple(
+        target.outcome_text(decision) or GENERIC_OUTCOME_TEXT[decision == favourable]
+        for decision in (0, 1)
+    )
+    return Outcomes(
+        labels=(negative_label, positive_label), texts=texts, favourable=favourable
+    )
+
+
+def outcome_labels(version: ModelVersion) -> tuple[str, str]:
+    """(positive label, negative label) as the records write them."""
+    negative_label, positive_label = version_outcomes(version).labels
     return positive_label, negative_label
 
 
@@ -117,14 +156,15 @@ def decision_log(
         raise DecisionInputError(
             "these inputs cannot be scored (the score is not a number)"
         )
-    positive_label, negative_label = outcome_labels(model_version)
+    outcomes = version_outcomes(model_version)
     positive = score >= 0.5
     return decision_record(
         model_version=model_version,
         subject_reference=subject_reference,
         inputs=clean,
-        outcome=positive_label if positive else negative_label,
+        outcome=outcomes.labels[int(positive)],
         positive=positive,
+        favourable=outcomes.is_favourable(int(positive)),
         score=score,
         actor=actor,
     )
@@ -138,6 +178,7 @@ def decision_record(
     inputs: dict[str, Any],
     outcome: str,
     positive: bool,
+    favourable: bool,
     score: float,
     actor: Any,
 ) -> tuple[Decision, str]:
@@ -150,6 +191,7 @@ def decision_record(
         inputs=inputs,
         outcome=outcome,
         positive=positive,
+        favourable=favourable,
         score=score,
         secret_hash=secret_digest(secret),
         decided_at=timezone.now(),
@@ -163,6 +205,7 @@ def decision_record(
         after={
             "model_version": model_version.pk,
             "outcome": outcome,
+            "favourable": favourable,
             "score": score,
         },
     )

@@ -1,11 +1,14 @@
-"""Explanations: an EBM explainer per model version, and for one decision the local
-explanation (Why) and counterfactuals on the actual network (What-if), each one
-re-scored before it is shown. Recourse re-checks test old counterfactuals against a
-newer version."""
+"""Explanations: an EBM explainer per model version (its fidelity on held-out rows,
+a glass-box comparison and the proxies of each protected attribute), and for one
+decision the factors (Why, each checked on the network that decided), a flip test
+on protected attributes and their proxies, and minimal counterfactuals towards the
+favourable outcome (What-if), each re-scored before it is shown. Recourse re-checks
+test old counterfactuals against a newer version."""
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -21,7 +24,7 @@ from governance.models import (
 )
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_spec
-from governance.services.decisions import outcome_labels
+from governance.services.decisions import version_outcomes
 from governance.services.training import domain_rows, model_version_scorer
 
 
@@ -32,21 +35,78 @@ def _network_predict(version: ModelVersion) -> Any:
     return lambda frame: predict_proba(loaded.model, loaded.encoder, frame)
 
 
+def _glassbox_comparison(
+    fitted: Any, predict: Any, test: pd.DataFrame, y_test: Any, groups: Any
+) -> dict[str, Any]:
+    """The glass-box EBM and the network on the same held-out rows: accuracy,
+    ranking, calibration and the bias gates, side by side."""
+    from governance.services.bias import fairness_policy
+    from workers.ml.fairness import bias_check
+    from workers.ml.metrics import classification_metrics
+
+    policy = fairness_policy()
+    compared: dict[str, Any] = {"rows": len(test)}
+    for name, p in (
+        ("glassbox", fitted.explainer.predict_proba(test)),
+        ("network", predict(test)),
+    ):
+        metrics = classification_metrics(y_test, p)
+        verdict = bias_check(
+            groups,
+            y_test,
+            (p >= 0.5).astype("int8"),
+            policy=policy,
+            n_bootstrap=settings.FAIRNESS_BOOTSTRAP,
+            seed=0,
+        ).verdict
+        compared[name] = {
+            **{k: metrics[k] for k in ("accuracy", "roc_auc", "log_loss", "ece")},
+            "bias_verdict": verdict,
+        }
+    glass, network = compared["glassbox"], compared["network"]
+    # "At least as good": ranks and classifies no worse, is no worse calibrated,
+    # and its bias verdict is no worse than the network's.
+    order = {"pass": 0, "warn": 1, "fail": 2}
+    compared["at_least_as_good"] = bool(
+        glass["roc_auc"] is not None
+        and network["roc_auc"] is not None
+        and glass["roc_auc"] >= network["roc_auc"]
+        and glass["accuracy"] >= network["accuracy"]
+        and glass["ece"] <= network["ece"]
+        and order.get(glass["bias_verdict"], 3) <= order.get(network["bias_verdict"], 3)
+    )
+    # Kept under the old keys too: earlier dossiers and the flow summary read them.
+    compared.update(
+        accuracy=glass["accuracy"],
+        roc_auc=glass["roc_auc"],
+        network_accuracy=network["accuracy"],
+        network_roc_auc=network["roc_auc"],
+        fit_seconds=fitted.fit_seconds,
+        fit_rows=fitted.fit_rows,
+    )
+    return compared
+
+
 def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explainer:
-    """Fit the surrogate on the version's own decisions over its training domain,
-    and a glass-box EBM on the true labels; both judged on held-out rows."""
+    """Fit the surrogate on the version's own decisions over its training domain's
+    training rows and measure its fidelity on the domain's held-out rows, which
+    neither the network nor the surrogate saw; fit a glass-box EBM on the true
+    labels and compare it with the network on those rows; find the inputs that
+    stand in for each protected attribute."""
     from workers.ml.explain.ebm import (
-        fidelity_ok,
+        fidelity_on,
         fit_glassbox,
         fit_surrogate,
         global_explanation,
     )
-    from workers.ml.metrics import classification_metrics
+    from workers.ml.explain.protected import proxy_report
+    from workers.ml.fairness import groups_from_frame
 
     domain = version.trained_on
     if domain is None:
         raise ValueError(f"{version} records no training domain to explain it on")
     rows = domain_rows(domain)
+    spec = dataset_spec(version.dataset)
     predict = _network_predict(version)
     train = rows.frame.iloc[rows.train]
     surrogate = fit_surrogate(
@@ -57,6 +117,24 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
         seed=seed,
         min_agreement=settings.EXPLAINER_MIN_AGREEMENT,
     )
+    test = rows.frame.iloc[rows.test]
+    test_groups = groups_from_frame(test, spec.protected)
+    if rows.test.size:
+        fidelity = fidelity_on(
+            surrogate.explainer, test, predict(test), groups=test_groups
+        )
+        fidelity["rows"] = (
+            f"the {rows.test.size:,} held-out rows of {domain.name}, used neither "
+            "to train the network nor to fit the surrogate"
+        )
+    else:
+        fidelity = {
+            "n": surrogate.fidelity["n"],
+            "agreement": surrogate.fidelity["agreement"],
+            "rows": f"{surrogate.holdout_rows:,} training rows of {domain.name} "
+            "held out from the surrogate's fit (the domain has no held-out rows)",
+        }
+    agreement = fidelity["agreement"]
     glassbox: dict[str, Any] = {}
     if rows.labelled and rows.test.size:
         fitted = fit_glassbox(
@@ -66,19 +144,28 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
             categorical=rows.categorical,
             seed=seed,
         )
-        test, y_test = rows.frame.iloc[rows.test], rows.y[rows.test]
-        glass = classification_metrics(y_test, fitted.explainer.predict_proba(test))
-        network = classification_metrics(y_test, predict(test))
-        glassbox = {
-            "rows": int(rows.test.size),
-            "accuracy": glass["accuracy"],
-            "roc_auc": glass["roc_auc"],
-            "network_accuracy": network["accuracy"],
-            "network_roc_auc": network["roc_auc"],
-            "fit_seconds": fitted.fit_seconds,
-        }
+        glassbox = _glassbox_comparison(
+            fitted, predict, test, rows.y[rows.test], test_groups
+        )
     else:
         glassbox = {"reason": f"{domain} has no labels to train a glass-box model on"}
+    train_groups = {
+        name: values
+        for name, values in groups_from_frame(train, spec.protected).items()
+        if values is not None
+    }
+    proxies = (
+        proxy_report(
+            train,
+            train_groups,
+            numeric=rows.numeric,
+            categorical=rows.categorical,
+            seed=seed,
+            strong_auc=settings.PROXY_STRONG_AUC,
+        )
+        if train_groups
+        else {}
+    )
     with transaction.atomic():
         explainer = Explainer(
             model_version=version,
@@ -86,10 +173,13 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
             seed=seed,
             surrogate=surrogate.explainer.to_dict(),
             global_explanation=global_explanation(surrogate.explainer),
-            agreement=surrogate.fidelity["agreement"],
+            agreement=agreement,
             surrogate_auc=surrogate.fidelity.get("roc_auc"),
-            fidelity_ok=fidelity_ok(surrogate, settings.EXPLAINER_MIN_AGREEMENT),
+            fidelity_ok=agreement is not None
+            and agreement >= settings.EXPLAINER_MIN_AGREEMENT,
+            fidelity=fidelity,
             glassbox=glassbox,
+            proxies=proxies,
             fit_seconds=surrogate.fit_seconds,
         )
         explainer.full_clean()
@@ -111,24 +201,82 @@ def latest_explainer(version: ModelVersion) -> Explainer | None:
     return version.explainers.order_by("-created_at").first()
 
 
+@dataclass(frozen=True)
+class _ExplainContext:
+    """What explaining any decision of one version needs, built once."""
+
+    counterfactuals: Any  # a prepared CounterfactualReference
+    background: pd.DataFrame  # "the average person" the factors compare with
+    background_label: str
+    flip_attributes: list[Any]  # FlipAttribute: protected inputs and proxies
+
+
 @functools.lru_cache(maxsize=4)
-def _reference(version_id: int, sha256: str, media_root: str) -> Any:
-    """Ranges and categories counterfactuals may use: those of the version's
-    training domain. Built once per version (it scores the reference rows)."""
+def _explain_context(
+    version_id: int, sha256: str, media_root: str, explainer_id: int
+) -> _ExplainContext:
+    """Built from the version's training domain's training rows: the ranges and
+    categories counterfactuals may use, the background sample, and the values a
+    flip test tries. Cached per version and explainer (it scores the rows)."""
     from workers.ml.explain.counterfactuals import prepare_reference
+    from workers.ml.explain.faithful import sample_background
+    from workers.ml.explain.protected import PROXY, FlipAttribute, flip_values
 
     version = ModelVersion.objects.select_related("trained_on__dataset").get(
         pk=version_id
     )
+    explainer = Explainer.objects.get(pk=explainer_id)
     rows = domain_rows(version.trained_on)
+    reference = rows.frame.iloc[rows.train]
     spec = dataset_spec(version.dataset)
     loaded = model_version_scorer(version)
-    return prepare_reference(
-        rows.frame.iloc[rows.train],
-        loaded.model,
-        loaded.encoder,
-        immutable=spec.immutable,
-        increase_only=spec.increase_only,
+    inputs = set(loaded.encoder.numeric) | set(loaded.encoder.categorical)
+    numeric = set(loaded.encoder.numeric)
+    attributes = [
+        FlipAttribute(
+            feature=p.column,
+            values=flip_values(
+                reference, p.column, numeric=p.column in numeric, bins=p.bins
+            ),
+            of=p.column,
+            bins=p.bins,
+        )
+        for p in spec.protected
+        if p.column in inputs
+    ]
+    protected = {p.column for p in spec.protected}
+    proxies_seen: set[str] = set()
+    for attribute, entry in sorted((explainer.proxies or {}).items()):
+        for feature in entry.get("strong", []):
+            if feature in inputs and feature not in protected | proxies_seen:
+                proxies_seen.add(feature)
+                attributes.append(
+                    FlipAttribute(
+                        feature=feature,
+                        values=flip_values(
+                            reference, feature, numeric=feature in numeric
+                        ),
+                        role=PROXY,
+                        of=attribute,
+                    )
+                )
+    background = sample_background(reference, seed=explainer.seed)
+    return _ExplainContext(
+        counterfactuals=prepare_reference(
+            reference,
+            loaded.model,
+            loaded.encoder,
+            immutable=spec.immutable,
+            increase_only=spec.increase_only,
+            decrease_only=spec.decrease_only,
+            actionable=spec.actionable,
+        ),
+        background=background,
+        background_label=(
+            f"{len(background)} training rows of {version.trained_on.name} "
+            f"({version.trained_on.description or 'the training domain'})"
+        ),
+        flip_attributes=attributes,
     )
 
 
@@ -139,63 +287,112 @@ def _case(decision: Decision) -> pd.DataFrame:
 def decision_explain(
     *, decision: Decision, actor: Any, seed: int = 0
 ) -> DecisionExplanation:
-    """Why this decision (local EBM terms) and what would have changed it
-    (counterfactuals found on the network that decided, each re-scored)."""
-    from workers.ml.explain.counterfactuals import counterfactuals_for
+    """Why this decision, in factors checked on the network that decided (the
+    surrogate's where it is faithful for this person, else Shapley values on the
+    network); whether a protected attribute or a proxy of one changes it (flip
+    test; a flip flags the decision for human review); and, for an adverse
+    decision, minimal changes that lead to the favourable outcome, each re-scored
+    on the network."""
+    from workers.ml.explain.counterfactuals import (
+        NetworkClassifier,
+        counterfactuals_for,
+    )
     from workers.ml.explain.ebm import EbmExplainer, local_explanation
+    from workers.ml.explain.faithful import explain_factors
+    from workers.ml.explain.protected import flip_test
 
     version = decision.model_version
+    outcomes = version_outcomes(version)
     explainer = latest_explainer(version) or explainer_fit(
         version=version, actor=actor, seed=seed
     )
     loaded = model_version_scorer(version)
+    context = _explain_context(
+        version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT), explainer.pk
+    )
+    score = NetworkClassifier(loaded.model, loaded.encoder).positive_probability
     case = _case(decision)
-    probability = float(_network_predict(version)(case)[0])
-    local = local_explanation(
-        EbmExplainer.from_dict(explainer.surrogate),
+    probability = float(score(case)[0])
+    decided = int(probability >= 0.5)
+    surrogate = EbmExplainer.from_dict(explainer.surrogate)
+    local = local_explanation(surrogate, case, network_probability=probability)
+    factors = explain_factors(
+        surrogate,
+        score,
         case,
-        network_probability=probability,
-    )
-    spec = dataset_spec(version.dataset)
-    positive_label, negative_label = outcome_labels(version)
-    found = counterfactuals_for(
-        case,
-        loaded.model,
-        loaded.encoder,
-        reference_frame=_reference(
-            version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT)
-        ),
-        immutable=spec.immutable,
-        increase_only=spec.increase_only,
-        total=settings.COUNTERFACTUALS_PER_DECISION,
-        time_budget_s=settings.COUNTERFACTUAL_TIME_BUDGET_S,
+        context.background,
+        favourable=outcomes.favourable,
+        top=settings.EXPLANATION_TOP_FACTORS,
+        tolerance=settings.EXPLANATION_SCORE_TOLERANCE,
         seed=seed,
-        labels=(negative_label, positive_label),
+        background_label=context.background_label,
     )
+    flips = flip_test(score, case, context.flip_attributes)
+    if outcomes.is_favourable(decided):
+        status = DecisionExplanation.Status.NOT_NEEDED
+        counterfactuals: dict[str, Any] = {
+            "status": status,
+            "message": "The decision was already the favourable one; no change "
+            "was searched for.",
+            "counterfactuals": [],
+        }
+    else:
+        found = counterfactuals_for(
+            case,
+            loaded.model,
+            loaded.encoder,
+            reference_frame=context.counterfactuals,
+            desired=outcomes.favourable,
+            total=settings.COUNTERFACTUALS_PER_DECISION,
+            time_budget_s=settings.COUNTERFACTUAL_TIME_BUDGET_S,
+            seed=seed,
+            labels=outcomes.texts,
+        )
+        status, counterfactuals = found.status, found.to_dict()
     local_dict = local.to_dict()
     # The stored score must be what the stored network gives now: a stored
     # version re-scores its decisions bit for bit.
     local_dict["rescored_matches_logged"] = probability == decision.score
+    flagged = bool(flips.flips)
     with transaction.atomic():
         explanation = DecisionExplanation(
             decision=decision,
             explainer=explainer,
             local=local_dict,
-            counterfactual_status=found.status,
-            counterfactuals=found.to_dict(),
-            seconds=found.seconds,
+            factors=factors.to_dict(),
+            flips=flips.to_dict(),
+            counterfactual_status=status,
+            counterfactuals=counterfactuals,
+            seconds=float(counterfactuals.get("seconds") or 0.0),
         )
         explanation.full_clean()
         explanation.save()
+        if flagged and not decision.needs_review:
+            Decision.objects.filter(pk=decision.pk).update(needs_review=True)
+            decision.needs_review = True
+            audit_record(
+                actor=actor,
+                action="decision.flagged_for_review",
+                obj=decision,
+                after={
+                    "reason": "flip test",
+                    "flips": [
+                        {"feature": t["feature"], "value": t["value"]}
+                        for t in flips.to_dict()["flips"]
+                    ],
+                },
+            )
         audit_record(
             actor=actor,
             action="decision.explained",
             obj=explanation,
             after={
                 "decision": decision.reference,
-                "status": found.status,
-                "shown": found.shown,
-                "validity": found.validity,
+                "factors": factors.method,
+                "flips": len(flips.flips),
+                "status": status,
+                "shown": counterfactuals.get("shown", 0),
+                "validity": counterfactuals.get("validity"),
             },
         )
     return explanation

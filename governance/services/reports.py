@@ -102,7 +102,7 @@ def report_html(report: Report) -> str:
         return render_to_string("reports/dossier.html", {**context, **common})
     from reports.individual import individual_context
 
-    context = individual_context(report.decision)
+    context = individual_context(report.decision, request=report.request)
     return render_to_string("reports/individual.html", {**context, **common})
 
 
