@@ -512,6 +512,12 @@ class Decision(models.Model):
             models.Index(
                 fields=["-decided_at", "-id"], name="governance_dec_decided_idx"
             ),
+            # Admin list filtered to the few decisions a flip test flagged.
+            models.Index(
+                fields=["-decided_at", "-id"],
+                condition=Q(needs_review=True),
+                name="governance_dec_review_idx",
+            ),
             # Admin search: "=reference" and "=subject_reference" are iexact, i.e.
             # UPPER(col) = UPPER(q), which a plain index cannot serve. The reference
             # one also serves "=decision__reference" on requests and explanations.

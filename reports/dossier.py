@@ -269,6 +269,15 @@ def _limitations(
     for row in bias["transfer"]:
         if row.get("worse"):
             notes.extend(row.get("sentences") or [])
+    for row in _proxy_rows(explainer):
+        if row["strong"]:
+            carriers = ", ".join(row["strong"])
+            notes.append(
+                f"{carriers} alone predict {row['attribute']} closely (ROC AUC at or "
+                "above the strong-proxy line): the model can treat its groups "
+                "differently through them even without the attribute. Every "
+                "explained decision is flip-tested on them."
+            )
     if explainer is not None and not explainer.fidelity_ok:
         notes.append(
             f"The interpretable surrogate agrees with the network on only "
@@ -282,6 +291,33 @@ def _limitations(
                 f"{row['ece']:.3f}): read them as rankings, not probabilities."
             )
     return notes
+
+
+def _proxy_rows(explainer: Any, top: int = 3) -> list[dict[str, Any]]:
+    """Per protected attribute: how well the other inputs predict it, and the
+    inputs that carry it most."""
+    rows = []
+    for attribute, entry in sorted(((explainer and explainer.proxies) or {}).items()):
+        rows.append(
+            {
+                "attribute": attribute,
+                "auc": entry.get("auc"),
+                "reason": entry.get("reason"),
+                "rows": entry.get("n_test"),
+                "inputs": entry.get("inputs", [])[:top],
+                "strong": entry.get("strong", []),
+            }
+        )
+    return rows
+
+
+def _fidelity_groups(explainer: Any) -> list[dict[str, Any]]:
+    groups = ((explainer and explainer.fidelity) or {}).get("groups", {})
+    return [
+        {"attribute": attribute, **row}
+        for attribute, entries in sorted(groups.items())
+        for row in entries
+    ]
 
 
 def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
@@ -320,6 +356,10 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "agreement_pct": f"{explainer.agreement:.1%}" if explainer else None,
         "global_chart": _global_chart(explainer),
         "shape_charts": _shape_charts(explainer),
+        "fidelity": (explainer.fidelity if explainer else {}) or {},
+        "fidelity_groups": _fidelity_groups(explainer),
+        "glassbox": (explainer.glassbox if explainer else {}) or {},
+        "proxies": _proxy_rows(explainer),
         "limitations": _limitations(version, runs, bias, explainer),
         "events": list(events),
     }
