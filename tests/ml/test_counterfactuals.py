@@ -443,6 +443,11 @@ def test_a_longer_week_than_needed_is_not_minimal_and_is_reduced(
     hours = one["hours-per-week"]
     assert query["hours-per-week"] < hours < 74 and isinstance(hours, int)
     assert is_one_minimal(one, query, score, rules, 1)
+    # A pandas row (NaN, category dtype) reads as the same person.
+    assert is_one_minimal(one, row.iloc[0], classifier, reference, 1)
+    assert mad_distance(one, row.iloc[0], reference) == pytest.approx(
+        (hours - query["hours-per-week"]) / rules.mads["hours-per-week"]
+    )
     # The flip point itself: one hour fewer no longer flips the decision.
     p = predict_proba(
         *model, _frame([one, {**one, "hours-per-week": hours - 1}], model)

@@ -1442,9 +1442,25 @@ def is_one_minimal(
     """
     r = _rules_of(rules)
     scorer = _Scorer(score, r, target, threshold)
-    full = {f: values.get(f, query.get(f)) for f in r.features}
-    person = {f: query.get(f) for f in r.features}
+    person = _clean(query, r)
+    full = _clean({**person, **dict(values)}, r)
     return _reports([full], person, r, scorer)[0].minimal
+
+
+def _clean(values: Mapping[str, Any], rules: _Rules) -> dict[str, Any]:
+    """Values as the searches hold them, from any mapping (a pandas row
+    too): numbers or None, stripped category text or None; so that NaN does
+    not count as a change from NaN."""
+    out: dict[str, Any] = {}
+    for col in rules.numeric:
+        number = _number(values.get(col))
+        if number is not None and col in rules.integer and float(number).is_integer():
+            number = int(number)
+        out[col] = number
+    for col in rules.categorical:
+        cell = values.get(col)
+        out[col] = None if _is_missing(cell) else str(cell).strip() or None
+    return out
 
 
 def _reduce(
@@ -1510,6 +1526,7 @@ def mad_distance(
     where that is 0, then 1), plus 1 for each changed category or number
     that is missing on one side."""
     r = _rules_of(rules)
+    values, query = _clean(values, r), _clean(query, r)
     numeric = set(r.numeric)
     total = 0.0
     for col in r.features:
