@@ -1,4 +1,9 @@
-"""Plain-language sentences for local factors and counterfactual changes.
+"""Plain-language sentences for local factors, flip tests and counterfactuals.
+
+Factors are in points of the score (hundredths of the probability) compared
+with the average person, and read toward the outcome that is good for the
+person. `factor_sentence` is the older wording (a direction against the
+typical value, no size) that `ebm.local_explanation` still uses.
 
 Feature names and category values come from the data and stay plain text:
 nothing here builds HTML, so templates escape them as they would any text.
@@ -81,6 +86,68 @@ def factor_sentence(
     return f"{subject} instead of {which} {format_value(typical)} {verb} the score."
 
 
+AVERAGE_PERSON = "the average person in the data the system learned from"
+
+
+def points_text(share: float) -> str:
+    """0.06 -> '6 points'; a share that rounds to nothing -> 'less than 1 point'.
+
+    Points are hundredths of the score (probability x 100), rounded half up.
+    """
+    points = math.floor(100 * abs(float(share)) + 0.5)
+    if points == 0:
+        return "less than 1 point"
+    return "1 point" if points == 1 else f"{points} points"
+
+
+def _your(features: Sequence[str], values: Sequence[Any]) -> str:
+    parts = [
+        f"your {feature_label(f)} ({format_value(v)})"
+        for f, v in zip(features, values, strict=True)
+    ]
+    return " together with ".join(parts)
+
+
+def points_sentence(
+    features: Sequence[str],
+    values: Sequence[Any],
+    toward_favourable: float,
+    *,
+    compared_with: str = AVERAGE_PERSON,
+) -> str:
+    """One factor in points of the score, toward or away from the outcome
+    that is good for the person.
+
+    "Your hours per week (20) counted against you: 6 points compared with the
+    average person in the data the system learned from." `toward_favourable`
+    is the factor's share of the score (probability units), positive when it
+    moves the person toward the favourable outcome.
+    """
+    subject = _capitalise(_your(features, values))
+    if toward_favourable == 0:
+        return f"{subject} made no difference compared with {compared_with}."
+    verb = "counted in your favour" if toward_favourable > 0 else "counted against you"
+    return (
+        f"{subject} {verb}: {points_text(toward_favourable)} compared with "
+        f"{compared_with}."
+    )
+
+
+def flip_sentence(feature: str, value: Any, *, linked_to: str | None = None) -> str:
+    """'Had your race been recorded as Asian-Pac-Islander, with everything else
+    the same, the system would have decided differently.' With `linked_to`
+    (a proxy), the sentence says which protected attribute it stands for."""
+    subject = f"your {feature_label(feature)}"
+    if linked_to is not None and linked_to != feature:
+        subject += (
+            f", which in our data is closely linked with {feature_label(linked_to)},"
+        )
+    return (
+        f"Had {subject} been recorded as {format_value(value)}, with everything "
+        "else the same, the system would have decided differently."
+    )
+
+
 def change_clause(feature: str, before: Any, after: Any) -> str:
     """'your hours per week had been 45 instead of 40'."""
     return (
@@ -90,18 +157,25 @@ def change_clause(feature: str, before: Any, after: Any) -> str:
 
 
 def counterfactual_sentence(
-    changes: Sequence[tuple[str, Any, Any]], outcome_label: str
+    changes: Sequence[tuple[str, Any, Any]], outcome_text: str
 ) -> str:
     """'If your hours per week had been 45 instead of 40, the decision would
-    have been >50K.' `changes` lists (feature, before, after)."""
+    have gone the other way: your credit application was approved.'
+
+    `changes` lists (feature, before, after); `outcome_text` says what the
+    other decision would have been, as a clause ("your credit application was
+    approved") or a label; it is kept as given, so it can come from the
+    dataset's own wording.
+    """
+    outcome = str(outcome_text).strip().rstrip(".")
     clauses = [change_clause(f, b, a) for f, b, a in changes]
     if not clauses:
-        return f"The decision would have been {outcome_label} without any change."
+        return f"No change was needed: {outcome}."
     if len(clauses) == 1:
         joined = clauses[0]
     else:
         joined = ", ".join(clauses[:-1]) + " and " + clauses[-1]
-    return f"If {joined}, the decision would have been {outcome_label}."
+    return f"If {joined}, the decision would have gone the other way: {outcome}."
 
 
 def disagreement_sentence() -> str:
