@@ -297,13 +297,14 @@ def _proxy_rows(explainer: Any, top: int = 3) -> list[dict[str, Any]]:
     """Per protected attribute: how well the other inputs predict it, and the
     inputs that carry it most."""
     rows = []
-    for attribute, entry in sorted(((explainer and explainer.proxies) or {}).items()):
+    proxies = ((explainer and explainer.proxies) or {}).get("attributes", {})
+    for attribute, entry in sorted(proxies.items()):
         rows.append(
             {
                 "attribute": attribute,
                 "auc": entry.get("auc"),
                 "reason": entry.get("reason"),
-                "rows": entry.get("n_test"),
+                "rows": entry.get("test_rows"),
                 "inputs": entry.get("inputs", [])[:top],
                 "strong": entry.get("strong", []),
             }

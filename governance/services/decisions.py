@@ -58,10 +58,9 @@ class Outcomes:
 
 
 def version_outcomes(version: ModelVersion) -> Outcomes:
-    from workers.ml.dataspec import DatasetSpec
+    from governance.services.datasets import dataset_spec
 
-    spec = DatasetSpec.from_dict(version.dataset.spec)
-    target = spec.target
+    target = dataset_spec(version.dataset).target
     positive_label = " or ".join(target.positive)
     negative = [label for label in target.labels if label not in target.positive]
     negative_label = negative[0] if len(negative) == 1 else f"not {positive_label}"

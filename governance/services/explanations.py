@@ -246,7 +246,8 @@ def _explain_context(
     ]
     protected = {p.column for p in spec.protected}
     proxies_seen: set[str] = set()
-    for attribute, entry in sorted((explainer.proxies or {}).items()):
+    measured = (explainer.proxies or {}).get("attributes", {})
+    for attribute, entry in sorted(measured.items()):
         for feature in entry.get("strong", []):
             if feature in inputs and feature not in protected | proxies_seen:
                 proxies_seen.add(feature)
