@@ -430,7 +430,7 @@ def _explanation_summary(explanation: DecisionExplanation) -> dict[str, Any]:
         "factors_method": factors.get("method"),
         "why": [f["sentence"] for f in factors.get("factors", [])],
         "flips": [t["sentence"] for t in explanation.flips.get("flips", [])],
-        "needs_review": explanation.decision.needs_review,
+        "needs_review": Decision.objects.get(pk=explanation.decision_id).needs_review,
         "status": explanation.counterfactual_status,
         "shown": found.get("shown"),
         "validity": found.get("validity"),

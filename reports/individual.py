@@ -194,20 +194,29 @@ def individual_context(
 
 
 def _technical(factors: dict[str, Any]) -> dict[str, Any]:
-    """The figures behind the factors, for a technical reader (the annex)."""
-    return {
-        "method_note": factors.get("method_note", ""),
-        "reason": factors.get("reason", ""),
-        "network_score": factors.get("network_score"),
-        "surrogate_score": factors.get("surrogate_score"),
-        "baseline": factors.get("baseline"),
-        "checks": [
+    """The figures behind the factors, for a technical reader (the annex): each
+    shown factor beside the network's own response to that detail alone, and,
+    where the surrogate was set aside, its factors and why."""
+
+    def rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
             {
                 "label": feature_label(" and ".join(c["features"])),
                 "contribution": points(c["contribution"]),
                 "network_response": points(c["network_response"]),
                 "agrees": c["agrees"],
             }
-            for c in factors.get("checks", [])
-        ],
+            for c in items
+        ]
+
+    on_network = factors.get("method") == "network_shapley"
+    return {
+        "method_note": factors.get("method_note", ""),
+        "reason": factors.get("reason", ""),
+        "network_score": factors.get("network_score"),
+        "surrogate_score": factors.get("surrogate_score"),
+        "baseline": factors.get("baseline"),
+        "shown": rows(factors.get("factors", [])),
+        "withheld": rows(factors.get("withheld", [])),
+        "surrogate_checks": rows(factors.get("checks", [])) if on_network else [],
     }

@@ -274,8 +274,12 @@ def _explain_context(
         ),
         background=background,
         background_label=(
-            f"{len(background)} training rows of {version.trained_on.name} "
-            f"({version.trained_on.description or 'the training domain'})"
+            f"training rows of {version.trained_on.name}"
+            + (
+                f" ({version.trained_on.description})"
+                if version.trained_on.description
+                else ""
+            )
         ),
         flip_attributes=attributes,
     )
