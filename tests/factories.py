@@ -128,7 +128,7 @@ class DecisionExplanationFactory(factory.django.DjangoModelFactory):
     )
     local = factory.LazyFunction(dict)
     counterfactual_status = "found"
-    counterfactuals = factory.LazyFunction(list)
+    counterfactuals = factory.LazyFunction(lambda: {"counterfactuals": []})
     seconds = 0.5
 
 
