@@ -33,7 +33,7 @@ from governance.services.bias import (
     latest_bias_checks,
 )
 from governance.services.datasets import dataset_import_file
-from governance.services.decisions import decision_log
+from governance.services.decisions import decision_log, version_outcomes
 from governance.services.explanations import (
     decision_explain,
     explainer_fit,
@@ -54,6 +54,7 @@ from governance.services.training import (
     domain_rows,
     finetune_run_create,
     model_version_pretrain,
+    model_version_scorer,
     subpopulation_spread,
 )
 from governance.services.versions import model_version_set_status
@@ -398,9 +399,25 @@ def _report_summary(report: Report) -> dict[str, Any]:
 def log_decisions(
     version: ModelVersion, domain: Domain, *, count: int
 ) -> list[tuple[Decision, str]]:
-    """Score held-out people of a domain with an approved version."""
+    """Score held-out people of a domain with an approved version: the first
+    `count`, with the first adverse one swapped in for the last when none of them
+    is adverse (where an adverse outcome is rare, the flow still has one to
+    explain)."""
+    from workers.ml.network import predict_proba
+
     rows = domain_rows(domain)
-    people = rows.frame.iloc[rows.test[:count]]
+    chosen = list(rows.test[:count])
+    outcomes = version_outcomes(version)
+    loaded = model_version_scorer(version)
+    decided = predict_proba(loaded.model, loaded.encoder, rows.frame.iloc[rows.test])
+    adverse = [
+        position
+        for position, p in zip(rows.test, decided, strict=True)
+        if not outcomes.is_favourable(int(p >= 0.5))
+    ]
+    if chosen and adverse and not set(adverse) & set(chosen):
+        chosen[-1] = adverse[0]
+    people = rows.frame.iloc[chosen]
     made = []
     for index, person in enumerate(people.to_dict(orient="records")):
         inputs = {k: (None if v != v else v) for k, v in person.items()}  # NaN -> None

@@ -239,8 +239,16 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert summary["child_review"]["explainer"]["agreement"] > 0.8
     for review in ("base_review", "child_review"):
         assert Path(summary[review]["dossier"]["path"]).is_file()
+    # People ask about adverse decisions: the flow explains one, with its factors.
+    explained = summary["base_decisions"]["explained"]
+    assert explained["favourable"] is False
+    assert explained["why"] and explained["factors_method"] in {
+        "surrogate",
+        "network_shapley",
+    }
     request = summary["request"]
     assert request["status"] == "released"
+    assert request["explanation"]["favourable"] is False
     assert Path(request["report"]["path"]).read_bytes().startswith(b"%PDF")
     token = request["subject_link"].rstrip("/").rsplit("/", 1)[1]
     from django.test import Client
