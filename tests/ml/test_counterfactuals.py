@@ -23,8 +23,10 @@ from workers.ml.explain.counterfactuals import (
     SINGLE_FEATURE,
     TIMED_OUT,
     NetworkClassifier,
+    _alarm,
     _check,
     _implausible,
+    _PassTimeout,
     _plan,
     _reduce,
     _row_values,
@@ -295,6 +297,30 @@ def test_a_sleeping_child_is_killed_at_the_budget():
     assert outcome.exitcode == -9  # SIGKILL
     assert _child_is_gone(outcome.pid)
     assert multiprocessing.active_children() == []
+
+
+def _one_then_sleep():
+    yield {"first": 1}
+    time.sleep(60)
+    yield {"second": 2}
+
+
+def test_what_a_generator_yielded_survives_a_kill():
+    outcome = run_with_deadline(_one_then_sleep, 1.0)
+    assert outcome.status == TIMED_OUT and outcome.parts == ({"first": 1},)
+    assert _child_is_gone(outcome.pid)
+    done = run_with_deadline(lambda: (x for x in [1, 2]), 10.0)
+    assert done.status == "ok" and done.payload == [1, 2] and done.parts == (1, 2)
+
+
+def test_an_alarm_stops_a_pass_and_is_cleared():
+    started = time.perf_counter()
+    with pytest.raises(_PassTimeout), _alarm(0.05):
+        time.sleep(5)
+    assert time.perf_counter() - started < 1
+    with _alarm(None):
+        time.sleep(0.01)
+    time.sleep(0.1)  # no alarm is left armed
 
 
 def test_a_failing_child_reports_its_error():
@@ -594,6 +620,48 @@ def test_non_actionable_features_never_make_an_actionable_counterfactual(
     for cf in shown:
         changed = {c.feature for c in cf.changes}
         assert cf.actionable == (not changed & set(levers))
+
+
+@pytest.fixture(scope="module")
+def spec_actionable(adult, model):
+    spec, frame, *_ = adult
+    return prepare_reference(
+        frame,
+        *model,
+        immutable=spec.immutable,
+        increase_only=spec.increase_only,
+        actionable=spec.actionable,
+    )
+
+
+def test_advice_is_shown_whenever_the_actionable_features_alone_can_flip(
+    adult, model, negatives, spec_actionable
+):
+    """DiCE varying every mutable feature mostly proposes capital, age and
+    marital status; the pass on the actionable features alone finds advice."""
+    spec, frame, _, numeric, categorical = adult
+    levers = set(spec.actionable)
+    fixed = [f for f in numeric + categorical if f not in levers]
+    only_levers = prepare_reference(
+        frame, *model, immutable=fixed, increase_only=spec.increase_only
+    )
+    advised = 0
+    for k in range(len(negatives)):
+        row = negatives.iloc[[k]]
+        alone = counterfactuals_for(row, *model, reference_frame=only_levers, seed=k)
+        assert set(alone.features_to_vary) <= levers
+        result = counterfactuals_for(
+            row, *model, reference_frame=spec_actionable, seed=k
+        )
+        assert set(result.features_to_vary) > levers & set(result.features_to_vary)
+        flags = [cf.actionable for cf in result.counterfactuals]
+        assert flags == sorted(flags, reverse=True)
+        for cf in result.counterfactuals:
+            assert cf.actionable == ({c.feature for c in cf.changes} <= levers)
+        if alone.counterfactuals:
+            assert any(flags), k
+            advised += 1
+    assert advised >= len(negatives) // 2
 
 
 def test_constraints_are_validated(adult, model):

@@ -33,12 +33,14 @@ of changed features, so two variants of one change do not crowd out others.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import json
 import math
 import multiprocessing
 import os
 import random
+import signal
 import time
 import warnings
 from collections import Counter
@@ -84,6 +86,9 @@ _PROBES_PER_ROUND = 128
 # Reductions to a 1-minimal counterfactual stop after this many rounds; one
 # that is still not minimal is shown with minimal false.
 _MAX_REDUCE_ROUNDS = 8
+# The share of the time budget the child may spend searching the actionable
+# features alone before it searches all that may vary.
+_RESTRICTED_SHARE = 0.4
 # Calls of each scorer whose fast encoding is checked against the encoder's.
 _VERIFIED_CALLS = 2
 _EPS = 1e-6
@@ -479,6 +484,9 @@ class ChildOutcome:
     seconds: float
     pid: int | None
     exitcode: int | None
+    # What a generator `fn` yielded before its end, even when it then failed
+    # or was killed; when "ok", `payload` is the list of all of them.
+    parts: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -496,7 +504,9 @@ def run_with_deadline(
 ) -> ChildOutcome:
     """Run `fn()` in a child process; SIGKILL it if no answer by `budget_s`.
 
-    The answer travels back as JSON, never pickled. With the "fork" context
+    The answer travels back as JSON, never pickled. A generator `fn` sends
+    each item as it is yielded; they come back in `parts` even when the child
+    is then killed or fails. With the "fork" context
     `fn` may be any callable (a closure over the model); "spawn" and
     "forkserver" need a picklable `fn` and pay for re-importing modules.
     The child is always reaped before this returns.
@@ -521,20 +531,26 @@ def _await_child(child: _Child, budget_s: float) -> ChildOutcome:
     started; the child is killed if still alive and reaped either way."""
     process, receiver = child.process, child.receiver
     status, payload, error = FAILED, None, None
+    parts: list[Any] = []
     try:
-        left = budget_s - (time.perf_counter() - child.started)
-        if receiver.poll(max(0.0, left)):
+        while True:
+            left = budget_s - (time.perf_counter() - child.started)
+            if not receiver.poll(max(0.0, left)):
+                status = TIMED_OUT
+                break
             try:
                 answer = json.loads(receiver.recv_bytes().decode("utf-8"))
             except EOFError:
                 error = "the search process ended without answering"
+                break
+            if answer.get("ok") and "part" in answer:
+                parts.append(answer["part"])
+                continue
+            if answer.get("ok"):
+                status, payload = "ok", answer.get("payload")
             else:
-                if answer.get("ok"):
-                    status, payload = "ok", answer.get("payload")
-                else:
-                    error = str(answer.get("error"))
-        else:
-            status = TIMED_OUT
+                error = str(answer.get("error"))
+            break
     finally:
         if process.is_alive():
             process.kill()
@@ -549,6 +565,7 @@ def _await_child(child: _Child, budget_s: float) -> ChildOutcome:
         seconds=time.perf_counter() - child.started,
         pid=process.pid,
         exitcode=process.exitcode,
+        parts=tuple(parts),
     )
 
 
@@ -571,7 +588,15 @@ def _child_main(fn: Callable[[], Any], sender: Any) -> None:
             # dice-ml prints and warns (pandas 3: Pandas4Warning); none of it
             # is for the person asking, and the result says what happened.
             warnings.simplefilter("ignore")
-            answer = {"ok": True, "payload": fn()}
+            payload = fn()
+            if inspect.isgenerator(payload):
+                parts = []
+                for part in payload:
+                    parts.append(part)
+                    message = json.dumps({"ok": True, "part": part}, allow_nan=False)
+                    sender.send_bytes(message.encode("utf-8"))
+                payload = parts
+            answer = {"ok": True, "payload": payload}
         data = json.dumps(answer, allow_nan=False)
     except BaseException as exc:  # report any failure instead of dying mute
         data = json.dumps({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
@@ -597,9 +622,70 @@ class _SearchJob:
     seed: int
     posthoc_sparsity_param: float | None
     dice_options: dict[str, Any]
+    # The actionable features that may vary, when they are fewer than
+    # `features_to_vary`: searched first, alone, for at most `restricted_s`.
+    restricted: list[str] | None = None
+    restricted_s: float | None = None
 
-    def __call__(self) -> list[dict[str, Any]]:
-        return _dice_search(self)
+    def __call__(self) -> list[dict[str, Any]] | Iterator[dict[str, Any]]:
+        if self.restricted is None:
+            return _dice_search(self)
+        return _dice_passes(self)
+
+
+class _PassTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _alarm(seconds: float | None) -> Iterator[None]:
+    """Raise _PassTimeout in this (the child's main) thread after `seconds`;
+    without SIGALRM or off the main thread, no limit."""
+
+    def ring(signum: int, frame: Any) -> None:
+        raise _PassTimeout(f"stopped after {seconds:g} s")
+
+    try:
+        if seconds is None or not hasattr(signal, "setitimer"):
+            raise ValueError("no alarm")
+        previous = signal.signal(signal.SIGALRM, ring)
+    except ValueError:  # not the main thread, or no limit asked for
+        yield
+        return
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 1e-3))
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _dice_passes(job: _SearchJob) -> Iterator[dict[str, Any]]:
+    """The search on the actionable features alone, then on all that may
+    vary; each pass is yielded, so that the first survives a kill in the
+    second. The first is stopped at its own share of the time budget, and
+    its failure is reported without stopping the second."""
+    assert job.restricted is not None
+    restricted = [f for f in job.features_to_vary if f in set(job.restricted)]
+    narrow = replace(
+        job,
+        features_to_vary=restricted,
+        permitted_range={
+            f: v for f, v in job.permitted_range.items() if f in set(restricted)
+        },
+        restricted=None,
+        restricted_s=None,
+    )
+    rows: list[dict[str, Any]] = []
+    error = None
+    try:
+        with _alarm(job.restricted_s):
+            rows = _dice_search(narrow)
+    except Exception as exc:  # _PassTimeout included
+        error = f"{type(exc).__name__}: {exc}"
+    yield {"features_to_vary": restricted, "rows": rows, "error": error}
+    wide = replace(job, restricted=None, restricted_s=None)
+    yield {"features_to_vary": list(job.features_to_vary), "rows": _dice_search(wide)}
 
 
 def _dice_search(job: _SearchJob) -> list[dict[str, Any]]:
@@ -774,6 +860,11 @@ def counterfactuals_for(
             "flip the decision.",
             reasons=_empty_reasons(),
         )
+    # dice-ml varies every feature it may and mostly proposes what is not
+    # actionable (on Adult: capital, age, marital status); a first pass on the
+    # actionable features alone finds advice where there is some.
+    levers = [f for f in vary if rules.is_actionable(f)]
+    restricted = levers if 0 < len(levers) < len(vary) else None
     job = _SearchJob(
         network=classifier,
         dice_frame=_with_case(prepared.dice_frame, query, rules, decision),
@@ -788,6 +879,8 @@ def counterfactuals_for(
         seed=seed,
         posthoc_sparsity_param=posthoc_sparsity_param,
         dice_options=dict(dice_options or {}),
+        restricted=restricted,
+        restricted_s=None if restricted is None else _RESTRICTED_SHARE * time_budget_s,
     )
     child = _start_child(job, process_context)
     # The one-feature search runs here while dice-ml searches in the child:
@@ -807,7 +900,11 @@ def counterfactuals_for(
         "search_status": outcome.status,
         "single_feature_found": len(singles),
     }
-    raw = list(outcome.payload or []) if outcome.status == "ok" else []
+    if restricted is None:
+        raw = list(outcome.payload or []) if outcome.status == "ok" else []
+    else:
+        passes = outcome.payload if outcome.status == "ok" else outcome.parts
+        raw = [row for part in passes or [] for row in part.get("rows") or []]
     dice_found, dice_rejected, dice_flips = _check(
         raw, query, rules, set(vary), bounds, scorer, source=DICE
     )
