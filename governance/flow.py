@@ -53,6 +53,7 @@ from governance.services.training import (
     FineTuneRefused,
     domain_rows,
     finetune_run_create,
+    glassbox_version_fit,
     model_version_pretrain,
     model_version_scorer,
     subpopulation_spread,
@@ -179,6 +180,7 @@ def run_flow(
                 actor=officers[1],
                 note=f"Replaced by {child.name}.",
             )
+            summary["glassbox"] = _glassbox_step(base, source, target, actor=actor)
             checks = recourse_recheck_replaced(old=base, new=child, actor=actor)
             summary["recourse_recheck"] = [
                 {
@@ -196,6 +198,33 @@ def run_flow(
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
     return summary
+
+
+def _glassbox_step(
+    base: ModelVersion, source: Domain, target: Domain, *, actor: Any
+) -> dict[str, Any]:
+    """The glass-box alternative as versions of their own, for an officer to
+    weigh against the network: fitted on the source, refitted on the target."""
+    parent = ModelVersion.objects.filter(name=f"{base.name}-glassbox").first()
+    if parent is None:
+        parent = glassbox_version_fit(
+            domain=source, name=f"{base.name}-glassbox", actor=actor
+        )
+    made = [parent]
+    child = ModelVersion.objects.filter(name=f"{parent.name}-{target.name}").first()
+    if child is None and target.has_labels:
+        child = glassbox_version_fit(
+            domain=target,
+            name=f"{parent.name}-{target.name}",
+            parent=parent,
+            actor=actor,
+        )
+    if child is not None:
+        made.append(child)
+    return {
+        version.name: {"id": version.pk, "metrics": _metrics_summary(version)}
+        for version in made
+    }
 
 
 def _child_of(finetuning: dict[str, Any]) -> ModelVersion | None:

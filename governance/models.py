@@ -111,6 +111,8 @@ class ModelVersion(models.Model):
     class Kind(models.TextChoices):
         BASE = "base", "base (pre-trained)"
         FINETUNED = "finetuned", "fine-tuned"
+        # An EBM that decides itself; a refit on another domain names its parent.
+        GLASSBOX = "glassbox", "glass-box EBM"
 
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"
@@ -176,11 +178,12 @@ class ModelVersion(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind="base", parent__isnull=True)
-                | Q(kind="finetuned", parent__isnull=False),
+                | Q(kind="finetuned", parent__isnull=False)
+                | Q(kind="glassbox"),
                 name="governance_modelversion_parent_matches_kind",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["base", "finetuned"]),
+                condition=Q(kind__in=["base", "finetuned", "glassbox"]),
                 name="governance_modelversion_kind_valid",
             ),
             models.CheckConstraint(

@@ -246,6 +246,12 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
         "surrogate",
         "network_shapley",
     }
+    # The glass-box alternative as versions: fitted on source, refitted on target.
+    glassbox = [
+        ModelVersion.objects.get(pk=v["id"]) for v in summary["glassbox"].values()
+    ]
+    assert [v.kind for v in glassbox] == ["glassbox", "glassbox"]
+    assert glassbox[1].parent == glassbox[0]
     request = summary["request"]
     assert request["status"] == "released"
     assert request["explanation"]["favourable"] is False

@@ -109,34 +109,45 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
     spec = dataset_spec(version.dataset)
     predict = _network_predict(version)
     train = rows.frame.iloc[rows.train]
-    surrogate = fit_surrogate(
-        train,
-        predict,
-        numeric=rows.numeric,
-        categorical=rows.categorical,
-        seed=seed,
-        min_agreement=settings.EXPLAINER_MIN_AGREEMENT,
-    )
     test = rows.frame.iloc[rows.test]
     test_groups = groups_from_frame(test, spec.protected)
-    if rows.test.size:
-        fidelity = fidelity_on(
-            surrogate.explainer, test, predict(test), groups=test_groups
-        )
-        fidelity["rows"] = (
-            f"the {rows.test.size:,} held-out rows of {domain.name}, used neither "
-            "to train the network nor to fit the surrogate"
-        )
+    glassbox_version = version.kind == ModelVersion.Kind.GLASSBOX
+    if glassbox_version:
+        # The model is its own explanation: its terms are what decides.
+        account = model_version_scorer(version).model.explainer
+        surrogate_auc, fit_seconds = None, 0.0
+        fallback = {"n": 0, "agreement": None, "rows": "no rows"}
     else:
-        fidelity = {
+        surrogate = fit_surrogate(
+            train,
+            predict,
+            numeric=rows.numeric,
+            categorical=rows.categorical,
+            seed=seed,
+            min_agreement=settings.EXPLAINER_MIN_AGREEMENT,
+        )
+        account = surrogate.explainer
+        surrogate_auc = surrogate.fidelity.get("roc_auc")
+        fit_seconds = surrogate.fit_seconds
+        fallback = {
             "n": surrogate.fidelity["n"],
             "agreement": surrogate.fidelity["agreement"],
             "rows": f"{surrogate.holdout_rows:,} training rows of {domain.name} "
             "held out from the surrogate's fit (the domain has no held-out rows)",
         }
+    if rows.test.size:
+        fidelity = fidelity_on(account, test, predict(test), groups=test_groups)
+        fidelity["rows"] = (
+            f"the {rows.test.size:,} held-out rows of {domain.name}, used neither "
+            "to train the model nor to fit the surrogate"
+        )
+    else:
+        fidelity = fallback
     agreement = fidelity["agreement"]
     glassbox: dict[str, Any] = {}
-    if rows.labelled and rows.test.size:
+    if glassbox_version:
+        glassbox = {"reason": f"{version} is itself a glass-box model"}
+    elif rows.labelled and rows.test.size:
         fitted = fit_glassbox(
             train,
             rows.y[rows.train],
@@ -171,16 +182,16 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
             model_version=version,
             domain=domain,
             seed=seed,
-            surrogate=surrogate.explainer.to_dict(),
-            global_explanation=global_explanation(surrogate.explainer),
+            surrogate=account.to_dict(),
+            global_explanation=global_explanation(account),
             agreement=agreement,
-            surrogate_auc=surrogate.fidelity.get("roc_auc"),
+            surrogate_auc=surrogate_auc,
             fidelity_ok=agreement is not None
             and agreement >= settings.EXPLAINER_MIN_AGREEMENT,
             fidelity=fidelity,
             glassbox=glassbox,
             proxies=proxies,
-            fit_seconds=surrogate.fit_seconds,
+            fit_seconds=fit_seconds,
         )
         explainer.full_clean()
         explainer.save()

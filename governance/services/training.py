@@ -106,16 +106,16 @@ def domain_rows(domain: Domain) -> DomainRows:
 # --- Artifacts ------------------------------------------------------------------
 
 
-def _artifact_path(sha256: str) -> Path:
-    return Path(settings.MEDIA_ROOT) / "models" / f"{sha256}.safetensors"
+def _artifact_path(sha256: str, suffix: str = ".safetensors") -> Path:
+    return Path(settings.MEDIA_ROOT) / "models" / f"{sha256}{suffix}"
 
 
-def artifact_store(data: bytes) -> tuple[str, str]:
+def artifact_store(data: bytes, *, suffix: str = ".safetensors") -> tuple[str, str]:
     """Write an artifact by content hash; return (path relative to MEDIA_ROOT, sha)."""
     from workers.ml.artifact import artifact_sha256
 
     sha = artifact_sha256(data)
-    path = _artifact_path(sha)
+    path = _artifact_path(sha, suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         # Written under a temporary name, then renamed: a killed worker never
@@ -133,6 +133,10 @@ def model_version_load(version: ModelVersion) -> Any:
     if not version.artifact_path:
         raise ValueError(f"{version} has no stored artifact")
     data = (Path(settings.MEDIA_ROOT) / version.artifact_path).read_bytes()
+    if version.kind == ModelVersion.Kind.GLASSBOX:
+        from workers.ml.glassbox import load_glassbox
+
+        return load_glassbox(data, expected_sha256=version.artifact_sha256)
     return load_artifact(data, expected_sha256=version.artifact_sha256)
 
 
@@ -392,6 +396,11 @@ def finetune_recommend(
     from workers.ml.freeze import recommend_plan
     from workers.ml.network import LAYER_NAMES
 
+    if parent.kind == ModelVersion.Kind.GLASSBOX:
+        raise ValidationError(
+            f"{parent} is a glass-box EBM: it has no layers to fine-tune; refit it "
+            "on the target domain instead (fit_glassbox --parent)"
+        )
     source = parent.trained_on
     if source is None:
         raise ValidationError(f"{parent} records no training domain to adapt from")
@@ -632,3 +641,69 @@ def subpopulation_spread(*, version: ModelVersion, actor: Any) -> dict[str, Any]
             after={"attributes": sorted(spread)},
         )
     return spread
+
+
+def glassbox_version_fit(
+    *,
+    domain: Domain,
+    name: str,
+    actor: Any,
+    parent: ModelVersion | None = None,
+    seed: int = 0,
+) -> ModelVersion:
+    """Fit a glass-box EBM on a labelled domain's training rows as a model version
+    of its own, reviewed and approved like any other. With `parent` (a glass-box
+    version) it is that model refitted on this domain: EBMs are refitted from
+    the data, not fine-tuned, so the parent is lineage, not a starting point."""
+    from workers.ml.explain.ebm import fit_glassbox
+    from workers.ml.glassbox import GlassboxEncoder, GlassboxModel, glassbox_bytes
+
+    if not domain.has_labels:
+        raise ValidationError(f"{domain} has no labels to fit a glass-box model on")
+    if parent is not None and parent.kind != ModelVersion.Kind.GLASSBOX:
+        raise ValidationError(
+            f"{parent} is a network: a glass-box refit needs a glass-box parent"
+        )
+    if parent is not None and parent.dataset_id != domain.dataset_id:
+        raise ValidationError(f"{parent} belongs to another dataset")
+    rows = domain_rows(domain)
+    fitted = fit_glassbox(
+        rows.frame.iloc[rows.train],
+        rows.y[rows.train],
+        numeric=rows.numeric,
+        categorical=rows.categorical,
+        seed=seed,
+    )
+    model = GlassboxModel(fitted.explainer)
+    metrics = evaluate_on_domains(
+        model, GlassboxEncoder.of(fitted.explainer), domain.dataset
+    )
+    data = glassbox_bytes(fitted.explainer, metadata={"name": name})
+    path, sha = artifact_store(data, suffix=".json")
+    return model_version_create(
+        actor=actor,
+        name=name,
+        kind=ModelVersion.Kind.GLASSBOX,
+        parent=parent,
+        dataset=domain.dataset,
+        trained_on=domain,
+        architecture=model.config,
+        layers=[],
+        artifact_path=path,
+        artifact_sha256=sha,
+        metrics=metrics,
+        training={
+            "method": "explainable boosting machine on the true labels",
+            "refit_of": parent.name if parent is not None else None,
+            "seed": seed,
+            "fit_rows": fitted.fit_rows,
+            "fit_seconds": round(fitted.fit_seconds, 3),
+            "params": fitted.params,
+            "split": {
+                "seed": split_seed(domain.dataset),
+                "test_fraction": TEST_FRACTION,
+                "train_rows": int(rows.train.size),
+                "test_rows": int(rows.test.size),
+            },
+        },
+    )

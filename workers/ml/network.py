@@ -213,8 +213,12 @@ def predict_proba(
     """Probability of the positive label for each row of a pandas frame.
 
     Fixed batch boundaries keep the result bit-for-bit repeatable: the same
-    frame, weights and batch size always give the same float32 values.
+    frame, weights and batch size always give the same float32 values. A
+    glass-box version's model (workers.ml.glassbox) scores the frame itself,
+    so every caller scores either kind of version through this one function.
     """
+    if not isinstance(model, nn.Module):
+        return model.predict_proba(frame)
     device = next(model.parameters()).device
     x_num, x_cat = to_tensors(encoder.transform(frame), device)
     return predict_proba_tensors(model, x_num, x_cat, batch_size=batch_size)
