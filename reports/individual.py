@@ -152,6 +152,7 @@ def individual_context(
         "data_used": data_used,
         "explanation": explanation,
         "outcome_text": outcomes.text(decided),
+        "glassbox": version.kind == version.Kind.GLASSBOX,
         "favourable": outcomes.is_favourable(decided),
         "positive_text": outcomes.text(1),
         "negative_text": outcomes.text(0),
