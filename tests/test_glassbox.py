@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from governance import roles
-from governance.models import ModelVersion
+from governance.models import ModelVersion, Report
 from governance.services.decisions import decision_log
 from governance.services.explanations import decision_explain, explainer_fit
 from governance.services.reports import report_html
@@ -104,6 +104,12 @@ def test_an_approved_glassbox_decides_and_explains_with_its_own_terms(
     explanation = decision_explain(decision=decision, actor="t")
     factors = explanation.factors
     assert factors["surrogate_score"] == pytest.approx(factors["network_score"])
+    letter = report_html(
+        ReportFactory(
+            kind=Report.Kind.INDIVIDUAL, decision=decision, model_version=approved
+        )
+    )
+    assert "itself an interpretable model" in letter
     if not decision.favourable:
         for cf in explanation.counterfactuals["counterfactuals"]:
             p = model.explainer.predict_proba(pd.DataFrame([cf["values"]]))[0]
