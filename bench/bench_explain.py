@@ -67,6 +67,14 @@ share of people explained by each method, the median |network score -
 surrogate score|, the largest additivity error |baseline + shown + other +
 residual - network score| and the seconds per call.
 
+Also printed: why the product refused candidates (its own `rejected`
+counts), for the people it showed nothing how many each dice-ml method served
+with a valid row that keeps every rule, the median seconds of the product's
+dice-ml child alone, and the load average at the end: the seconds are wall
+clock, so other work on the machine inflates them. --json adds the setup
+(ROC AUC, adverse share, surrogate agreement) and which features each method
+changed.
+
 Targets for the product, per dataset: validity 100 %, violations 0, 1-minimal
 100 %, found >= 95 %, median L1 <= half of dice-random's, factor
 faithfulness 100 %, and per decision (counterfactuals plus factors) a median
@@ -144,7 +152,11 @@ def main() -> None:
     for name in args.datasets:
         figures[name] = run_dataset(name, args)
         print_dataset(name, figures[name])
-    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s on {os.cpu_count()} cores; "
+        f"load average now {load} (other work on the machine slows every row)"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=_json) + "\n")
 
@@ -258,8 +270,17 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         for r, f in zip(runs["product"], factors["_seconds"], strict=True)
     ]
     decision = {"median_s": _median(product_s), "p95_s": _p95(product_s)}
+    missed = [i for i, ok in enumerate(methods["product"]["_good"]) if not ok]
+    served = {
+        label: sum(m["_good"][i] for i in missed)
+        for label, m in methods.items()
+        if label != "product"
+    }
+    for m in methods.values():
+        m.pop("_good")
     return {
         "setup": setup,
+        "product_missed": {"people": len(missed), "served_by": served},
         "methods": methods,
         "factors": {k: v for k, v in factors.items() if not k.startswith("_")},
         "decision": decision,
@@ -335,6 +356,8 @@ def run_product(
                 "seconds": seconds,
                 "status": result.status,
                 "search_status": result.search_status,
+                "rejected": dict(result.rejected),
+                "search_seconds": result.search_seconds,
             }
         )
     return per
@@ -357,7 +380,6 @@ class _PlainDice:
         data = self._dice_frame(data[ctx.features])
         data = data.dropna(subset=ctx.numeric).reset_index(drop=True)
         data[OUTCOME] = classifier.predict(data)
-        self.whole = [c for c in ctx.numeric if data[c].dtype.kind == "i"]
         self.queries = self._dice_frame(people[ctx.features])
         ref = ctx.reference
         self.ranges = {
@@ -595,14 +617,19 @@ class _Metrics:
         ctx, rules = self.ctx, self.ctx.prepared.rules
         self.mad_mismatches = 0
         rows = [(r["query"], v) for r in per for v in r["rows"]]
+        owner = [i for i, r in enumerate(per) for _ in r["rows"]]
+        good = [False] * len(per)  # a valid row that keeps every rule
+        changes: dict[str, int] = {}
         valid: list[bool] = []
         if rows:
             p = ctx.score(_frame([v for _, v in rows], ctx))
             valid = [bool(x) for x in ctx.favoured(p)]
         l0, l1, violated, minimal, plausible, actionable = [], [], 0, [], [], []
         reasons: dict[str, int] = {}
-        for (query, values), ok in zip(rows, valid, strict=True):
+        for (query, values), ok, i in zip(rows, valid, owner, strict=True):
             changed = self.changed(values, query)
+            for col in changed:
+                changes[col] = changes.get(col, 0) + 1
             l0.append(len(changed))
             distance = self.l1(values, query)
             l1.append(distance)
@@ -619,6 +646,7 @@ class _Metrics:
                 actionable.append(set(changed) <= ctx.actionable)
             if not ok:
                 continue
+            good[i] = good[i] or not found
             minimal.append(
                 is_one_minimal(values, query, self.classifier, rules, ctx.favourable)
             )
@@ -648,6 +676,12 @@ class _Metrics:
             "statuses": statuses,
             "errors": errors[:5],
             "mad_distance_mismatches": self.mad_mismatches,
+            "changed_features": dict(sorted(changes.items(), key=lambda kv: -kv[1])),
+            "rejected": _counts(r.get("rejected") for r in per),
+            "search_median_s": _median(
+                [r["search_seconds"] for r in per if "search_seconds" in r]
+            ),
+            "_good": good,
         }
 
 
@@ -812,6 +846,15 @@ def print_dataset(name: str, figures: dict[str, Any]) -> None:
             cells.append(f"{_cell(m[key], form):>{width}}")
         print("".join(cells))
     product = figures["methods"]["product"]
+    if product["rejected"]:
+        print(f"product candidates refused: {product['rejected']}")
+    missed = figures["product_missed"]
+    if missed["people"]:
+        served = ", ".join(f"{k} {v}" for k, v in missed["served_by"].items())
+        print(
+            f"product showed no counterfactual for {missed['people']}; "
+            f"valid rule-keeping rows for them from: {served or '-'}"
+        )
     if product["violation_reasons"]:
         print(f"product violations: {product['violation_reasons']}")
     for label, m in figures["methods"].items():
@@ -832,7 +875,8 @@ def print_dataset(name: str, figures: dict[str, Any]) -> None:
     d = figures["decision"]
     print(
         f"product per decision (counterfactuals + factors): median "
-        f"{d['median_s']:.2f} s, p95 {d['p95_s']:.2f} s"
+        f"{d['median_s']:.2f} s, p95 {d['p95_s']:.2f} s; its dice-ml child "
+        f"alone: median {_cell(product['search_median_s'], '{:.2f}')} s"
     )
     print("targets (product):")
     for label, t in figures["targets"].items():
@@ -932,6 +976,14 @@ def _number(value: Any) -> float | None:
 def _float(value: Any) -> float:
     number = _number(value)
     return math.nan if number is None else number
+
+
+def _counts(dicts: Any) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in (d or {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
 
 
 def _share(flags: list[bool]) -> float | None:
