@@ -1225,7 +1225,7 @@ class _Scorer:
         if not rows:
             return np.empty(0)
         self.calls += 1
-        with _one_torch_thread():
+        with one_torch_thread():
             if self._rows is not None:
                 p = self._rows.probabilities(rows, verify=self.calls <= _VERIFIED_CALLS)
                 if p is None:
@@ -1308,7 +1308,7 @@ class _RowEncoder:
 
 
 @contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
+def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread for a while, then as before.
 
     The probes are small batches scored while the dice-ml child runs on
