@@ -3,6 +3,8 @@ fixtures directly where the path through a service is not what is under test."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -154,3 +156,22 @@ class ReportFactory(factory.django.DjangoModelFactory):
     status = Report.Status.DRAFT
     sha256 = factory.Sequence(lambda n: f"{n:064x}")
     file_path = "reports/none.pdf"
+
+
+def approve_version(version: ModelVersion, user_in_role: Any) -> ModelVersion:
+    """A dossier on file, submitted by a data scientist, approved by an officer."""
+    from governance import roles
+    from governance.services.versions import model_version_set_status
+
+    ReportFactory(model_version=version)
+    model_version_set_status(
+        version=version,
+        status=ModelVersion.Status.IN_REVIEW,
+        actor=user_in_role(roles.DATA_SCIENTIST),
+    )
+    return model_version_set_status(
+        version=version,
+        status=ModelVersion.Status.APPROVED,
+        actor=user_in_role(roles.COMPLIANCE_OFFICER),
+        note="approved in a test",
+    )

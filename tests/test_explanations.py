@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from governance import roles
-from governance.models import ExplanationRequest, FineTuneRun, ModelVersion, Report
+from governance.models import ExplanationRequest, FineTuneRun, Report
 from governance.services.decisions import decision_log
 from governance.services.explanations import (
     decision_explain,
@@ -32,9 +32,8 @@ from governance.services.training import (
     model_version_pretrain,
     model_version_scorer,
 )
-from governance.services.versions import model_version_set_status
 from reports.pdf import pdf_text
-from tests.factories import ReportFactory
+from tests.factories import approve_version
 from workers.ml.network import predict_proba
 
 pytestmark = pytest.mark.django_db
@@ -71,18 +70,7 @@ PEOPLE = [
 def approved(synthetic_dataset, user_in_role):
     source = synthetic_dataset.domains.get(name="source")
     version = model_version_pretrain(domain=source, name="base", actor="t", epochs=3)
-    ReportFactory(model_version=version)
-    model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.IN_REVIEW,
-        actor=user_in_role(roles.DATA_SCIENTIST),
-    )
-    return model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.APPROVED,
-        actor=user_in_role(roles.COMPLIANCE_OFFICER),
-        note="test",
-    )
+    return approve_version(version, user_in_role)
 
 
 @pytest.fixture
@@ -235,18 +223,7 @@ def test_hostile_feature_names_are_printed_as_text_in_the_explanation(
     version = model_version_pretrain(
         domain=dataset.domains.get(name="source"), name="hostile", actor="t", epochs=2
     )
-    ReportFactory(model_version=version)
-    model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.IN_REVIEW,
-        actor=user_in_role(roles.DATA_SCIENTIST),
-    )
-    model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.APPROVED,
-        actor=user_in_role(roles.COMPLIANCE_OFFICER),
-        note="t",
-    )
+    approve_version(version, user_in_role)
     person = {**PEOPLE[0]}
     person[hostile] = person.pop("job")
     decision, secret = decision_log(
@@ -326,18 +303,7 @@ def risk_version(tmp_path, settings, user_in_role):
     version = model_version_pretrain(
         domain=dataset.domains.get(name="source"), name="risk", actor="t", epochs=6
     )
-    ReportFactory(model_version=version)
-    model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.IN_REVIEW,
-        actor=user_in_role(roles.DATA_SCIENTIST),
-    )
-    return model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.APPROVED,
-        actor=user_in_role(roles.COMPLIANCE_OFFICER),
-        note="t",
-    )
+    return approve_version(version, user_in_role)
 
 
 def _risk_people(count: int = 12) -> list[dict]:

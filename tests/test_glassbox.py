@@ -11,7 +11,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from governance import roles
 from governance.models import ModelVersion, Report
 from governance.services.decisions import decision_log
 from governance.services.explanations import decision_explain, explainer_fit
@@ -22,8 +21,7 @@ from governance.services.training import (
     model_version_load,
     model_version_scorer,
 )
-from governance.services.versions import model_version_set_status
-from tests.factories import ReportFactory
+from tests.factories import ReportFactory, approve_version
 from workers.ml.glassbox import GlassboxError
 
 pytestmark = pytest.mark.django_db
@@ -42,21 +40,6 @@ PERSON = {
 def glassbox(synthetic_dataset):
     source = synthetic_dataset.domains.get(name="source")
     return glassbox_version_fit(domain=source, name="loans-ebm", actor="t")
-
-
-def _approve(version, user_in_role):
-    ReportFactory(model_version=version)
-    model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.IN_REVIEW,
-        actor=user_in_role(roles.DATA_SCIENTIST),
-    )
-    return model_version_set_status(
-        version=version,
-        status=ModelVersion.Status.APPROVED,
-        actor=user_in_role(roles.COMPLIANCE_OFFICER),
-        note="glass-box at least as good",
-    )
 
 
 def test_a_glassbox_version_records_its_model_metrics_and_hash(glassbox, settings):
@@ -89,7 +72,7 @@ def test_an_approved_glassbox_decides_and_explains_with_its_own_terms(
 ):
     dossier = report_html(ReportFactory(model_version=glassbox))
     assert "Glass-box Explainable Boosting Machine" in dossier
-    approved = _approve(glassbox, user_in_role)
+    approved = approve_version(glassbox, user_in_role)
     decision, _ = decision_log(
         model_version=approved, subject_reference="g1", inputs=PERSON, actor="t"
     )
