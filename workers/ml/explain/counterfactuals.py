@@ -53,6 +53,7 @@ import pandas as pd
 
 from workers.ml.encoding import EncodedFrame, TabularEncoder
 from workers.ml.explain import phrasing
+from workers.ml.explain.ebm import json_value
 
 FOUND = "found"
 NONE_FOUND = "none_found"
@@ -729,7 +730,7 @@ def _dice_search(job: _SearchJob) -> list[dict[str, Any]]:
         return []
     features = list(job.query.columns)
     return [
-        {f: _json_cell(frame[f].iloc[i]) for f in features} for i in range(len(frame))
+        {f: json_value(frame[f].iloc[i]) for f in features} for i in range(len(frame))
     ]
 
 
@@ -1949,15 +1950,3 @@ def _number(value: Any) -> float | int | None:
     if not math.isfinite(number):
         return None
     return int(number) if isinstance(value, int | np.integer) else number
-
-
-def _json_cell(value: Any) -> Any:
-    if _is_missing(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)

@@ -106,7 +106,7 @@ class EbmExplainer:
                 ]
                 entry["bounds"] = None
                 entry["integer"] = False
-            entry["typical"] = _json_value(reference.get(str(name)))
+            entry["typical"] = json_value(reference.get(str(name)))
             features.append(entry)
         terms = [
             {
@@ -118,7 +118,7 @@ class EbmExplainer:
             for t in range(len(ebm.term_features_))
         ]
         intercept = float(np.asarray(ebm.intercept_, dtype=np.float64).ravel()[0])
-        classes = [_json_value(c) for c in ebm.classes_]
+        classes = [json_value(c) for c in ebm.classes_]
         return cls(
             {
                 "format": EXPLAINER_FORMAT,
@@ -700,8 +700,9 @@ def integer_columns(frame: pd.DataFrame, numeric: Sequence[str]) -> list[str]:
     return found
 
 
-def _json_value(value: Any) -> Any:
-    """A cell as JSON: Python numbers and text, None for missing."""
+def json_value(value: Any) -> Any:
+    """A cell as JSON: Python numbers and text, None for missing. The one
+    conversion every explanation uses for the values it stores."""
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, np.generic):

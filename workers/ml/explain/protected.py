@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from workers.ml.explain import phrasing
+from workers.ml.explain.ebm import json_value
 
 ScoreFn = Callable[[pd.DataFrame], np.ndarray]
 
@@ -196,7 +197,7 @@ def flip_test(
                 "feature": attribute.feature,
                 "role": attribute.role,
                 "of": attribute.protected,
-                "own_value": _json_value(own),
+                "own_value": json_value(own),
                 "bins": [float(b) for b in attribute.bins],
                 "tried": len(tried),
             }
@@ -225,7 +226,7 @@ def flip_test(
                 feature=attribute.feature,
                 role=attribute.role,
                 of=attribute.protected,
-                value=_json_value(value),
+                value=json_value(value),
                 score=float(s),
                 decision=d,
                 flips=flips,
@@ -576,15 +577,3 @@ def _number(value: Any) -> float | None:
     if isinstance(value, int | float | np.integer | np.floating):
         return float(value)
     return None
-
-
-def _json_value(value: Any) -> Any:
-    if _missing(value):
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
