@@ -31,7 +31,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    for folder in ("in", "out", "processed"):
+    for folder in ("in", "out", "processed", "control"):
         (work / "broker" / folder).mkdir(parents=True)
     env = {
         **os.environ,

@@ -17,7 +17,10 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("fine-tuning loop vs plain PyTorch", ["bench_finetune.py"]),
     ("bias check on 1M decisions vs fairlearn", ["bench_bias.py"]),
-    ("explanations of 100 Adult decisions vs plain dice-ml", ["bench_explain.py"]),
+    (
+        "explanations of 50 Adult and 50 Diabetes decisions vs plain dice-ml",
+        ["bench_explain.py"],
+    ),
     ("report rendering (dossier, individual explanation)", ["bench_reports.py"]),
 ]
 # These need PostgreSQL and Redis: `make bench` starts them (scripts/with-services.sh).

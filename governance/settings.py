@@ -229,6 +229,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": f"{_folder}/out",
         "data_folder_out": f"{_folder}/out",
         "processed_folder": f"{_folder}/processed",
+        # Else kombu writes its exchange tables to ./control, wherever it runs.
+        "control_folder": f"{_folder}/control",
     }
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_CORES = env_int("CELERY_WORKER_CORES", os.cpu_count() or 1, minimum=1)

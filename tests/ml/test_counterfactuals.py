@@ -19,6 +19,7 @@ from workers.ml.explain.counterfactuals import (
     DICE,
     FAILED,
     FOUND,
+    MIN_EXPECTED_PAIR,
     NONE_FOUND,
     SINGLE_FEATURE,
     TIMED_OUT,
@@ -549,6 +550,48 @@ def test_an_implausible_category_pair_is_refused(adult, model, relationship_may_
     )
     # The person's own unchanged values are never refused.
     assert _implausible(query, query, rules) is None
+
+
+def test_a_pair_unseen_only_because_one_value_is_rare_is_not_refused(
+    adult, relationship_may_vary
+):
+    _, frame, *_ = adult
+    rules = relationship_may_vary.rules
+    query = _row_values(frame.iloc[0], rules)
+    # A change of one category to a value that, with one of the person's
+    # other values, was never seen: refused only where chance would put
+    # MIN_EXPECTED_PAIR rows with both in the reference data.
+    refused = kept = 0
+    for a in rules.categorical:
+        for x in rules.categories[a]:
+            if x == query[a]:
+                continue
+            values = {**query, a: x}
+            unseen = [
+                (b, query[b])
+                for b in rules.categorical
+                if b != a
+                and query[b] is not None
+                and (
+                    (a, x, b, query[b])
+                    if rules.categorical.index(a) < rules.categorical.index(b)
+                    else (b, query[b], a, x)
+                )
+                not in rules.pairs
+            ]
+            if not unseen:
+                continue
+            expected = max(
+                rules.counts[a][x] * rules.counts[b][y] / rules.rows for b, y in unseen
+            )
+            verdict = _implausible(values, query, rules)
+            if expected >= MIN_EXPECTED_PAIR:
+                assert verdict == "implausible_pair", (a, x, unseen)
+                refused += 1
+            else:
+                assert verdict is None, (a, x, unseen)
+                kept += 1
+    assert refused and kept
 
 
 def test_decrease_only_features_never_increase(adult, model, results):

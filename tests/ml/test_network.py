@@ -66,6 +66,27 @@ def test_encoder_maps_unknown_and_missing_to_reserved_index_zero():
     assert out.numeric[:, 0].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["a", " b ", "x", None, np.nan, "", " ", "c d", "1"],
+        [1, "1", 1.0, None],  # mixed types: 1 reads as "1", 1.0 as "1.0"
+        pd.Series(["a", pd.NA, " c d"], dtype="string"),
+        pd.Series(["b", "a", "b"], dtype="category"),
+        [None, None],
+        [True, False],
+    ],
+)
+def test_encoder_codes_text_the_same_fast_as_through_pandas_strings(values):
+    from workers.ml.encoding import _category_codes, _category_strings
+
+    series = pd.Series(values) if isinstance(values, list) else values
+    vocabulary = ["a", "b", "1", "c d", "True"]
+    strings = _category_strings(series).astype(object).to_numpy()
+    expected = pd.Index(vocabulary, dtype=object).get_indexer(strings) + 1
+    assert _category_codes(series, vocabulary).tolist() == expected.tolist()
+
+
 def test_encoder_missing_indicators_add_one_column_per_numeric():
     frame = pd.DataFrame({"x": [1.0, np.nan, 3.0], "c": ["a", "a", "b"]})
     enc = TabularEncoder.fit(frame, ["x"], ["c"], missing_indicators=True)

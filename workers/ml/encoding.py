@@ -118,12 +118,7 @@ class TabularEncoder:
                 num[:, len(self.numeric) + j] = missing
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
-            strings = _category_strings(frame[col])
-            vocab = pd.Index(self.vocabularies[col], dtype=object)
-            codes = vocab.get_indexer(strings.astype(object).to_numpy())
-            # get_indexer gives -1 for missing and unseen values; shift so they
-            # land on the reserved index 0 and known values start at 1.
-            cat[:, j] = codes.astype(np.int64) + 1
+            cat[:, j] = _category_codes(frame[col], self.vocabularies[col])
         return EncodedFrame(numeric=num.astype(np.float32), categorical=cat)
 
     # -- serialisation -------------------------------------------------------
@@ -186,3 +181,24 @@ def _category_strings(series: pd.Series) -> pd.Series:
     # Compare categories as strings so "1" read from CSV and 1 from a database
     # meet in one vocabulary; missing stays missing rather than becoming "nan".
     return series.astype("string").str.strip().replace("", pd.NA)
+
+
+def _category_codes(series: pd.Series, vocabulary: list[str]) -> np.ndarray:
+    """Index 1.. of each value in `vocabulary`; 0 for missing and unseen."""
+    values = series.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        # Text only (the usual case): strip each distinct value once instead
+        # of converting the whole column, the same result at a fraction of the
+        # cost for the few rows a counterfactual search scores at a time.
+        # Mixed types go the long way, where 1 and 1.0 stay apart.
+        codes, uniques = pd.factorize(values)
+        index = {value: i + 1 for i, value in enumerate(vocabulary)}
+        known = np.array(
+            [index.get(u.strip(), 0) for u in uniques] + [0], dtype=np.int64
+        )
+        return known[codes]  # code -1 (missing) reads the trailing 0
+    strings = _category_strings(series)
+    vocab = pd.Index(vocabulary, dtype=object)
+    # get_indexer gives -1 for missing and unseen values; shift so they land
+    # on the reserved index 0 and known values start at 1.
+    return vocab.get_indexer(strings.astype(object).to_numpy()).astype(np.int64) + 1

@@ -24,15 +24,18 @@ feature can go back to the person's value, and no number can move one step
 closer to it, and still flip (`is_one_minimal`). A user test found that most
 raw what-ifs asked for far more than needed ("74 hours" where 45 flips it).
 Reduced candidates are refused when implausible: a pair of categories, one of
-them changed, that never occurs together in the reference data, or a changed
-number outside its 1st-99th percentile there. What is shown is ranked by
-`mad_distance`, actionable ones first, with at most one counterfactual per set
-of changed features, so two variants of one change do not crowd out others.
+them changed, that never occurs together in the reference data although it
+would be expected there at least `MIN_EXPECTED_PAIR` times were the two
+unrelated, or a changed number outside its 1st-99th percentile there. What is
+shown is ranked by `mad_distance`, actionable ones first, with at most one
+counterfactual per set of changed features, so two variants of one change do
+not crowd out others.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import itertools
 import json
@@ -73,6 +76,9 @@ SINGLE_FEATURE = "single_feature"
 # Values a changed number may take: those between these percentiles of the
 # reference data, so a what-if stays within what people have.
 PLAUSIBLE_PERCENTILES = (1.0, 99.0)
+# A pair of categories never seen together is refused only when, were they
+# unrelated, the reference data would hold at least this many rows with both.
+MIN_EXPECTED_PAIR = 5.0
 _OUTCOME = "__decision__"
 # Stands in for a missing category inside dice-ml, which would otherwise turn
 # it into the text "nan". The encoder reads any unseen text as index 0, the
@@ -263,6 +269,11 @@ class _Rules:
     # category pairs seen together in one row of the reference data.
     pairs: frozenset[tuple[str, str, str, str]] = frozenset()
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    rows: int = 0  # reference rows, for the counts a pair would be expected
+
+    @functools.cached_property
+    def category_order(self) -> dict[str, int]:
+        return {col: i for i, col in enumerate(self.categorical)}
 
     def is_actionable(self, feature: str) -> bool:
         if feature in self.immutable:
@@ -362,6 +373,7 @@ def _rules(
         mads=mads,
         pairs=_pairs(texts, categorical),
         counts=counts,
+        rows=len(reference),
     )
 
 
@@ -665,8 +677,10 @@ def _dice_passes(job: _SearchJob) -> Iterator[dict[str, Any]]:
     """The search on the actionable features alone, then on all that may
     vary; each pass is yielded, so that the first survives a kill in the
     second. The first is stopped at its own share of the time budget, and
-    its failure is reported without stopping the second."""
+    its failure is reported without stopping the second. Both passes share
+    one dice-ml explainer."""
     assert job.restricted is not None
+    explainer = _dice_explainer(job)
     restricted = [f for f in job.features_to_vary if f in set(job.restricted)]
     narrow = replace(
         job,
@@ -681,21 +695,23 @@ def _dice_passes(job: _SearchJob) -> Iterator[dict[str, Any]]:
     error = None
     try:
         with _alarm(job.restricted_s):
-            rows = _dice_search(narrow)
+            rows = _dice_generate(explainer, narrow)
     except Exception as exc:  # _PassTimeout included
         error = f"{type(exc).__name__}: {exc}"
     yield {"features_to_vary": restricted, "rows": rows, "error": error}
-    wide = replace(job, restricted=None, restricted_s=None)
-    yield {"features_to_vary": list(job.features_to_vary), "rows": _dice_search(wide)}
+    yield {
+        "features_to_vary": list(job.features_to_vary),
+        "rows": _dice_generate(explainer, job),
+    }
 
 
 def _dice_search(job: _SearchJob) -> list[dict[str, Any]]:
-    import dice_ml
-    from raiutils.exceptions import UserConfigValidationException
+    return _dice_generate(_dice_explainer(job), job)
 
-    # dice-ml draws from the global generators; this is the child's own copy.
-    random.seed(job.seed)
-    np.random.seed(job.seed % 2**32)
+
+def _dice_explainer(job: _SearchJob) -> Any:
+    import dice_ml
+
     data = dice_ml.Data(
         dataframe=job.dice_frame,
         continuous_features=list(job.numeric),
@@ -703,7 +719,15 @@ def _dice_search(job: _SearchJob) -> list[dict[str, Any]]:
         continuous_features_precision=dict(job.decimals),
     )
     model = dice_ml.Model(model=job.network, backend="sklearn")
-    explainer = dice_ml.Dice(data, model, method=job.method)
+    return dice_ml.Dice(data, model, method=job.method)
+
+
+def _dice_generate(explainer: Any, job: _SearchJob) -> list[dict[str, Any]]:
+    from raiutils.exceptions import UserConfigValidationException
+
+    # dice-ml draws from the global generators; this is the child's own copy.
+    random.seed(job.seed)
+    np.random.seed(job.seed % 2**32)
     kwargs: dict[str, Any] = {
         "total_CFs": job.total,
         "desired_class": job.desired,
@@ -751,7 +775,7 @@ def counterfactuals_for(
     method: str = "random",
     threshold: float = 0.5,
     labels: tuple[str, str] = ("negative", "positive"),
-    posthoc_sparsity_param: float | None = 0.1,
+    posthoc_sparsity_param: float | None = None,
     process_context: str = DEFAULT_PROCESS_CONTEXT,
     dice_options: Mapping[str, Any] | None = None,
 ) -> CounterfactualResult:
@@ -767,7 +791,10 @@ def counterfactuals_for(
     actionable and shown after the actionable ones. `desired` is 0, 1 or
     "flip" (the other decision). `labels` names decisions 0 and 1 in
     sentences. `dice_options` pass through to dice-ml's
-    generate_counterfactuals. At most `total` are shown, one per set of
+    generate_counterfactuals. dice-ml's post-hoc sparsity pass is off unless
+    `posthoc_sparsity_param` is given: every candidate is reduced here to a
+    1-minimal one, which that pass only approaches (and it cost 0.25 s of a
+    Diabetes decision). At most `total` are shown, one per set of
     changed features.
     """
     started = time.perf_counter()
@@ -883,6 +910,10 @@ def counterfactuals_for(
         restricted=restricted,
         restricted_s=None if restricted is None else _RESTRICTED_SHARE * time_budget_s,
     )
+    # Imported before the fork, so that the child inherits the module instead
+    # of importing it again (0.13 s a decision).
+    import dice_ml  # noqa: F401
+
     child = _start_child(job, process_context)
     # The one-feature search runs here while dice-ml searches in the child:
     # on two cores it costs the call almost no time.
@@ -1281,9 +1312,9 @@ class _RowEncoder:
         cat = np.zeros((n, len(encoder.categorical)), dtype=np.int64)
         for j, col in enumerate(encoder.categorical):
             codes = self.codes[col]
+            # Clean values are mostly the vocabulary's own strings: one lookup.
             cat[:, j] = [
-                0 if _is_missing(v) else codes.get(str(v).strip(), 0)
-                for v in (row.get(col) for row in rows)
+                codes.get(v) or _code(v, codes) for v in (row.get(col) for row in rows)
             ]
         return num.astype(np.float32), cat
 
@@ -1649,22 +1680,31 @@ def _implausible(
         lo, hi = rules.plausible.get(col, (-math.inf, math.inf))
         if not lo <= after <= hi:
             return "implausible_value"
-    changed = {c for c in rules.categorical if values.get(c) != query.get(c)}
-    if not changed:
-        return None
-    for i, a in enumerate(rules.categorical):
-        for b in rules.categorical[i + 1 :]:
-            if a not in changed and b not in changed:
+    order = rules.category_order
+    for a in rules.categorical:
+        x = values.get(a)
+        if x is None or x == query.get(a):
+            continue
+        for b in rules.categorical:
+            y = values.get(b)
+            if b == a or y is None:
                 continue
-            x, y = values.get(a), values.get(b)
-            if x is None or y is None:
-                continue
-            # A value the reference data never shows says nothing about pairs.
-            if not rules.counts[a].get(x) or not rules.counts[b].get(y):
-                continue
-            if (a, x, b, y) not in rules.pairs:
+            pair = (a, x, b, y) if order[a] < order[b] else (b, y, a, x)
+            if pair not in rules.pairs and _pair_expected(*pair, rules):
                 return "implausible_pair"
     return None
+
+
+def _pair_expected(a: str, x: Any, b: str, y: Any, rules: _Rules) -> bool:
+    """Whether the reference data, were the two values unrelated, would show
+    them together at least MIN_EXPECTED_PAIR times. Only then is never seeing
+    them together evidence that they do not go together (Wife with Male:
+    about 270 expected in 8,000 Adult rows); a rare value (a diagnosis code
+    seen twice) is never seen with most others by chance alone."""
+    count_x, count_y = rules.counts[a].get(x, 0), rules.counts[b].get(y, 0)
+    if not count_x or not count_y or rules.rows <= 0:
+        return False  # a value the data never shows says nothing about pairs
+    return count_x * count_y / rules.rows >= MIN_EXPECTED_PAIR
 
 
 # --- one feature at a time ---------------------------------------------------------
@@ -1857,7 +1897,13 @@ def _frame(rows: list[dict[str, Any]], rules: _Rules) -> pd.DataFrame:
     return pd.DataFrame(data, columns=rules.features)
 
 
+def _code(value: Any, codes: Mapping[str, int]) -> int:
+    return 0 if _is_missing(value) else codes.get(str(value).strip(), 0)
+
+
 def _float_or_nan(value: Any) -> float:
+    if type(value) is float or type(value) is int:  # the usual case, at once
+        return float(value) if math.isfinite(value) else math.nan
     number = _number(value)
     return math.nan if number is None else float(number)
 

@@ -930,7 +930,7 @@ def local_explanation(
     factors_for = [c for c in by_size if c.contribution > 0][:top]
     factors_against = [c for c in by_size if c.contribution < 0][:top]
     network_decision = int(p_network >= threshold)
-    surrogate_decision = int(logit >= 0.0)
+    surrogate_decision = int(p_surrogate >= threshold)
     disagrees = network_decision != surrogate_decision
     sentences = [c.sentence for c in by_size if c.contribution != 0][: 2 * top]
     warning = phrasing.disagreement_sentence() if disagrees else None

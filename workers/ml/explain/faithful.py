@@ -519,6 +519,23 @@ def explain_factors(
             f"but the network's response is {_pp(r)} points"
         )
     faithful = not failures
+    # What both accounts report, whichever gives the factors.
+    common: dict[str, Any] = dict(
+        threshold=float(threshold),
+        favourable=favourable,
+        tolerance=float(tolerance),
+        network_score=network_score,
+        network_decision=network_decision,
+        surrogate_score=account.score,
+        surrogate_decision=surrogate_decision,
+        gap=gap,
+        checks=checks,
+        surrogate_baseline=account.baseline,
+        network_mean=network_mean,
+        background_rows=m,
+        background_label=background_label,
+        seed=seed,
+    )
 
     def factor(term: str, names: list[str], contribution: float, r: float) -> Factor:
         toward = contribution if favourable == 1 else -contribution
@@ -565,29 +582,16 @@ def explain_factors(
             f"{background_label}."
         )
         return FactorExplanation(
+            **common,
             method=SURROGATE,
             method_note=note,
             faithful=True,
             reason=reason,
-            threshold=float(threshold),
-            favourable=favourable,
-            tolerance=float(tolerance),
-            network_score=network_score,
-            network_decision=network_decision,
-            surrogate_score=account.score,
-            surrogate_decision=surrogate_decision,
-            gap=gap,
             baseline=baseline,
             factors=shown,
             other=other,
             residual=residual,
-            checks=checks,
-            surrogate_baseline=account.baseline,
-            network_mean=network_mean,
-            background_rows=m,
-            background_label=background_label,
             permutations=0,
-            seed=seed,
         )
 
     phi, baseline, _ = _shapley(
@@ -613,30 +617,17 @@ def explain_factors(
         "if the network's response to that feature alone has the same sign."
     )
     return FactorExplanation(
+        **common,
         method=NETWORK_SHAPLEY,
         method_note=note,
         faithful=False,
         reason=reason,
-        threshold=float(threshold),
-        favourable=favourable,
-        tolerance=float(tolerance),
-        network_score=network_score,
-        network_decision=network_decision,
-        surrogate_score=account.score,
-        surrogate_decision=surrogate_decision,
-        gap=gap,
         baseline=baseline,
         factors=shown,
         other=other,
         residual=0.0,
         withheld=withheld,
-        checks=checks,
-        surrogate_baseline=account.baseline,
-        network_mean=network_mean,
-        background_rows=m,
-        background_label=background_label,
         permutations=permutations,
-        seed=seed,
     )
 
 
