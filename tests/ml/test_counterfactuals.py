@@ -486,6 +486,37 @@ def test_a_longer_week_than_needed_is_not_minimal_and_is_reduced(
     assert not is_one_minimal(query, query, classifier, reference, 1)
 
 
+def test_a_candidate_changing_more_features_than_rounds_is_still_reduced(adult, model):
+    _, frame, *_ = adult
+    free = prepare_reference(frame, *model)  # every feature may change
+    rules = free.rules
+    row = _flips_at_74(frame, model)
+    query = _row_values(row.iloc[0], rules)
+    classifier = NetworkClassifier(*model)
+    scorer = _Scorer(classifier, rules, target=1)
+    # A dice-ml row without post-hoc sparsity may change every feature: keep
+    # each extra change that leaves the decision flipped.
+    values = {**query, "hours-per-week": 74}
+    vary, _, bounds = _plan(rules, query)
+    for f in vary:
+        if f == "hours-per-week":
+            continue
+        if f in rules.numeric:
+            lo, hi = bounds[f]
+            other = type(query[f])(lo if query[f] != lo else hi)
+        else:
+            other = next(v for v in rules.categories[f] if v != query[f])
+        trial = {**values, f: other}
+        if scorer.flips(scorer.probabilities([trial]))[0]:
+            values = trial
+    changed = sum(values[f] != query[f] for f in rules.features)
+    assert changed > 8  # more than the old limit of eight reduction rounds
+    [(reduced, _, minimal)] = _reduce([values], query, rules, scorer)
+    assert minimal
+    assert is_one_minimal(reduced, query, classifier, free, 1)
+    assert sum(reduced[f] != query[f] for f in rules.features) < changed
+
+
 def test_no_two_shown_counterfactuals_change_the_same_features(results):
     for result in results:
         sets = [

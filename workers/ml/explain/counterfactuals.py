@@ -90,8 +90,9 @@ _MAX_DECIMALS = 4
 # cheap and few rounds matter: 128 finds any of capital gain's 15,024 steps
 # in 2.
 _PROBES_PER_ROUND = 128
-# Reductions to a 1-minimal counterfactual stop after this many rounds; one
-# that is still not minimal is shown with minimal false.
+# Reductions to a 1-minimal counterfactual stop after this many rounds besides
+# one per feature (a round undoes at most one change, and dice-ml may change
+# every feature); one that is still not minimal is shown with minimal false.
 _MAX_REDUCE_ROUNDS = 8
 # The share of the time budget the child may spend searching the actionable
 # features alone before it searches all that may vary.
@@ -972,7 +973,7 @@ def counterfactuals_for(
         if rough:
             message += (
                 f" {rough} of them could not be reduced that far within "
-                f"{_MAX_REDUCE_ROUNDS} rounds."
+                f"{_reduce_rounds(rules)} rounds."
             )
         if outcome.status == TIMED_OUT:
             message += (
@@ -1605,11 +1606,11 @@ def _reduce(
     undoes the change whose undoing keeps the decision flipped by the widest
     margin, or else moves each number that can move closer to its flip point
     (k-ary search between the person's value and its own), and is checked
-    again, until nothing changes or _MAX_REDUCE_ROUNDS have run.
+    again, until nothing changes or `_reduce_rounds` have run.
     """
     out: list[tuple[dict[str, Any], float, bool] | None] = [None] * len(candidates)
     active = [(i, dict(values)) for i, values in enumerate(candidates)]
-    for _ in range(_MAX_REDUCE_ROUNDS):
+    for _ in range(_reduce_rounds(rules)):
         if not active:
             break
         reports = _reports([v for _, v in active], query, rules, scorer)
@@ -1643,6 +1644,10 @@ def _reduce(
         following.extend((i, values) for i, values, _ in shrink)
         active = following
     return out
+
+
+def _reduce_rounds(rules: _Rules) -> int:
+    return len(rules.features) + _MAX_REDUCE_ROUNDS
 
 
 def mad_distance(
