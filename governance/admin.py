@@ -128,8 +128,12 @@ class DatasetImportForm(forms.Form):
                     f"{limit:,}-byte limit (DATASET_MAX_BYTES)"
                 )
         spec = cleaned.get("spec")
-        if spec is not None and spec.size > 1024 * 1024:
-            raise ValidationError("the spec file is over 1 MiB; is it the right file?")
+        spec_limit = settings.DATASET_SPEC_MAX_BYTES
+        if spec is not None and spec.size > spec_limit:
+            raise ValidationError(
+                f"the spec file is {spec.size:,} bytes, over the {spec_limit:,}-byte "
+                "limit (DATASET_SPEC_MAX_BYTES); is it the right file?"
+            )
         return cleaned
 
 
@@ -244,6 +248,10 @@ class DatasetAdmin(admin.ModelAdmin):
             spec_toml = form.cleaned_data["spec"].read().decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError("the spec file is not UTF-8 text") from None
+        # A bad or hostile spec is refused before any upload is written to disk.
+        from governance.services.datasets import dataset_check_spec
+
+        dataset_check_spec(spec_toml)
         with tempfile.TemporaryDirectory(prefix="dataset-upload-") as folder:
             uploaded: dict[str, Path] = {}
             for upload in form.cleaned_data["data_files"]:

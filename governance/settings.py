@@ -184,6 +184,23 @@ DATASET_MAX_BYTES = env_int("DATASET_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
+# --- Dataset import limits (hostile specs and files) -------------------------------
+# A spec is bounded before it is parsed; a CSV's header is read (at most
+# DATASET_MAX_HEADER_BYTES) and its columns counted before the body is read.
+DATASET_SPEC_MAX_BYTES = env_int("DATASET_SPEC_MAX_BYTES", 256 * 1024, minimum=1024)
+DATASET_MAX_COLUMNS = env_int("DATASET_MAX_COLUMNS", 500, minimum=2)
+DATASET_MAX_HEADER_BYTES = env_int("DATASET_MAX_HEADER_BYTES", 64 * 1024, minimum=1024)
+# Data files a spec names must be regular files inside the spec's own folder or one
+# of these (absolute, comma-separated); the shipped specs read from ./data.
+DATASET_ALLOWED_ROOTS = [
+    Path(item) for item in env_list("DATASET_ALLOWED_ROOTS", [str(BASE_DIR / "data")])
+]
+for _root in DATASET_ALLOWED_ROOTS:
+    if not _root.is_absolute():
+        raise ImproperlyConfigured(
+            f"DATASET_ALLOWED_ROOTS: {str(_root)!r} is not an absolute path"
+        )
+
 # --- Cache ------------------------------------------------------------------------
 # The public form's rate limit counts in the cache: with several web processes set
 # CACHE_URL (redis://...) so they share one count; the default is per process.

@@ -18,11 +18,13 @@ from workers.ml.dataspec import (
     LoadedTable,
     load_table,
     parse_spec,
+    read_spec_text,
     validate_domains,
 )
 
 __all__ = [
     "DatasetError",
+    "dataset_check_spec",
     "dataset_import",
     "dataset_import_file",
     "dataset_load",
@@ -65,6 +67,23 @@ def _stored_spec_dict(spec: DatasetSpec) -> dict[str, Any]:
     return stored
 
 
+def _load(spec: DatasetSpec, roots: list[Path]) -> LoadedTable:
+    """load_table with the configured limits; data only from regular files in roots."""
+    return load_table(
+        spec,
+        max_bytes=settings.DATASET_MAX_BYTES,
+        max_columns=settings.DATASET_MAX_COLUMNS,
+        max_header_bytes=settings.DATASET_MAX_HEADER_BYTES,
+        allowed_roots=roots,
+    )
+
+
+def _parse(spec_toml: str, base_dir: Path) -> DatasetSpec:
+    return parse_spec(
+        spec_toml, base_dir=base_dir, max_bytes=settings.DATASET_SPEC_MAX_BYTES
+    )
+
+
 def dataset_spec(dataset: Dataset) -> DatasetSpec:
     """The stored spec, pointing at the stored copy of the data."""
     folder = Path(settings.MEDIA_ROOT) / dataset.storage_dir
@@ -73,7 +92,8 @@ def dataset_spec(dataset: Dataset) -> DatasetSpec:
 
 def dataset_load(dataset: Dataset) -> LoadedTable:
     """Read the stored copy back; its hash must still be the one recorded."""
-    table = load_table(dataset_spec(dataset), max_bytes=settings.DATASET_MAX_BYTES)
+    spec = dataset_spec(dataset)
+    table = _load(spec, [spec.base_dir])
     if table.sha256 != dataset.content_sha256:
         raise DatasetError(
             f"the stored files of dataset {dataset.name!r} changed since import "
@@ -181,12 +201,17 @@ def dataset_import(
 
     Raises SpecError / DatasetError (both ValueError) with a message for the user.
     Nothing is recorded unless every check passes. Importing the same spec and
-    content again returns the existing dataset.
+    content again returns the existing dataset. Data files must be regular files
+    inside base_dir or one of DATASET_ALLOWED_ROOTS (uploads: inside base_dir).
     """
-    spec = parse_spec(spec_toml, base_dir=Path(base_dir))
+    base_dir = Path(base_dir)
+    spec = _parse(spec_toml, base_dir)
     if uploaded is not None:
         spec = _use_uploads(spec, uploaded)
-    table = load_table(spec, max_bytes=settings.DATASET_MAX_BYTES)
+        roots = [base_dir]
+    else:
+        roots = [base_dir, *settings.DATASET_ALLOWED_ROOTS]
+    table = _load(spec, roots)
     domain_counts = validate_domains(spec, table)
 
     storage = _storage_dir(table.sha256)
@@ -215,11 +240,16 @@ def dataset_import(
 
 
 def dataset_import_file(*, spec_path: Path, actor: Any = None) -> Dataset:
+    """Import from a spec file (a regular file, read bounded; no FIFO, no /proc)."""
     spec_path = Path(spec_path)
-    if not spec_path.is_file():
-        raise DatasetError(f"spec file {spec_path} does not exist")
-    try:
-        spec_toml = spec_path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"spec file {spec_path} is not UTF-8 text: {exc}") from None
+    spec_toml = read_spec_text(spec_path, max_bytes=settings.DATASET_SPEC_MAX_BYTES)
     return dataset_import(spec_toml=spec_toml, base_dir=spec_path.parent, actor=actor)
+
+
+def dataset_check_spec(spec_toml: str) -> DatasetSpec:
+    """Parse and check an uploaded spec before any data file is written anywhere.
+
+    Raises SpecError (a ValueError) naming what is wrong: too large, a dotted key of
+    too many parts, too deep nesting, bad TOML, a bad key or value.
+    """
+    return _parse(spec_toml, Path("."))

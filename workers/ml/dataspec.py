@@ -78,7 +78,9 @@ import hashlib
 import io
 import itertools
 import math
+import os
 import re
+import stat
 import tomllib
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -100,10 +102,19 @@ from workers.ml.filters import (
 HAS_CHOICES = ("labels", "data", "nothing")
 MISSING_GROUP = "(missing)"
 MAX_SCHEMA_VALUES = 200
+# Limits on hostile input; the governance settings pass their own values.
+MAX_SPEC_BYTES = 256 * 1024  # a real spec is a few KB
+MAX_KEY_PARTS = 16  # a.b.c = 1 has 3; tomllib's cost grows with the square
+MAX_NESTING = 16  # [ and { inside each other; tomllib recurses on them
+MAX_COLUMNS = 500
+MAX_HEADER_BYTES = 64 * 1024  # the header line (or first row without a header)
+# Never data, whatever folder a spec is in.
+_SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SLUG = re.compile(r"^[a-z0-9_-]+$")
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 _NEWLINE = re.compile(r"\r\n|\r|\n")
+_NEWLINE_BYTES = re.compile(rb"\r\n|\r|\n")
 _TOP_KEYS = (
     "name",
     "title",
@@ -402,28 +413,201 @@ class DatasetSpec:
         return _spec_from_mapping(data, base_dir=base_dir)
 
 
-def parse_spec(text: str, *, base_dir: Path) -> DatasetSpec:
-    """Parse TOML spec text; file paths in it are relative to base_dir."""
+def parse_spec(
+    text: str, *, base_dir: Path, max_bytes: int = MAX_SPEC_BYTES
+) -> DatasetSpec:
+    """Parse TOML spec text; file paths in it are relative to base_dir.
+
+    The text is bounded before tomllib sees it: at most ``max_bytes`` of UTF-8, no
+    dotted key of more than MAX_KEY_PARTS parts, no [ and { nested deeper than
+    MAX_NESTING. Every problem is a SpecError.
+    """
+    if len(text) > max_bytes or len(text.encode("utf-8")) > max_bytes:
+        raise SpecError(
+            f"the spec is over the limit of {max_bytes:,} bytes; is it the right file?"
+        )
+    prescan_toml(text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"not valid TOML: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # e.g. an integer of more than 4,300 digits; the pre-scan stops deep nesting.
+        raise SpecError(f"not a usable TOML spec: {str(exc)[:200]}") from None
     return _spec_from_mapping(data, base_dir=base_dir)
 
 
-def load_spec(path: Path) -> DatasetSpec:
-    """Read a spec file; its paths are relative to the folder it is in."""
+def read_spec_text(path: Path, *, max_bytes: int = MAX_SPEC_BYTES) -> str:
+    """A spec file's text: a regular file (no FIFO, device or /proc), UTF-8, bounded.
+
+    Errors name the file, never its content.
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        handle = _open_regular(path, shown=f"spec file {path}")
     except FileNotFoundError:
         raise SpecError(f"spec file not found: {path}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{path.name}: not UTF-8 ({exc.reason})") from None
+    with handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SpecError(
+            f"spec file {path} is over the limit of {max_bytes:,} bytes; is it the "
+            "right file?"
+        )
     try:
-        return parse_spec(text, base_dir=path.resolve().parent)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            f"spec file {path} is not UTF-8 text (byte offset {exc.start:,})"
+        ) from None
+
+
+def load_spec(path: Path, *, max_bytes: int = MAX_SPEC_BYTES) -> DatasetSpec:
+    """Read a spec file; its paths are relative to the folder it is in."""
+    path = Path(path)
+    text = read_spec_text(path, max_bytes=max_bytes)
+    try:
+        return parse_spec(text, base_dir=path.resolve().parent, max_bytes=max_bytes)
     except SpecError as exc:
         raise SpecError(f"{path.name}: {exc}") from None
+
+
+# --- bounding TOML before tomllib -------------------------------------------
+
+_TOML_SPACE = re.compile(r"[ \t]*")
+_TOML_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_BASIC = re.compile(r'"(?:[^"\\\n]|\\.)*"')
+_TOML_LITERAL = re.compile(r"'[^'\n]*'")
+_TOML_ML_BASIC_END = re.compile(r'\\[\s\S]|"""')
+_TOML_VALUE_RUN = re.compile(r"[^\"'#\[\]{},\n]*")
+
+
+def prescan_toml(
+    text: str, *, max_key_parts: int = MAX_KEY_PARTS, max_nesting: int = MAX_NESTING
+) -> None:
+    """Refuse TOML that would make tomllib slow, huge or recurse, in one linear pass.
+
+    tomllib's cost grows with the square of a dotted key's parts (a 16 KB key took
+    264 MB) and it recurses on each [ or {, so a few KB of brackets is a
+    RecursionError. This lexer follows TOML's structure far enough to tell keys
+    from values and strings from code: up to the first syntax error it sees what
+    tomllib sees, and after that error tomllib stops reading anyway.
+    """
+    pos, end, line = 0, len(text), 1
+    stack: list[str] = []
+    want_key = True
+    while pos < end:
+        if want_key:
+            pos = _TOML_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+            if pos >= end:
+                break
+            char = text[pos]
+            if char in "\r\n":
+                line += char == "\n"
+                pos += 1
+                continue
+            if char == "#":
+                pos = _line_end(text, pos)
+                continue
+            if char == "}" and stack and stack[-1] == "{":
+                want_key = False  # an empty inline table; the value loop pops it
+                continue
+            if char == "[" and not stack:  # a table header: [a.b] or [[a.b]]
+                pos += 2 if text.startswith("[[", pos) else 1
+            pos = _scan_key(text, pos, line, max_key_parts)
+            want_key = False
+            continue
+        pos = _TOML_VALUE_RUN.match(text, pos).end()  # type: ignore[union-attr]
+        if pos >= end:
+            break
+        char = text[pos]
+        if char == "\n":
+            line += 1
+            pos += 1
+            want_key = not stack
+        elif char == "#":
+            pos = _line_end(text, pos)
+        elif char in "\"'":
+            after = _skip_string(text, pos)
+            if after is None:
+                return  # unterminated: tomllib stops here with its own message
+            line += text.count("\n", pos, after)
+            pos = after
+        elif char in "[{":
+            stack.append(char)
+            if len(stack) > max_nesting:
+                raise SpecError(
+                    f"line {line}: arrays and inline tables nested more than "
+                    f"{max_nesting} deep; a dataset spec needs two or three levels"
+                )
+            pos += 1
+            want_key = char == "{"
+        elif char in "]}":
+            if stack:
+                stack.pop()
+            pos += 1
+        else:  # ","
+            pos += 1
+            want_key = bool(stack) and stack[-1] == "{"
+
+
+def _line_end(text: str, pos: int) -> int:
+    found = text.find("\n", pos)
+    return len(text) if found < 0 else found
+
+
+def _skip_string(text: str, pos: int) -> int | None:
+    """Where the string starting at pos ends, or None if it does not."""
+    quote = text[pos]
+    if text.startswith(quote * 3, pos):
+        if quote == '"':
+            scan = pos + 3
+            while True:
+                match = _TOML_ML_BASIC_END.search(text, scan)
+                if match is None:
+                    return None
+                scan = match.end()
+                if match.group() == '"""':
+                    break
+        else:
+            found = text.find("'''", pos + 3)
+            if found < 0:
+                return None
+            scan = found + 3
+        # Up to two more quotes right before the closing three belong to the text.
+        extra = 0
+        while extra < 2 and text.startswith(quote, scan + extra):
+            extra += 1
+        return scan + extra
+    pattern = _TOML_BASIC if quote == '"' else _TOML_LITERAL
+    match = pattern.match(text, pos)
+    return None if match is None else match.end()
+
+
+def _scan_key(text: str, pos: int, line: int, max_parts: int) -> int:
+    """Skip a (dotted) key starting at pos; refuse one of too many parts."""
+    parts = 0
+    while True:
+        pos = _TOML_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if pos < len(text) and text[pos] in "\"'":
+            match = (_TOML_BASIC if text[pos] == '"' else _TOML_LITERAL).match(
+                text, pos
+            )
+        else:
+            match = _TOML_BARE_KEY.match(text, pos)
+        if match is None:
+            return pos  # not a key: tomllib reports it
+        pos = match.end()
+        parts += 1
+        if parts > max_parts:
+            raise SpecError(
+                f"line {line}: a dotted key of more than {max_parts} parts; a "
+                "dataset spec's keys have one to three"
+            )
+        pos = _TOML_SPACE.match(text, pos).end()  # type: ignore[union-attr]
+        if not text.startswith(".", pos):
+            return pos
+        pos += 1
 
 
 def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpec:
@@ -760,22 +944,52 @@ class _RawFile:
     lines: np.ndarray  # int64: the line each row starts on
 
 
-def load_table(spec: DatasetSpec, *, max_bytes: int) -> LoadedTable:
+def load_table(
+    spec: DatasetSpec,
+    *,
+    max_bytes: int,
+    max_columns: int = MAX_COLUMNS,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    allowed_roots: Sequence[Path] | None = None,
+) -> LoadedTable:
     """Read, check and type the spec's files. Raises DatasetError, never half-loads.
 
     ``max_bytes`` caps what is read: no file may be larger on disk, and all files
-    together may not decompress to more (a gzip bomb stops at the limit).
+    together may not decompress to more (a gzip bomb stops at the limit). Each
+    file's header (its first row without one) is read first, at most
+    ``max_header_bytes``, and a file of more than ``max_columns`` columns is refused
+    before the rest is read. Data files must be regular files (no FIFO, device,
+    directory or /proc); with ``allowed_roots``, also inside one of those folders
+    once symlinks are resolved. A refused file is never read, so no error shows
+    what is in it.
     """
+    if not spec.header and len(spec.columns) > max_columns:
+        raise DatasetError(
+            f"columns: {len(spec.columns):,} columns, over the limit of "
+            f"{max_columns:,} (DATASET_MAX_COLUMNS)"
+        )
+    roots = None if allowed_roots is None else [_real(r) for r in allowed_roots]
     digest = hashlib.sha256()
     files: list[dict[str, Any]] = []
     raws: list[_RawFile] = []
     budget = max_bytes
     for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
-        raw, data = _read_bytes(path, file_spec, max_bytes=max_bytes, budget=budget)
+        with _open_data(path, file_spec, roots) as handle:
+            _check_width(
+                handle,
+                path.name,
+                spec,
+                file_spec.skip_rows,
+                max_columns=max_columns,
+                max_line=max_header_bytes,
+                budget=budget,
+            )
+            handle.seek(0)
+            raw, data = _read_bytes(handle, path, max_bytes=max_bytes, budget=budget)
         budget -= len(data)
         digest.update(raw)
         text = _decode(data, path.name, unpacked=raw is not data)
-        parsed = _parse(text, path.name, spec, file_spec.skip_rows)
+        parsed = _parse(text, path.name, spec, file_spec.skip_rows, max_columns)
         if raws and parsed.names != raws[0].names:
             raise DatasetError(
                 f"{path.name}: header {parsed.names} differs from {raws[0].shown}'s "
@@ -797,25 +1011,179 @@ def load_table(spec: DatasetSpec, *, max_bytes: int) -> LoadedTable:
     return table
 
 
-def _read_bytes(
-    path: Path, file_spec: FileSpec, *, max_bytes: int, budget: int
-) -> tuple[bytes, bytes]:
-    """The file's bytes as on disk, and decompressed if it is gzip."""
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def _open_regular(path: Path, *, shown: str, roots: Sequence[Path] | None = None):
+    """Open a regular file for reading without following a last-moment symlink and
+    without blocking on a FIFO; refuse anything else. Raises FileNotFoundError."""
+    real = _real(path)
+    if _inside(real, _SYSTEM_ROOTS):
+        raise DatasetError(f"{shown} is a system path ({real}), not data")
+    if roots is not None and not _inside(real, roots):
+        raise DatasetError(
+            f"{shown} is outside the spec's folder and the allowed folders "
+            "(DATASET_ALLOWED_ROOTS); move it there or add its folder"
+        )
+    info = os.lstat(real)
+    if not stat.S_ISREG(info.st_mode):
+        raise DatasetError(f"{shown} is not a regular file ({_file_kind(info)})")
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
     try:
-        size = path.stat().st_size
+        fd = os.open(real, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DatasetError(f"cannot read {shown}: {exc.strerror}") from None
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (
+        info.st_dev,
+        info.st_ino,
+    ):
+        os.close(fd)
+        raise DatasetError(f"{shown} changed while it was opened; try again")
+    return os.fdopen(fd, "rb")
+
+
+def _file_kind(info: os.stat_result) -> str:
+    mode = info.st_mode
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
+    ):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def _open_data(path: Path, file_spec: FileSpec, roots: Sequence[Path] | None):
+    shown = f"data file '{file_spec.path}'"
+    try:
+        return _open_regular(path, shown=shown, roots=roots)
     except FileNotFoundError:
         raise DatasetError(
             f"data file not found: {path} (files: '{file_spec.path}')"
         ) from None
+
+
+def _check_width(
+    handle: Any,
+    name: str,
+    spec: DatasetSpec,
+    skip_rows: int,
+    *,
+    max_columns: int,
+    max_line: int,
+    budget: int,
+) -> None:
+    """Read only the header (or first row) and refuse too many or too long.
+
+    Problems this pass cannot judge (bad gzip, bad quoting) are left to the full
+    read, which reports them precisely.
+    """
+    stream: Any = handle
+    if handle.read(2) == _GZIP_MAGIC:
+        handle.seek(0)
+        stream = gzip.GzipFile(fileobj=handle)
+    else:
+        handle.seek(0)
+    try:
+        head, full = _head(stream, skip_rows, max_line, budget)
+    except (OSError, EOFError, zlib.error):
+        return
+    what = "header" if spec.header else "first row"
+    text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    dialect = {"delimiter": spec.separator, "skipinitialspace": spec.strip_whitespace}
+    lines = list(_lines(text))
+    reader = csv.reader(iter(lines), **dialect)
+    try:
+        record = next((r for r in reader if r), None)
+    except csv.Error:
+        return
+    if record is None:
+        if full:
+            raise DatasetError(_over_line(name, what, max_line))
+        return
+    if full and reader.line_num >= len(lines):
+        raise DatasetError(_over_line(name, what, max_line))
+    if len(record) > max_columns:
+        raise DatasetError(_over_columns(name, len(record), max_columns))
+
+
+def _over_line(name: str, what: str, max_line: int) -> str:
+    return (
+        f"{name}: the {what} is longer than {max_line:,} bytes "
+        "(DATASET_MAX_HEADER_BYTES); is the separator right?"
+    )
+
+
+def _over_columns(name: str, count: int, max_columns: int) -> str:
+    return (
+        f"{name}: {count:,} columns, over the limit of {max_columns:,} "
+        "(DATASET_MAX_COLUMNS)"
+    )
+
+
+def _head(
+    stream: Any, skip_rows: int, max_line: int, budget: int
+) -> tuple[bytes, bool]:
+    """Up to max_line + 1 bytes after skip_rows physical lines and blank lines;
+    whether that many were there (the line may go on). Reads at most ``budget``."""
+    skipped, read, carry = 0, 0, b""
+    while skipped < skip_rows:
+        chunk = stream.read(_CHUNK)
+        if not chunk:
+            return b"", False
+        read += len(chunk)
+        if read > budget:
+            raise OSError("over the budget; the full read reports it")
+        data = carry + chunk
+        # A \r at the end may be the first half of \r\n: keep it for the next chunk.
+        carry = b"\r" if data.endswith(b"\r") else b""
+        body = data[:-1] if carry else data
+        for match in _NEWLINE_BYTES.finditer(body):
+            skipped += 1
+            if skipped == skip_rows:
+                carry = body[match.end() :] + carry
+                break
+    head = carry
+    while True:
+        head = head.lstrip(b"\r\n")  # blank lines before the header are skipped
+        if len(head) > max_line:
+            break
+        chunk = stream.read(max_line + 1 - len(head))
+        if not chunk:
+            break
+        read += len(chunk)
+        if read > budget:
+            raise OSError("over the budget; the full read reports it")
+        head += chunk
+    head = head[: max_line + 1]
+    return head, len(head) > max_line
+
+
+def _read_bytes(
+    handle: Any, path: Path, *, max_bytes: int, budget: int
+) -> tuple[bytes, bytes]:
+    """The file's bytes as on disk, and decompressed if it is gzip."""
+    size = os.fstat(handle.fileno()).st_size
     if size > max_bytes:
         raise DatasetError(
             f"{path.name} is {size:,} bytes, over the limit of {max_bytes:,} bytes"
         )
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)  # the file may have grown since stat
+        raw = handle.read(max_bytes + 1)  # the file may have grown since stat
     except OSError as exc:
-        raise DatasetError(f"cannot read {path}: {exc.strerror}") from None
+        raise DatasetError(f"cannot read {path.name}: {exc.strerror}") from None
     if len(raw) > max_bytes:
         raise DatasetError(f"{path.name} is over the limit of {max_bytes:,} bytes")
     if not raw.startswith(_GZIP_MAGIC):
@@ -875,7 +1243,13 @@ def _skip_lines(text: str, count: int) -> tuple[str, int]:
     return text[offset:], skipped
 
 
-def _parse(text: str, name: str, spec: DatasetSpec, skip_rows: int) -> _RawFile:
+def _parse(
+    text: str,
+    name: str,
+    spec: DatasetSpec,
+    skip_rows: int,
+    max_columns: int = MAX_COLUMNS,
+) -> _RawFile:
     dialect = {"delimiter": spec.separator, "skipinitialspace": spec.strip_whitespace}
     rest, line_base = _skip_lines(text, skip_rows)
     if spec.header:
@@ -887,6 +1261,8 @@ def _parse(text: str, name: str, spec: DatasetSpec, skip_rows: int) -> _RawFile:
             raise DatasetError(f"{name} line {line}: {exc}") from None
         if names is None:
             raise DatasetError(_no_rows(name, text, skip_rows, header=True))
+        if len(names) > max_columns:
+            raise DatasetError(_over_columns(name, len(names), max_columns))
         names = [n.strip() if spec.strip_whitespace else n for n in names]
         _check_header(names, name, line_base + reader.line_num)
         rest, used = _skip_lines(rest, reader.line_num)
