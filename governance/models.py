@@ -870,21 +870,26 @@ class Report(models.Model):
 class AuditEvent(models.Model):
     """Append-only, hash-chained record of every create and state change.
 
-    `hash` covers this event's fields and the previous event's hash, so editing or
-    deleting any event breaks every link after it (see services.audit_verify).
+    `hash` covers every field of the event (scheme 2: the actor link too) and the
+    previous event's hash; `mac` is a keyed HMAC of `hash` with a key the database
+    does not hold; the chain's head is also appended to an anchor file outside the
+    database. What that detects, and what not: governance/services/audit.py.
     """
 
+    # 1: events written before the actor link was hashed (no mac); 2: current.
+    scheme = models.PositiveSmallIntegerField(default=2, db_default=1, editable=False)
     sequence = models.PositiveBigIntegerField(unique=True, editable=False)
     created_at = models.DateTimeField(editable=False)
+    # PROTECT: the hash covers the link, so a user who acted is deactivated, not
+    # deleted (SET_NULL would rewrite their events and break the chain).
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         related_name="+",
         editable=False,
     )
-    # The actor's name is what the hash covers: it survives the user's deletion.
     actor_name = models.CharField(max_length=150, editable=False)
     action = models.CharField(max_length=80, editable=False)
     object_type = models.CharField(max_length=80, editable=False)
@@ -894,6 +899,7 @@ class AuditEvent(models.Model):
     after = models.JSONField(null=True, editable=False)
     prev_hash = models.CharField(max_length=64, editable=False)
     hash = models.CharField(max_length=64, unique=True, editable=False)
+    mac = models.CharField(max_length=64, default="", db_default="", editable=False)
 
     class Meta:
         ordering = ["-sequence"]

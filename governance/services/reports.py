@@ -1,12 +1,14 @@
 """Reports: request, render (reports queue), review, verify.
 
 A report's PDF is written once. Approving freezes it; rendering again makes a new
-report that supersedes the old one. verify_report finds a PDF by its SHA-256.
+report that supersedes the old one. verify_report finds a PDF by its SHA-256, and
+checks that the audit trail still holds the head the PDF recorded when rendered.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from governance.models import Decision, ModelVersion, Report
-from governance.services.audit import audit_record
+from governance.services.audit import audit_head, audit_head_check, audit_record
 
 Status = Report.Status
 
@@ -131,6 +133,9 @@ def report_render(*, report_id: int) -> Report | None:
         return None
     try:
         html = report_html(report)
+        # The chain's head goes into the PDF: a copy of it outside the database,
+        # held by whoever holds the report (verify_report checks it).
+        head_sequence, head_hash = audit_head() or (0, "")
         rendered = render_pdf(
             html,
             title=f"{report.get_kind_display().capitalize()} {report.reference}",
@@ -144,6 +149,8 @@ def report_render(*, report_id: int) -> Report | None:
                 "decision_reference": report.decision.reference
                 if report.decision
                 else "",
+                "audit_head_sequence": str(head_sequence),
+                "audit_head_hash": head_hash,
             },
             created=report.created_at,
         )
@@ -246,6 +253,27 @@ def report_verify(data: bytes) -> tuple[str, Report | None]:
     return sha, Report.objects.filter(sha256=sha).select_related(
         "model_version", "approved_by", "decision"
     ).first()
+
+
+def report_audit_head(data: bytes) -> tuple[int, str] | None:
+    """The audit head a rendered PDF recorded; None for one rendered before
+    reports recorded it."""
+    from pypdf import PdfReader
+
+    info = PdfReader(io.BytesIO(data)).metadata or {}
+    sequence, hash_hex = info.get("/AuditHeadSequence"), info.get("/AuditHeadHash")
+    if not sequence or not hash_hex or not str(sequence).isdigit():
+        return None
+    return int(sequence), str(hash_hex)
+
+
+def report_audit_check(data: bytes) -> tuple[tuple[int, str] | None, str]:
+    """(the PDF's recorded head, a problem or ""): does the trail still hold it?"""
+    head = report_audit_head(data)
+    if head is None or head[0] == 0:
+        return head, ""
+    found = audit_head_check(*head)
+    return head, f"{found[0]}: {found[1]}" if found else ""
 
 
 def report_stale_ids() -> list[int]:

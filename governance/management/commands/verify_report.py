@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.models import Report
-from governance.services.reports import report_verify
+from governance.services.reports import report_audit_check, report_verify
 
 
 class Command(BaseCommand):
@@ -18,7 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, pdf: Path, **options: Any) -> None:
         if not pdf.is_file():
             raise CommandError(f"{pdf} is not a file")
-        sha, report = report_verify(pdf.read_bytes())
+        data = pdf.read_bytes()
+        sha, report = report_verify(data)
         if report is None:
             raise CommandError(
                 f"NOT a report of this system: no report has SHA-256 {sha}. The file "
@@ -36,7 +37,19 @@ class Command(BaseCommand):
                 f"{report.get_status_display()}): {line}"
             )
         who = report.approved_by.get_username() if report.approved_by else "the system"
+        head, problem = report_audit_check(data)
+        if problem:
+            raise CommandError(
+                f"an approved report of this system, but the audit trail no longer "
+                f"holds the head it recorded (event #{head[0]}): {problem}. Run "
+                f"verify_audit. Report: {line}"
+            )
+        audit = (
+            f"; the audit trail still holds its recorded head, event #{head[0]}"
+            if head
+            else "; rendered before reports recorded the audit head"
+        )
         self.stdout.write(
             f"APPROVED: {line}; approved by {who} "
-            f"on {report.approved_at:%Y-%m-%d %H:%M}"
+            f"on {report.approved_at:%Y-%m-%d %H:%M}{audit}"
         )
