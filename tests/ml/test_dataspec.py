@@ -5,7 +5,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from workers.ml.dataspec import (
     load_spec,
     load_table,
     parse_spec,
+    prescan_toml,
     protected_groups,
     split_indices,
     validate_domains,
@@ -824,3 +827,124 @@ def test_diabetes_loads_with_the_documented_counts() -> None:
     assert table.groups is not None and len(set(table.groups)) == 71_518
     train, test = split_indices(table.groups, seed=0)
     assert not set(table.groups[train]) & set(table.groups[test])
+
+
+# --- bounds on hostile specs and files ------------------------------------------------
+
+VALID_TRICKY_TOML = [
+    'a = """x " "" \\""" ] [ { """\nb.c = 1',
+    "a = '''x '' ] [ {''''\nb = 1",
+    'a = """\nline\n"""""\nb = 2',
+    '"x.y".\'z\' . w = 1\n[ t . "u" ]\nk = [ [1,2], {a.b = 1, c = [ {d = 2} ]}, ]\n'
+    "[[arr . x]]\n",
+    'a = {}\nb = [ # c [[[[\n 1, # ]\n]\nc = "#" # x\n',
+    'a = 1.5e3\nd = 1979-05-27T07:32:00Z\n"q\\"".w = 2\n',
+]
+
+
+@pytest.mark.parametrize("text", VALID_TRICKY_TOML)
+def test_the_prescan_passes_valid_toml_with_brackets_and_dots_in_strings(
+    text: str,
+) -> None:
+    tomllib.loads(text)  # valid TOML, so the pre-scan must let it through
+    prescan_toml(text, max_key_parts=3, max_nesting=4)
+
+
+@pytest.mark.parametrize("name", ["adult", "diabetes_130us"])
+def test_the_shipped_specs_pass_the_prescan(name: str) -> None:
+    prescan_toml((SPECS / f"{name}.toml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (".".join(["a"] * 200_000) + " = 1", "dotted key of more than 16 parts"),
+        ('"a"."b".' * 10 + "c = 1", "dotted key of more than 16 parts"),
+        ("[" + "a." * 40 + "b]", "dotted key of more than 16 parts"),
+        ("x = { " + "a." * 40 + "b = 1 }", "dotted key of more than 16 parts"),
+        ("x = " + "[" * 5_000 + "]" * 5_000, "nested more than 16 deep"),
+        ("x = [1,\n" + "{y = [" * 20, "nested more than 16 deep"),
+    ],
+)
+def test_a_hostile_spec_is_refused_fast_by_parse_spec(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    started = time.perf_counter()
+    with pytest.raises(SpecError, match=message):
+        parse_spec(text, base_dir=tmp_path, max_bytes=1_000_000)
+    assert time.perf_counter() - started < 1
+
+
+def test_a_spec_over_the_byte_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="over the limit of 1,024 bytes"):
+        parse_spec("# " + "é" * 600, base_dir=tmp_path, max_bytes=1024)
+
+
+def test_a_huge_integer_is_a_spec_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not a usable TOML spec"):
+        parse_spec("x = " + "9" * 5_000, base_dir=tmp_path)
+
+
+def test_load_spec_refuses_a_fifo_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "spec.toml")
+    with pytest.raises(DatasetError, match=r"not a regular file \(a FIFO\)"):
+        load_spec(tmp_path / "spec.toml")
+
+
+def test_a_data_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, None)
+    os.mkfifo(tmp_path / "data.csv")
+    with pytest.raises(DatasetError, match=r"'data.csv' is not a regular file"):
+        load_table(spec, max_bytes=MAX)
+
+
+def test_columns_over_the_cap_are_refused_from_the_header(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path)
+    table = load_table(spec, max_bytes=MAX, max_columns=5)
+    assert len(table.frame.columns) == 5
+    with pytest.raises(DatasetError, match=r"data.csv: 5 columns, over the limit of 4"):
+        load_table(spec, max_bytes=MAX, max_columns=4)
+
+
+def test_a_header_longer_than_the_cap_is_refused(tmp_path: Path) -> None:
+    wide = ",".join(f"c{i}" for i in range(2_000)) + ",income\n"
+    spec = make_spec(tmp_path, wide + ",".join(["1"] * 2_000) + ",>50K\n")
+    with pytest.raises(DatasetError, match="the header is longer than 1,024 bytes"):
+        load_table(spec, max_bytes=MAX, max_header_bytes=1024, max_columns=10_000)
+
+
+def test_blank_lines_and_a_quoted_newline_in_the_header_are_fine(
+    tmp_path: Path,
+) -> None:
+    data = '\n\nname,age,"hours-per-week",workclass,"inc\nome"\n'
+    spec = make_spec(tmp_path, data + CSV.split("\n", 1)[1])
+    with pytest.raises(DatasetError, match="column 'income' not in the data"):
+        load_table(spec, max_bytes=MAX, max_header_bytes=1024)
+
+
+def test_allowed_roots_refuse_a_symlink_out_without_reading_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text("top-secret-header,x\n1,2\n")
+    folder = tmp_path / "spec"
+    folder.mkdir()
+    spec = make_spec(folder, None)
+    (folder / "data.csv").symlink_to(outside / "secret.csv")
+    with pytest.raises(DatasetError) as caught:
+        load_table(spec, max_bytes=MAX, allowed_roots=[folder])
+    assert "outside the spec's folder" in str(caught.value)
+    assert "top-secret" not in str(caught.value)
+    # Without roots (a trusted caller) the same file is read.
+    with pytest.raises(DatasetError, match="top-secret-header"):
+        load_table(spec, max_bytes=MAX)
+
+
+def test_errors_quote_a_long_key_or_value_cut_short(tmp_path: Path) -> None:
+    key = "k" * 10_000
+    with pytest.raises(SpecError) as caught:
+        parse_spec(f"{key} = 1", base_dir=tmp_path)
+    assert "top-level key 'kkk" in str(caught.value) and len(str(caught.value)) < 500
+    with pytest.raises(SpecError) as caught:
+        parse_spec(f"name = [{', '.join(['1'] * 5_000)}]", base_dir=tmp_path)
+    assert "name: expected a string" in str(caught.value)
+    assert len(str(caught.value)) < 200

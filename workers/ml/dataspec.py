@@ -805,8 +805,15 @@ def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> 
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            place = f"'{key}' in [{where}]" if where else f"top-level key '{key}'"
+            shown = key if len(key) <= 80 else f"{key[:77]}..."
+            place = f"'{shown}' in [{where}]" if where else f"top-level key '{shown}'"
             raise SpecError(f"unknown {place}{hint} (allowed: {', '.join(allowed)})")
+
+
+def _brief(value: Any, limit: int = 80) -> str:
+    """A value's repr for an error message, cut short: a spec may be hostile."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _key(where: str, key: str) -> str:
@@ -840,7 +847,7 @@ def _text(
         return default
     value = data[key]
     if not isinstance(value, str):
-        raise SpecError(f"{_key(where, key)}: expected a string, got {value!r}")
+        raise SpecError(f"{_key(where, key)}: expected a string, got {_brief(value)}")
     if required and not value:
         raise SpecError(f"{_key(where, key)}: must not be empty")
     return value
@@ -867,7 +874,7 @@ def _texts(
     out = []
     for item in value:
         if isinstance(item, bool) or not isinstance(item, str | int):
-            raise SpecError(f"{_key(where, key)}: expected strings, got {item!r}")
+            raise SpecError(f"{_key(where, key)}: expected strings, got {_brief(item)}")
         if item == "":
             raise SpecError(f"{_key(where, key)}: empty strings are not allowed")
         out.append(str(item))
@@ -879,7 +886,9 @@ def _texts(
 def _bool(data: Mapping[str, Any], key: str, where: str, *, default: bool) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
-        raise SpecError(f"{_key(where, key)}: expected true or false, got {value!r}")
+        raise SpecError(
+            f"{_key(where, key)}: expected true or false, got {_brief(value)}"
+        )
     return value
 
 
@@ -975,6 +984,7 @@ def load_table(
     budget = max_bytes
     for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
         with _open_data(path, file_spec, roots) as handle:
+            _check_size(handle, path, max_bytes)
             _check_width(
                 handle,
                 path.name,
@@ -1019,7 +1029,9 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
-def _open_regular(path: Path, *, shown: str, roots: Sequence[Path] | None = None):
+def _open_regular(
+    path: Path, *, shown: str, roots: Sequence[Path] | None = None
+) -> io.BufferedReader:
     """Open a regular file for reading without following a last-moment symlink and
     without blocking on a FIFO; refuse anything else. Raises FileNotFoundError."""
     real = _real(path)
@@ -1030,7 +1042,12 @@ def _open_regular(path: Path, *, shown: str, roots: Sequence[Path] | None = None
             f"{shown} is outside the spec's folder and the allowed folders "
             "(DATASET_ALLOWED_ROOTS); move it there or add its folder"
         )
-    info = os.lstat(real)
+    try:
+        info = os.lstat(real)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DatasetError(f"cannot read {shown}: {exc.strerror}") from None
     if not stat.S_ISREG(info.st_mode):
         raise DatasetError(f"{shown} is not a regular file ({_file_kind(info)})")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)
@@ -1047,6 +1064,16 @@ def _open_regular(path: Path, *, shown: str, roots: Sequence[Path] | None = None
     ):
         os.close(fd)
         raise DatasetError(f"{shown} changed while it was opened; try again")
+    if roots is not None:
+        # A folder on the way may have been swapped for a symlink since realpath:
+        # where the open file really is must still be inside the roots.
+        try:
+            opened_at = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            opened_at = real  # no /proc (not Linux): the checks above stand
+        if not _inside(opened_at, roots):
+            os.close(fd)
+            raise DatasetError(f"{shown} moved outside the allowed folders; try again")
     return os.fdopen(fd, "rb")
 
 
@@ -1065,7 +1092,9 @@ def _file_kind(info: os.stat_result) -> str:
     return "not a plain file"
 
 
-def _open_data(path: Path, file_spec: FileSpec, roots: Sequence[Path] | None):
+def _open_data(
+    path: Path, file_spec: FileSpec, roots: Sequence[Path] | None
+) -> io.BufferedReader:
     shown = f"data file '{file_spec.path}'"
     try:
         return _open_regular(path, shown=shown, roots=roots)
@@ -1171,15 +1200,19 @@ def _head(
     return head, len(head) > max_line
 
 
-def _read_bytes(
-    handle: Any, path: Path, *, max_bytes: int, budget: int
-) -> tuple[bytes, bytes]:
-    """The file's bytes as on disk, and decompressed if it is gzip."""
+def _check_size(handle: Any, path: Path, max_bytes: int) -> None:
     size = os.fstat(handle.fileno()).st_size
     if size > max_bytes:
         raise DatasetError(
             f"{path.name} is {size:,} bytes, over the limit of {max_bytes:,} bytes"
         )
+
+
+def _read_bytes(
+    handle: Any, path: Path, *, max_bytes: int, budget: int
+) -> tuple[bytes, bytes]:
+    """The file's bytes as on disk, and decompressed if it is gzip."""
+    _check_size(handle, path, max_bytes)
     try:
         raw = handle.read(max_bytes + 1)  # the file may have grown since stat
     except OSError as exc:
