@@ -7,6 +7,7 @@ CELERY_BROKER_URL and a SECRET_KEY; a bad value stops start-up with a clear erro
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from pathlib import Path
@@ -97,16 +98,24 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "governance",
     "reports",
+    "axes",  # admin login lockout: see "Login lockout" below
 ]
 
 MIDDLEWARE = [
+    # Before SecurityMiddleware, which reads X-Forwarded-Proto (governance/http.py).
+    "governance.http.TrustedProxyMiddleware",
+    "governance.http.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything decodes a body: CsrfViewMiddleware reads request.POST.
+    "governance.http.Utf8OnlyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: a locked-out login becomes its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"
@@ -183,6 +192,13 @@ MEDIA_URL = "media/"  # never served directly: downloads go through permission c
 DATASET_MAX_BYTES = env_int("DATASET_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The cap handler refuses a multipart body over DATASET_MAX_BYTES (plus the spec)
+# before reading any of it; the other two are Django's defaults.
+FILE_UPLOAD_HANDLERS = [
+    "governance.http.UploadCapHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Dataset import limits (hostile specs and files) -------------------------------
 # A spec is bounded before it is parsed; a CSV's header is read (at most
@@ -225,13 +241,75 @@ if not DEBUG:
     if not SECURE_HSTS_PRELOAD:
         # Preloading is a commitment the operator makes for the whole domain.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Reverse proxy, CSP, login lockout (governance/http.py) ---------------------
+# X-Forwarded-Proto and X-Forwarded-For are believed only from these addresses (the
+# TLS proxy's, as the app sees it); from anyone else they are dropped, so a client
+# cannot claim to be on HTTPS (skipping the redirect) or to be another address.
+# Unset: no proxy is trusted.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_address(_proxy)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an IP address"
+        ) from None
+if TRUSTED_PROXIES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+elif env_int("NUM_PROXIES", 0):
+    raise ImproperlyConfigured(
+        "NUM_PROXIES is set but TRUSTED_PROXIES is not: name the proxies' addresses"
+    )
+# No inline script anywhere (the admin's included); inline styles stay allowed
+# because the admin's templates and Django's own use style attributes.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
+# Login lockout (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords an account
+# is locked, from every address, and an address is locked, for every account, for
+# LOGIN_LOCKOUT_MINUTES; each lockout is an audit event (governance/lockout.py).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A guess during a lockout does not prolong it: else anyone could keep an officer
+# locked out for good by guessing every few minutes.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "governance.http.client_address"
+AXES_LOCKOUT_CALLABLE = "governance.lockout.lockout_response"
 
 # --- Celery -------------------------------------------------------------------
 # Unset broker = the embedded mode: tasks run in-process, in the caller's thread.

@@ -22,3 +22,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("governance.api.urls")),
 ]
+
+# An upload over the cap is refused with its reason (governance.http.UploadCapHandler).
+handler400 = "governance.views.bad_request"

@@ -11,13 +11,14 @@ import logging
 
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from governance.http import UploadTooLarge, filing_attempt, refusal
 from governance.models import ExplanationRequest, Report
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
@@ -46,20 +47,18 @@ class RequestForm(forms.Form):
     )
 
 
-def _client_address(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
-
-
-def _rate_limited(request: HttpRequest) -> bool:
-    """At most N filing attempts per client address per hour (guessing secrets)."""
-    key = f"request-form:{_client_address(request)}"
-    cache.add(key, 0, timeout=3600)
-    try:
-        attempts = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=3600)
-        attempts = 1
-    return attempts > settings.REQUEST_RATE_LIMIT_PER_HOUR
+def _rate_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
+    response = render(
+        request,
+        "public/rate_limited.html",
+        {
+            "minutes": -(-retry_after // 60),
+            "controller": settings.REPORT_CONTROLLER,
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 @never_cache
@@ -67,8 +66,10 @@ def _rate_limited(request: HttpRequest) -> bool:
 def request_new(request: HttpRequest) -> HttpResponse:
     form = RequestForm(request.POST or None)
     if request.method == "POST":
-        if _rate_limited(request):
-            return render(request, "public/rate_limited.html", status=429)
+        # One count with the API's filing endpoint: both try secrets.
+        retry_after = filing_attempt(request)
+        if retry_after is not None:
+            return _rate_limited(request, retry_after)
         if form.is_valid():
             try:
                 filed, token = request_file(
@@ -152,3 +153,10 @@ def request_report(request: HttpRequest, token: str) -> HttpResponse:
         f'attachment; filename="explanation-{filed.number}.pdf"'
     )
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: an upload over the cap says so (413); the rest as Django does."""
+    if isinstance(exception, UploadTooLarge):
+        return refusal(request, str(exception), status=413)
+    return defaults.bad_request(request, exception)

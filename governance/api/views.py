@@ -6,12 +6,10 @@ or, for a field that failed validation, `{"field": ["..."]}` (docs/api.md).
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -26,7 +24,6 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from governance.api import serializers as s
@@ -35,6 +32,7 @@ from governance.api.permissions import (
     CanLogDecisions,
     CanViewModels,
 )
+from governance.http import FilingThrottle
 from governance.models import ExplanationRequest, ModelVersion, Report
 from governance.selectors import model_version_lineage
 from governance.services.decisions import DecisionInputError, decision_log
@@ -72,11 +70,12 @@ class BoundedJSONParser(JSONParser):
         raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
         if len(raw) > MAX_BODY_BYTES:
             raise PayloadTooLarge()
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            text = codecs.decode(raw, encoding)
+            # JSON is UTF-8 (RFC 8259, 8.1), whatever charset the client names:
+            # governance.http.Utf8OnlyMiddleware refuses any other before this.
+            text = raw.decode("utf-8")
             return json.loads(text, parse_constant=_no_constants)
-        except (ValueError, LookupError) as exc:
+        except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
@@ -93,16 +92,6 @@ class FirstRenderer(BaseContentNegotiation):
 
     def select_parser(self, request: Request, parsers: list[Any]) -> Any:
         return parsers[0] if parsers else None
-
-
-class RequestFilingThrottle(AnonRateThrottle):
-    """Filing tries a reference and a secret: limit guesses per client address,
-    at the same rate as the public form (REQUEST_RATE_LIMIT_PER_HOUR)."""
-
-    scope = "requests"
-
-    def get_rate(self) -> str:
-        return f"{settings.REQUEST_RATE_LIMIT_PER_HOUR}/hour"
 
 
 class FileAltered(APIException):
@@ -214,7 +203,8 @@ class RequestFileView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [BoundedJSONParser]
-    throttle_classes = [RequestFilingThrottle]
+    # Filing tries a reference and a secret: one count with the public form.
+    throttle_classes = [FilingThrottle]
 
     @extend_schema(
         operation_id="request_file",
