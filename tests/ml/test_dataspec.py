@@ -945,6 +945,7 @@ def test_errors_quote_a_long_key_or_value_cut_short(tmp_path: Path) -> None:
         parse_spec(f"{key} = 1", base_dir=tmp_path)
     assert "top-level key 'kkk" in str(caught.value) and len(str(caught.value)) < 500
     with pytest.raises(SpecError) as caught:
-        parse_spec(f"name = [{', '.join(['1'] * 5_000)}]", base_dir=tmp_path)
+        values = ", ".join(["1"] * 5_000)
+        parse_spec(f'name = [{values}]\nfiles = ["a.csv"]\n{TARGET}', base_dir=tmp_path)
     assert "name: expected a string" in str(caught.value)
     assert len(str(caught.value)) < 200
