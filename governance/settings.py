@@ -310,6 +310,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_CLIENT_IP_CALLABLE = "governance.http.client_address"
 AXES_LOCKOUT_CALLABLE = "governance.lockout.lockout_response"
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts still log
 
 # --- Celery -------------------------------------------------------------------
 # Unset broker = the embedded mode: tasks run in-process, in the caller's thread.

@@ -228,6 +228,49 @@ def test_the_pages_need_no_inline_script_that_the_policy_would_block(user_in_rol
         assert not INLINE_HANDLER.findall(html), page.wsgi_request.path
 
 
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.slow
+def test_the_admin_and_public_pages_work_in_a_browser_under_the_policy(
+    live_server, user_in_role
+):
+    """Chromium enforces the headers: no page may log a CSP violation, and the
+    admin's own JavaScript must still run."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing (apt install chromium)")
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    scientist = user_in_role(roles.DATA_SCIENTIST)  # before the browser's loop
+    violations: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_context(base_url=live_server.url).new_page()
+        page.on(
+            "console",
+            lambda m: violations.append(m.text) if "Content Security" in m.text else 0,
+        )
+        page.on("pageerror", lambda error: violations.append(str(error)))
+        page.goto("/explain/")
+        assert page.locator("h1").inner_text().startswith("Ask for an explanation")
+        page.goto("/admin/login/")
+        page.fill("#id_username", scientist.username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_url("**/admin/")
+        page.goto("/admin/governance/dataset/add/")
+        page.goto("/admin/governance/dataset/")
+        # The changelist's scripts ran: jQuery for its actions, the theme switch.
+        assert page.evaluate("typeof window.django?.jQuery") == "function"
+        assert page.evaluate("document.documentElement.dataset.theme") == "auto"
+        browser.close()
+    assert violations == []
+
+
 PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "k" * 20 + "-production-secret-for-the-check-only-0123456789",
