@@ -206,6 +206,8 @@ FILE_UPLOAD_HANDLERS = [
 DATASET_SPEC_MAX_BYTES = env_int("DATASET_SPEC_MAX_BYTES", 256 * 1024, minimum=1024)
 DATASET_MAX_COLUMNS = env_int("DATASET_MAX_COLUMNS", 500, minimum=2)
 DATASET_MAX_HEADER_BYTES = env_int("DATASET_MAX_HEADER_BYTES", 64 * 1024, minimum=1024)
+# Any other line: csv holds a whole record in memory, field by field.
+DATASET_MAX_LINE_BYTES = env_int("DATASET_MAX_LINE_BYTES", 1024 * 1024, minimum=1024)
 # Data files a spec names must be regular files inside the spec's own folder or one
 # of these (absolute, comma-separated); the shipped specs read from ./data.
 DATASET_ALLOWED_ROOTS = [

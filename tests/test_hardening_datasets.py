@@ -216,6 +216,25 @@ def test_a_spec_without_header_may_not_list_more_columns_than_the_cap(
         dataset_import(spec_toml=spec, base_dir=tmp_path, actor="t")
 
 
+def test_a_data_row_of_millions_of_fields_is_refused_by_its_length(tmp_path, settings):
+    # Three columns, then one 8 MB row of 2.8 million fields: csv would build the
+    # whole record (hundreds of MB; 66 million fields at the 200 MB file cap).
+    row = "ab," * 2_800_000 + "ab\n"
+    (tmp_path / "small.csv").write_text(SMALL_CSV + row)
+    started, rss = time.monotonic(), _peak_rss_mb()
+    with pytest.raises(
+        ValueError, match=r"small.csv line 6 is longer than 1,048,576 characters"
+    ):
+        dataset_import(spec_toml=_spec(), base_dir=tmp_path, actor="t")
+    assert time.monotonic() - started < 5
+    assert _peak_rss_mb() - rss < 120  # the file itself is 8 MB, its text 8 more
+    settings.DATASET_MAX_LINE_BYTES = 1024
+    (tmp_path / "small.csv").write_text(SMALL_CSV + "1," * 600 + "\n")
+    with pytest.raises(ValueError, match="longer than 1,024 characters"):
+        dataset_import(spec_toml=_spec(), base_dir=tmp_path, actor="t")
+    _nothing_recorded(settings)
+
+
 # --- item 11: where data files may come from ----------------------------------------
 
 

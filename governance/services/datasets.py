@@ -74,6 +74,7 @@ def _load(spec: DatasetSpec, roots: list[Path]) -> LoadedTable:
         max_bytes=settings.DATASET_MAX_BYTES,
         max_columns=settings.DATASET_MAX_COLUMNS,
         max_header_bytes=settings.DATASET_MAX_HEADER_BYTES,
+        max_line_bytes=settings.DATASET_MAX_LINE_BYTES,
         allowed_roots=roots,
     )
 

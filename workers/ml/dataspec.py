@@ -108,6 +108,7 @@ MAX_KEY_PARTS = 16  # a.b.c = 1 has 3; tomllib's cost grows with the square
 MAX_NESTING = 16  # [ and { inside each other; tomllib recurses on them
 MAX_COLUMNS = 500
 MAX_HEADER_BYTES = 64 * 1024  # the header line (or first row without a header)
+MAX_LINE_BYTES = 1024 * 1024  # any other line: csv would build a list of every field
 # Never data, whatever folder a spec is in.
 _SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SLUG = re.compile(r"^[a-z0-9_-]+$")
@@ -959,6 +960,7 @@ def load_table(
     max_bytes: int,
     max_columns: int = MAX_COLUMNS,
     max_header_bytes: int = MAX_HEADER_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
     allowed_roots: Sequence[Path] | None = None,
 ) -> LoadedTable:
     """Read, check and type the spec's files. Raises DatasetError, never half-loads.
@@ -967,7 +969,8 @@ def load_table(
     together may not decompress to more (a gzip bomb stops at the limit). Each
     file's header (its first row without one) is read first, at most
     ``max_header_bytes``, and a file of more than ``max_columns`` columns is refused
-    before the rest is read. Data files must be regular files (no FIFO, device,
+    before the rest is read; no other line may be longer than ``max_line_bytes``
+    characters. Data files must be regular files (no FIFO, device,
     directory or /proc); with ``allowed_roots``, also inside one of those folders
     once symlinks are resolved. A refused file is never read, so no error shows
     what is in it.
@@ -999,7 +1002,14 @@ def load_table(
         budget -= len(data)
         digest.update(raw)
         text = _decode(data, path.name, unpacked=raw is not data)
-        parsed = _parse(text, path.name, spec, file_spec.skip_rows, max_columns)
+        parsed = _parse(
+            text,
+            path.name,
+            spec,
+            file_spec.skip_rows,
+            max_columns=max_columns,
+            max_line=max_line_bytes,
+        )
         if raws and parsed.names != raws[0].names:
             raise DatasetError(
                 f"{path.name}: header {parsed.names} differs from {raws[0].shown}'s "
@@ -1281,7 +1291,9 @@ def _parse(
     name: str,
     spec: DatasetSpec,
     skip_rows: int,
+    *,
     max_columns: int = MAX_COLUMNS,
+    max_line: int = MAX_LINE_BYTES,
 ) -> _RawFile:
     dialect = {"delimiter": spec.separator, "skipinitialspace": spec.strip_whitespace}
     rest, line_base = _skip_lines(text, skip_rows)
@@ -1302,7 +1314,7 @@ def _parse(
         line_base += used
     else:
         names = list(spec.columns)
-    lines = _check_records(rest, name, len(names), line_base, dialect)
+    lines = _check_records(rest, name, len(names), line_base, dialect, max_line)
     if not lines:
         raise DatasetError(_no_rows(name, text, skip_rows, header=spec.header))
     # The csv pass above checked the shape and found the line numbers; pandas does
@@ -1341,9 +1353,14 @@ def _check_header(names: list[str], name: str, line: int) -> None:
 
 
 def _check_records(
-    text: str, name: str, width: int, line_base: int, dialect: dict[str, Any]
+    text: str,
+    name: str,
+    width: int,
+    line_base: int,
+    dialect: dict[str, Any],
+    max_line: int = MAX_LINE_BYTES,
 ) -> list[int]:
-    reader = csv.reader(io.StringIO(text, newline=""), **dialect)
+    reader = csv.reader(_bounded_lines(text, name, line_base, max_line), **dialect)
     lines: list[int] = []
     previous = 0
     try:
@@ -1364,6 +1381,20 @@ def _check_records(
             f"{name} line {line_base + reader.line_num}: {exc}"
         ) from None
     return lines
+
+
+def _bounded_lines(
+    text: str, name: str, line_base: int, max_line: int
+) -> Iterator[str]:
+    """Physical lines, refusing one so long that csv would hold a huge record."""
+    lines = io.StringIO(text, newline="")
+    for number, line in enumerate(lines, start=line_base + 1):
+        if len(line) > max_line:
+            raise DatasetError(
+                f"{name} line {number:,} is longer than {max_line:,} characters "
+                "(DATASET_MAX_LINE_BYTES); is the separator right?"
+            )
+        yield line
 
 
 def _no_rows(name: str, text: str, skip_rows: int, *, header: bool) -> str:
