@@ -85,6 +85,20 @@ def test_the_public_form_refuses_any_charset_but_utf8(charset):
 
 
 @pytest.mark.django_db
+def test_a_multipart_form_naming_another_charset_is_refused_too():
+    part = b'Content-Disposition: form-data; name="reference"\r\n\r\nQ-K\r\n'
+    body = b"--B\r\n" + part + b"--B--\r\n"
+    response = Client().generic(
+        "POST",
+        "/explain/",
+        body,
+        content_type="multipart/form-data; boundary=B; charset=rot13",
+    )
+    assert response.status_code == 400
+    assert "is not accepted: send UTF-8" in response.content.decode()
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "charset", ["", "; charset=utf-8", "; charset=UTF8", '; charset="utf_8"']
 )

@@ -169,6 +169,7 @@ class DecisionLogView(APIView):
             401: ERROR,
             403: ERROR,
             413: ERROR,
+            415: ERROR,
         },
     )
     def post(self, request: Request) -> Response:
@@ -214,6 +215,7 @@ class RequestFileView(APIView):
             201: s.RequestFiledSerializer,
             400: INVALID,
             413: ERROR,
+            415: ERROR,
             429: ERROR,
         },
     )
