@@ -133,7 +133,9 @@ class UploadCapHandler(FileUploadHandler):
 
     Under WSGI Django never reads past Content-Length, so the declared length
     bounds what is received; without this, a 250 MB body was streamed to a
-    temporary file and refused only afterwards, by the form.
+    temporary file and refused only afterwards, by the form. Only signed-in
+    staff upload files: without an account a body gets the cap of a form's
+    fields (DATA_UPLOAD_MAX_MEMORY_SIZE), so nobody anonymous fills the disk.
     """
 
     def handle_raw_input(
@@ -144,12 +146,17 @@ class UploadCapHandler(FileUploadHandler):
         boundary: bytes,
         encoding: str | None = None,
     ) -> None:
-        limit = settings.DATASET_MAX_BYTES + UPLOAD_OVERHEAD_BYTES
+        user = getattr(self.request, "user", None)
+        if user is not None and user.is_authenticated:
+            limit = settings.DATASET_MAX_BYTES + UPLOAD_OVERHEAD_BYTES
+            which = "DATASET_MAX_BYTES plus the spec"
+        else:
+            limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            which = "without signing in"
         if content_length > limit:
             raise UploadTooLarge(
                 f"The upload is {content_length:,} bytes, over the limit of "
-                f"{limit:,} bytes (DATASET_MAX_BYTES plus the spec). Nothing was "
-                "saved."
+                f"{limit:,} bytes ({which}). Nothing was saved."
             )
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
