@@ -8,6 +8,7 @@ Short function views; the services do the work.
 from __future__ import annotations
 
 import logging
+import math
 
 from django import forms
 from django.conf import settings
@@ -52,7 +53,7 @@ def _rate_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
         request,
         "public/rate_limited.html",
         {
-            "minutes": -(-retry_after // 60),
+            "minutes": math.ceil(retry_after / 60),
             "controller": settings.REPORT_CONTROLLER,
         },
         status=429,
