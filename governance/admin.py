@@ -41,7 +41,11 @@ from governance.models import (
     Report,
     ShiftReport,
 )
-from governance.selectors import LineageNode, model_version_lineage
+from governance.selectors import (
+    LineageNode,
+    downloadable_reports,
+    model_version_lineage,
+)
 from governance.services.bias import bias_transfer_table, latest_bias_checks
 from governance.services.datasets import dataset_import
 from governance.services.reports import (
@@ -62,9 +66,15 @@ from governance.services.runs import finetune_run_request_cancel
 from governance.services.training import (
     FineTuneRefused,
     finetune_recommend,
+    finetune_recommend_stored,
     finetune_run_create,
 )
-from governance.services.versions import model_version_set_status
+from governance.services.versions import (
+    model_version_approval_gaps,
+    model_version_describable,
+    model_version_describe,
+    model_version_set_status,
+)
 
 admin.site.site_header = "Model governance"
 admin.site.site_title = "Model governance"
@@ -290,6 +300,13 @@ def _message(exc: Exception) -> str:
     return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
+def _whole_number(text: str, name: str) -> int:
+    """A posted number, or a ValidationError naming the field (not int()'s text)."""
+    if not text.strip().isdigit() or len(text.strip()) > 6:
+        raise ValidationError(f"{name}: give a whole number, not {text[:20]!r}")
+    return int(text.strip())
+
+
 def _top_shifted_features(shift: ShiftReport, count: int = 8) -> list[dict[str, Any]]:
     features = shift.report.get("features") or []
     ranked = sorted(features, key=lambda f: f.get("js_distance") or 0.0, reverse=True)
@@ -373,6 +390,34 @@ class ModelVersionAdmin(admin.ModelAdmin):
         # Versions come from training jobs or the register command, not a blank form.
         return False
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # Only a draft or rejected version's description may change; once in
+        # review, approved or retired, it is part of the record that was judged.
+        if obj is None or not model_version_describable(obj):
+            return self.fields
+        return self.readonly_fields
+
+    def save_model(
+        self, request: HttpRequest, obj: ModelVersion, form: Any, change: bool
+    ) -> None:
+        """The change form writes through the audited service, never obj.save()."""
+        if "description" not in form.changed_data:
+            return
+        try:
+            model_version_describe(
+                version=obj,
+                description=form.cleaned_data["description"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            self.message_user(request, _message(exc), messages.ERROR)
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        # No related rows are edited here (and form.save_m2m would write directly).
+        return
+
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.finetune_view)
         review = self.admin_site.admin_view(self.review_view)
@@ -422,15 +467,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        version = self.get_object(request, object_id)
+        gaps = model_version_approval_gaps(version) if version is not None else None
         extra_context = {
             **(extra_context or {}),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
             "can_review": request.user.has_perm("governance.change_modelversion"),
+            "approval_gaps": gaps.sentences() if gaps else [],
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def finetune_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """Start a fine-tuning run: the shift figures and the plan come first."""
+        """Start a fine-tuning run: the shift figures and the plan come first.
+
+        A GET writes nothing: it shows the stored shift report, or a button that
+        measures (and stores) it by POST."""
         if not request.user.has_perm("governance.add_finetunerun"):
             raise PermissionDenied
         parent = get_object_or_404(
@@ -450,15 +501,24 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 request, "admin/governance/modelversion/finetune.html", context
             )
         target = get_object_or_404(targets, pk=target_id)
+        page = "admin/governance/modelversion/finetune.html"
         try:
-            recommendation = finetune_recommend(
-                parent=parent, target=target, actor=request.user
-            )
+            if request.method == "POST":
+                recommendation = finetune_recommend(
+                    parent=parent, target=target, actor=request.user
+                )
+            else:
+                recommendation = finetune_recommend_stored(parent=parent, target=target)
         except (FineTuneRefused, ValidationError) as exc:
             context.update(target=target, refused=_message(exc))
-            return TemplateResponse(
-                request, "admin/governance/modelversion/finetune.html", context
-            )
+            return TemplateResponse(request, page, context)
+        if recommendation is None:
+            context.update(target=target, unmeasured=True)
+            return TemplateResponse(request, page, context)
+        if request.POST.get("step") == "measure":
+            # Measured and stored above; show the plan by GET (reload-safe).
+            url = reverse("admin:governance_modelversion_finetune", args=[parent.pk])
+            return HttpResponseRedirect(f"{url}?target={target.pk}")
         form = FineTuneForm(
             request.POST or None,
             initial={"trainable": recommendation.recommended.trainable},
@@ -679,6 +739,19 @@ class FineTuneRunAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in self.model._meta.fields] + ["progress_bar"]
+
+    def save_model(
+        self, request: HttpRequest, obj: FineTuneRun, form: Any, change: bool
+    ) -> None:
+        # "Change" here means the cancel action (a service). Saving the page would
+        # write the whole row back unaudited, over any progress or state that a
+        # worker recorded while the request ran.
+        return
+
+    def save_related(
+        self, request: HttpRequest, form: Any, formsets: Any, change: bool
+    ) -> None:
+        return
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -981,9 +1054,9 @@ class ReportAdmin(ReadOnlyAdmin):
     def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not request.user.has_perm("governance.download_report"):
             raise PermissionDenied
-        report = get_object_or_404(Report, pk=pk)
-        if not report.sha256:
-            raise Http404("this report has not been rendered")
+        # One rule with the API (GET /api/reports/<id>/download/): a draft is
+        # not found for an auditor here either.
+        report = get_object_or_404(downloadable_reports(request.user), pk=pk)
         try:
             data = report_file(report)
         except ValidationError as exc:
@@ -1278,7 +1351,7 @@ class ExplanationRequestAdmin(ReadOnlyAdmin):
                 request=filed,
                 actor=user,
                 reason=request.POST.get("reason", ""),
-                months=int(request.POST.get("months") or 0),
+                months=_whole_number(request.POST.get("months", ""), "months"),
             ),
         }
         if step not in steps:

@@ -58,7 +58,10 @@ from governance.services.training import (
     model_version_scorer,
     subpopulation_spread,
 )
-from governance.services.versions import model_version_set_status
+from governance.services.versions import (
+    model_version_approval_gaps,
+    model_version_set_status,
+)
 
 STEPS = (
     "import dataset",
@@ -378,7 +381,11 @@ def review_and_approve(
 ) -> dict[str, Any]:
     """Bias checks, explainer and dossier; one officer submits, the other approves."""
     submitter, approver = officers
-    _bias_step(version, None, domains, actor=submitter)
+    # Approval needs a check on every labelled domain of the dataset (the gate in
+    # governance.services.versions), not only the ones this step decides on.
+    labelled = version.dataset.domains.filter(availability=Domain.Availability.LABELS)
+    wanted = {domain.pk: domain for domain in [*domains, *labelled] if domain}
+    _bias_step(version, None, list(wanted.values()), actor=submitter)
     explainer = latest_explainer(version) or explainer_fit(
         version=version, actor=submitter
     )
@@ -390,13 +397,16 @@ def review_and_approve(
         version = model_version_set_status(
             version=version, status=ModelVersion.Status.IN_REVIEW, actor=submitter
         )
+    # Every check has run and the explainer is fitted: the only gap left is a
+    # failing check, which the flow justifies in writing as an officer must.
+    gaps = model_version_approval_gaps(version)
     failing = failing_bias_checks(version)
     if version.status == ModelVersion.Status.IN_REVIEW:
         version = model_version_set_status(
             version=version,
             status=ModelVersion.Status.APPROVED,
             actor=approver,
-            note=FLOW_JUSTIFICATION if failing else "",
+            note=FLOW_JUSTIFICATION if gaps else "",
         )
     report_set_status(report=dossier, status=Report.Status.APPROVED, actor=approver)
     return {
@@ -410,7 +420,7 @@ def review_and_approve(
         "dossier": _report_summary(dossier),
         "bias_failing_on": sorted(check.domain.name for check in failing),
         "approved_by": approver.get_username(),
-        "justification": FLOW_JUSTIFICATION if failing else "",
+        "justification": FLOW_JUSTIFICATION if gaps else "",
     }
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 
-from governance.models import ModelVersion
+from governance.models import ModelVersion, Report
 
 # One recursive query walks both ways from a version: up to the root, and down to
 # every descendant. Works on SQLite and PostgreSQL alike.
@@ -73,3 +75,21 @@ def model_version_lineage(version_id: int) -> LineageNode | None:
         else:
             parent.children.append(node)
     return root
+
+
+def downloadable_reports(user: Any) -> QuerySet[Report]:
+    """The reports whose PDF this user may download, in the admin and the API alike.
+
+    Approved and released reports, to whoever holds governance.download_report
+    (officers and auditors). A draft was never signed off: only those who review
+    reports (governance.change_report, officers) get it, since they read it before
+    deciding. Rejected, pending and failed reports are nobody's download.
+    """
+    if not (user and user.is_authenticated):
+        return Report.objects.none()
+    if not user.has_perm("governance.download_report"):
+        return Report.objects.none()
+    statuses = [Report.Status.APPROVED, Report.Status.RELEASED]
+    if user.has_perm("governance.change_report"):
+        statuses.append(Report.Status.DRAFT)
+    return Report.objects.filter(status__in=statuses).exclude(sha256="")

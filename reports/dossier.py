@@ -15,6 +15,10 @@ from governance.models import (
 )
 from governance.selectors import LineageNode, model_version_lineage
 from governance.services.bias import bias_transfer_table, latest_bias_checks
+from governance.services.versions import (
+    model_version_approval_event,
+    model_version_approval_gaps,
+)
 from reports import charts
 
 # Which sections each audience gets (DESIGN.md: business, technical, regulatory).
@@ -321,6 +325,22 @@ def _fidelity_groups(explainer: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _evidence_gaps(version: ModelVersion) -> dict[str, Any] | None:
+    """The checks an approval lacks, and the officer's written justification
+    once the version is approved without them (None when nothing is missing)."""
+    gaps = model_version_approval_gaps(version)
+    if not gaps:
+        return None
+    approval = model_version_approval_event(version)
+    return {
+        "unchecked": gaps.unchecked,
+        "failing": gaps.failing,
+        "no_explainer": gaps.no_explainer,
+        "approval": approval,
+        "justification": (approval.after or {}).get("note", "") if approval else "",
+    }
+
+
 def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
     from governance.models import Explainer  # issue 5 record; absent before
 
@@ -362,5 +382,6 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "glassbox": (explainer.glassbox if explainer else {}) or {},
         "proxies": _proxy_rows(explainer),
         "limitations": _limitations(version, runs, bias, explainer),
+        "evidence_gaps": _evidence_gaps(version),
         "events": list(events),
     }

@@ -99,6 +99,7 @@ def records(synthetic_dataset, user_in_role, settings: Any) -> dict[str, Any]:
         version=base,
         status=ModelVersion.Status.APPROVED,
         actor=user_in_role(roles.COMPLIANCE_OFFICER),
+        note="No bias check or explainer: approved for the schema test only.",
     )
     decision, secret = decision_log(
         model_version=base, subject_reference="p1", inputs=PERSON, actor="t"

@@ -269,6 +269,8 @@ def test_the_admin_shows_the_plan_first_and_starts_a_run(client, user_in_role, b
     target = _domain(base.dataset, "target")
     client.force_login(user_in_role(roles.DATA_SCIENTIST))
     url = f"/admin/governance/modelversion/{base.pk}/finetune/"
+    # A GET writes nothing: the shift is measured (and stored) by POST first.
+    client.post(url, {"target": target.pk, "step": "measure"})
     page = client.get(url, {"target": target.pk}).content.decode()
     assert "Domain-classifier AUC" in page and "Recommended plan" in page
     assert page.index("Domain-classifier AUC") < page.index("Start fine-tuning")

@@ -34,7 +34,7 @@ from governance.api.permissions import (
 )
 from governance.http import FilingThrottle
 from governance.models import ExplanationRequest, ModelVersion, Report
-from governance.selectors import model_version_lineage
+from governance.selectors import downloadable_reports, model_version_lineage
 from governance.services.decisions import DecisionInputError, decision_log
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
@@ -336,10 +336,6 @@ class ReportDownloadView(APIView):
         responses={**PDF, 401: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
     )
     def get(self, request: Request, pk: int) -> HttpResponse:
-        # Drafts, rejected and failed reports were never signed off: not found here.
-        report = get_object_or_404(
-            Report,
-            pk=pk,
-            status__in=[Report.Status.APPROVED, Report.Status.RELEASED],
-        )
+        # One rule with the admin's download: drafts only to those who review.
+        report = get_object_or_404(downloadable_reports(request.user), pk=pk)
         return _pdf(report, f"{report.reference}.pdf")

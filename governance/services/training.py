@@ -41,6 +41,42 @@ class FineTuneRefused(ValueError):
     """Fine-tuning is impossible in this situation (e.g. domain generalisation)."""
 
 
+# Bounds on what a caller may ask of a training job: far above any real use (the
+# default is TRAINING_EPOCHS), and low enough that a typo cannot run for days.
+MAX_EPOCHS = 1000
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+
+
+def training_arguments_check(*, epochs: int | None, seed: int) -> int:
+    """Validate a job's epochs and seed before anything is written; return the
+    epochs to use (TRAINING_EPOCHS when not given)."""
+    if epochs is not None and (
+        isinstance(epochs, bool)
+        or not isinstance(epochs, int)
+        or not 1 <= epochs <= MAX_EPOCHS
+    ):
+        raise ValidationError(
+            f"epochs must be a whole number from 1 to {MAX_EPOCHS}, not {epochs!r:.30}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValidationError(
+            f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r:.30}"
+        )
+    return settings.TRAINING_EPOCHS if epochs is None else epochs
+
+
+def new_version_name_check(name: str) -> str:
+    """A new version's name, checked before any training or stored file."""
+    limit = ModelVersion._meta.get_field("name").max_length
+    if not name or not name.strip() or name != name.strip():
+        raise ValidationError(f"name: {name!r} is empty or starts or ends with a space")
+    if len(name) > limit:
+        raise ValidationError(f"name: at most {limit} characters, not {len(name)}")
+    if ModelVersion.objects.filter(name=name).exists():
+        raise ValidationError(f"name: a model version named {name!r} exists already")
+    return name
+
+
 # --- Data -----------------------------------------------------------------------
 
 
@@ -208,11 +244,12 @@ def model_version_pretrain(
     from workers.ml.artifact import artifact_bytes
     from workers.ml.training import pretrain
 
+    epochs = training_arguments_check(epochs=epochs, seed=seed)
+    new_version_name_check(name)
     if not domain.has_labels:
         raise ValidationError(f"{domain} has no labels to pre-train on")
     rows = domain_rows(domain)
     device = _device_name()
-    epochs = epochs or settings.TRAINING_EPOCHS
     result = pretrain(
         rows.frame.iloc[rows.train],
         rows.y[rows.train],
@@ -265,6 +302,7 @@ def model_version_register_artifact(
     from workers.ml.artifact import ArtifactError, load_artifact
     from workers.ml.network import layer_inventory
 
+    new_version_name_check(name)
     try:
         loaded = load_artifact(data, expected_sha256=None)
     except ArtifactError as exc:
@@ -386,16 +424,8 @@ class FineTunePlan:
     mode: str
 
 
-def finetune_recommend(
-    *, parent: ModelVersion, target: Domain, actor: Any
-) -> FineTunePlan:
-    """Measure shift, classify the situation and recommend a freeze plan.
-
-    Raises FineTuneRefused for domain generalisation (no target data).
-    """
-    from workers.ml.freeze import recommend_plan
-    from workers.ml.network import LAYER_NAMES
-
+def _finetune_source(parent: ModelVersion, target: Domain) -> Domain:
+    """The domain the parent adapts from; raises when fine-tuning cannot apply."""
     if parent.kind == ModelVersion.Kind.GLASSBOX:
         raise ValidationError(
             f"{parent} is a glass-box EBM: it has no layers to fine-tune; refit it "
@@ -414,9 +444,13 @@ def finetune_recommend(
             "nothing to fine-tune on. Judge the base model by how evenly it performs "
             "across sub-populations of the source instead (subpopulation_spread)."
         )
-    shift = ShiftReport.objects.filter(
-        source_domain=source, target_domain=target
-    ).first() or shift_report_create(source=source, target=target, actor=actor)
+    return source
+
+
+def _finetune_plan(shift: ShiftReport, target: Domain) -> FineTunePlan:
+    from workers.ml.freeze import recommend_plan
+    from workers.ml.network import LAYER_NAMES
+
     labelled = target.availability == Domain.Availability.LABELS
     rows = domain_rows(target)
     labelled_rows = int(rows.train.size) if labelled else 0
@@ -433,6 +467,33 @@ def finetune_recommend(
         recommended=plan,
         mode=FineTuneRun.Mode.SUPERVISED if labelled else FineTuneRun.Mode.CORAL,
     )
+
+
+def finetune_recommend(
+    *, parent: ModelVersion, target: Domain, actor: Any
+) -> FineTunePlan:
+    """Measure shift (stored and audited the first time), classify the situation
+    and recommend a freeze plan.
+
+    Raises FineTuneRefused for domain generalisation (no target data).
+    """
+    source = _finetune_source(parent, target)
+    shift = ShiftReport.objects.filter(
+        source_domain=source, target_domain=target
+    ).first() or shift_report_create(source=source, target=target, actor=actor)
+    return _finetune_plan(shift, target)
+
+
+def finetune_recommend_stored(
+    *, parent: ModelVersion, target: Domain
+) -> FineTunePlan | None:
+    """The recommendation from a shift report already stored, writing nothing
+    (for a page read by GET); None when the shift has not been measured yet."""
+    source = _finetune_source(parent, target)
+    shift = ShiftReport.objects.filter(
+        source_domain=source, target_domain=target
+    ).first()
+    return None if shift is None else _finetune_plan(shift, target)
 
 
 @transaction.atomic
@@ -454,6 +515,8 @@ def finetune_run_create(
     from workers.ml.freeze import plan_from_layers
     from workers.ml.network import LAYER_NAMES
 
+    # Before the shift is measured or a run recorded: bad input writes nothing.
+    epochs = training_arguments_check(epochs=epochs, seed=seed)
     recommendation = finetune_recommend(parent=parent, target=target, actor=actor)
     recommended = recommendation.recommended
     applied = recommended
@@ -478,7 +541,7 @@ def finetune_run_create(
         applied_plan=applied.to_dict(),
         plan_rationale=recommended.rationale,
         justification=justification.strip(),
-        hyperparameters={"epochs": epochs or settings.TRAINING_EPOCHS},
+        hyperparameters={"epochs": epochs},
         seed=seed,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
@@ -658,6 +721,8 @@ def glassbox_version_fit(
     from workers.ml.explain.ebm import fit_glassbox
     from workers.ml.glassbox import GlassboxEncoder, GlassboxModel, glassbox_bytes
 
+    training_arguments_check(epochs=None, seed=seed)
+    new_version_name_check(name)
     if not domain.has_labels:
         raise ValidationError(f"{domain} has no labels to fit a glass-box model on")
     if parent is not None and parent.kind != ModelVersion.Kind.GLASSBOX:

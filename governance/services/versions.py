@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from governance.models import ModelVersion
+from governance.models import AuditEvent, BiasCheck, Domain, ModelVersion
 from governance.services.audit import audit_record
 
 Status = ModelVersion.Status
@@ -45,6 +46,42 @@ def model_version_create(*, actor: Any, **fields: Any) -> ModelVersion:
     return version
 
 
+# A version's description is part of what was reviewed: it may change only before
+# the version goes to review (or after a rejection, to fix it), never once approved.
+DESCRIBABLE = frozenset({Status.DRAFT, Status.REJECTED})
+
+
+def model_version_describable(version: ModelVersion) -> bool:
+    return version.status in DESCRIBABLE
+
+
+@transaction.atomic
+def model_version_describe(
+    *, version: ModelVersion, description: str, actor: Any
+) -> ModelVersion:
+    """Change a draft or rejected version's description, audited."""
+    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    if not model_version_describable(version):
+        raise ValidationError(
+            f"{version} is {version.get_status_display()}: its description is "
+            "part of the record that was reviewed and can no longer change"
+        )
+    before = version.description
+    if description == before:
+        return version
+    version.description = description
+    version.full_clean()
+    version.save(update_fields=["description"])
+    audit_record(
+        actor=actor,
+        action="model_version.described",
+        obj=version,
+        before={"description": before},
+        after={"description": description},
+    )
+    return version
+
+
 @transaction.atomic
 def model_version_set_status(
     *, version: ModelVersion, status: str, actor: Any, note: str = ""
@@ -61,7 +98,7 @@ def model_version_set_status(
     if status == Status.APPROVED:
         _check_four_eyes(version, user)
         _check_dossier(version)
-        _check_bias_gate(version, note)
+        _check_evidence(version, note)
     before = version.status
     version.status = status
     version.save(update_fields=["status", "submitted_by"])
@@ -75,16 +112,77 @@ def model_version_set_status(
     return version
 
 
-def _check_bias_gate(version: ModelVersion, justification: str) -> None:
-    """A version whose latest bias check fails is approved only with a reason."""
-    from governance.services.bias import failing_bias_checks
+@dataclass(frozen=True)
+class ApprovalGaps:
+    """The evidence an approval should rest on that is absent or failing."""
 
-    failing = failing_bias_checks(version)
-    if failing and not justification.strip():
-        domains = ", ".join(sorted(check.domain.name for check in failing))
+    unchecked: list[str]  # labelled domains with no bias check of the version
+    failing: list[str]  # domains whose latest bias check fails
+    no_explainer: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.unchecked or self.failing or self.no_explainer)
+
+    def sentences(self) -> list[str]:
+        said = []
+        if self.failing:
+            said.append(f"fails its bias check on {', '.join(self.failing)}")
+        if self.unchecked:
+            said.append(f"has no bias check on {', '.join(self.unchecked)}")
+        if self.no_explainer:
+            said.append("has no explainer")
+        return said
+
+
+def model_version_approval_gaps(version: ModelVersion) -> ApprovalGaps:
+    """What is missing for an approval on the evidence alone.
+
+    Nothing records which population a version will decide on, and an approved
+    version may score anyone of its dataset: every labelled domain of the dataset
+    needs a current (latest) bias check that does not fail, and the version needs
+    an explainer. Unlabelled domains are not required, but a failing check on one
+    counts.
+    """
+    from governance.services.bias import latest_bias_checks
+
+    latest = latest_bias_checks(version)
+    labelled = version.dataset.domains.filter(
+        availability=Domain.Availability.LABELS
+    ).values_list("name", flat=True)
+    return ApprovalGaps(
+        unchecked=sorted(name for name in labelled if name not in latest),
+        failing=sorted(
+            name
+            for name, check in latest.items()
+            if check.verdict == BiasCheck.Verdict.FAIL
+        ),
+        no_explainer=not version.explainers.exists(),
+    )
+
+
+def model_version_approval_event(version: ModelVersion) -> AuditEvent | None:
+    """The audit event of the version's latest approval (its note is the
+    officer's justification), or None if it was never approved."""
+    events = AuditEvent.objects.filter(
+        object_type="governance.modelversion",
+        object_id=str(version.pk),
+        action="model_version.status_changed",
+    ).order_by("-sequence")
+    return next(
+        (e for e in events if (e.after or {}).get("status") == Status.APPROVED), None
+    )
+
+
+def _check_evidence(version: ModelVersion, justification: str) -> None:
+    """Approval rests on a passing (or warning) bias check on every labelled domain
+    and an explainer; without them the officer writes why, and it is recorded in
+    the audit trail and shown in the dossier."""
+    gaps = model_version_approval_gaps(version)
+    if gaps and not justification.strip():
         raise ValidationError(
-            f"{version} fails its bias check on {domains}: approving it needs a "
-            "written justification, which is recorded in the audit trail"
+            f"{version} {'; '.join(gaps.sentences())}: approving it needs a "
+            "written justification, which is recorded in the audit trail and "
+            "shown in the dossier"
         )
 
 

@@ -10,7 +10,9 @@ from governance.services.accounts import account_create_or_reset
 
 class Command(BaseCommand):
     help = (
-        "Create a staff account in one role (or reset its password), print the login."
+        "Create an account in one role (or reset it) and print its login: a "
+        "password for people (staff), an API token for the Decision service "
+        "(token only: no password, no admin pages)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,4 +26,13 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{login.username} ({login.role}) password: {login.password}")
+        if login.token:
+            self.stdout.write(
+                f"{login.username} ({login.role}) API token: {login.token}\n"
+                "Send it as `Authorization: Token <key>`; the account has no "
+                "password and cannot open the admin."
+            )
+        else:
+            self.stdout.write(
+                f"{login.username} ({login.role}) password: {login.password}"
+            )

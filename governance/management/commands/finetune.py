@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.management import arguments
 from governance.models import Domain, FineTuneRun, ModelVersion
 from governance.services.training import FineTuneRefused, finetune_run_create
 
@@ -25,20 +26,35 @@ class Command(BaseCommand):
         parser.add_argument("--target", required=True, help="target domain name")
         parser.add_argument("--trainable", help="comma-separated layers to train")
         parser.add_argument("--justification", default="")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--seed", type=arguments.seed, default=0)
+        parser.add_argument(
+            "--epochs",
+            type=arguments.epochs,
+            default=None,
+            help="1 to 1000 (default: TRAINING_EPOCHS)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            parent = ModelVersion.objects.get(name=options["parent"])
-            target = Domain.objects.get(dataset=parent.dataset, name=options["target"])
-        except (ModelVersion.DoesNotExist, Domain.DoesNotExist) as exc:
-            raise CommandError(str(exc)) from None
+        parent = ModelVersion.objects.filter(name=options["parent"]).first()
+        if parent is None:
+            raise CommandError(
+                f"--parent: no model version named {options['parent']!r}"
+            )
+        target = Domain.objects.filter(
+            dataset=parent.dataset, name=options["target"]
+        ).first()
+        if target is None:
+            raise CommandError(
+                f"--target: no domain {options['target']!r} in dataset "
+                f"{parent.dataset.name!r}"
+            )
         trainable = (
             [name.strip() for name in options["trainable"].split(",") if name.strip()]
-            if options["trainable"]
+            if options["trainable"] is not None
             else None
         )
+        if trainable == []:
+            raise CommandError("--trainable: name at least one layer")
         try:
             run = finetune_run_create(
                 parent=parent,

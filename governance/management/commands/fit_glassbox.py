@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.management import arguments
 from governance.models import Domain, ModelVersion
 from governance.services.training import glassbox_version_fit
 
@@ -19,9 +20,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument("--domain", required=True, help="domain name, e.g. source")
-        parser.add_argument("--name", required=True, help="name of the new version")
+        parser.add_argument(
+            "--name",
+            required=True,
+            type=arguments.non_empty,
+            help="name of the new version",
+        )
         parser.add_argument("--parent", default=None, help="glass-box version to refit")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=arguments.seed, default=0)
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -30,14 +36,17 @@ class Command(BaseCommand):
             )
         except Domain.DoesNotExist:
             raise CommandError(
-                f"no domain {options['domain']!r} in dataset {options['dataset']!r}"
+                f"--domain: no domain {options['domain']!r} in dataset "
+                f"{options['dataset']!r}"
             ) from None
         parent = None
         if options["parent"]:
             try:
                 parent = ModelVersion.objects.get(name=options["parent"])
             except ModelVersion.DoesNotExist:
-                raise CommandError(f"no model version {options['parent']!r}") from None
+                raise CommandError(
+                    f"--parent: no model version named {options['parent']!r}"
+                ) from None
         try:
             version = glassbox_version_fit(
                 domain=domain,
@@ -46,7 +55,9 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 actor="command:fit_glassbox",
             )
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             json.dumps(

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.management import arguments
 from governance.models import Domain
 from governance.services.training import model_version_pretrain
 
@@ -16,9 +17,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument("--domain", required=True, help="domain name, e.g. source")
-        parser.add_argument("--name", required=True, help="name of the new version")
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument(
+            "--name",
+            required=True,
+            type=arguments.non_empty,
+            help="name of the new version",
+        )
+        parser.add_argument("--seed", type=arguments.seed, default=0)
+        parser.add_argument(
+            "--epochs",
+            type=arguments.epochs,
+            default=None,
+            help="1 to 1000 (default: TRAINING_EPOCHS)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -27,7 +38,8 @@ class Command(BaseCommand):
             )
         except Domain.DoesNotExist:
             raise CommandError(
-                f"no domain {options['domain']!r} in dataset {options['dataset']!r}"
+                f"--domain: no domain {options['domain']!r} in dataset "
+                f"{options['dataset']!r}"
             ) from None
         try:
             version = model_version_pretrain(
@@ -37,7 +49,9 @@ class Command(BaseCommand):
                 epochs=options["epochs"],
                 actor="command:pretrain",
             )
-        except (ValidationError, ValueError) as exc:
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(
             json.dumps(

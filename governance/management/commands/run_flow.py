@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("spec", type=Path, help="path to the dataset spec (.toml)")
 
     def handle(self, *args: Any, spec: Path, **options: Any) -> None:
+        if not spec.is_file():
+            raise CommandError(f"spec: {spec} is not a file")
         try:
             summary = run_flow(spec_path=spec, actor="command:run_flow")
         except ValueError as exc:
