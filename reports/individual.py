@@ -79,11 +79,13 @@ def _factor_chart(rows: list[dict[str, Any]]) -> str | None:
     svg = charts.bar_chart_horizontal(
         [(row["label"], round(100 * row["toward"], 1)) for row in rows],
         title="What counted in your favour (right) or against you (left)",
-        value_label="points of the score, compared with the average person",
+        # Signed toward the outcome the person wanted: where a higher score is
+        # the adverse outcome, a factor that raised it is drawn below zero.
+        value_label="points for (+) or against (-) you, vs. the average person",
     )
     return charts.embed(
         svg,
-        alt="The factors that counted for or against you, in points of the score: "
+        alt="The factors that counted for (+) or against (-) you, in points: "
         + "; ".join(f"{row['label']} {points(row['toward'])}" for row in rows),
     )
 
