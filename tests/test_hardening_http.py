@@ -246,6 +246,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # so that the role groups are put back
 def test_the_admin_and_public_pages_work_in_a_browser_under_the_policy(
     live_server, user_in_role
 ):
