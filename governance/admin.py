@@ -6,9 +6,7 @@ actions and forms call services and say what they did.
 
 from __future__ import annotations
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -30,6 +28,7 @@ from governance.models import (
     AuditEvent,
     BiasCheck,
     Dataset,
+    DatasetImport,
     Decision,
     DecisionExplanation,
     Domain,
@@ -47,7 +46,7 @@ from governance.selectors import (
     model_version_lineage,
 )
 from governance.services.bias import bias_transfer_table, latest_bias_checks
-from governance.services.datasets import dataset_import
+from governance.services.datasets import dataset_import_enqueue
 from governance.services.reports import (
     report_file,
     report_request,
@@ -128,6 +127,20 @@ class DatasetImportForm(forms.Form):
         help_text="Every file the spec names, matched by file name (.csv or .csv.gz).",
     )
 
+    def clean_spec(self) -> str:
+        """The spec's text: checked for size before it is read, UTF-8 only."""
+        spec = self.cleaned_data["spec"]
+        spec_limit = settings.DATASET_SPEC_MAX_BYTES
+        if spec.size > spec_limit:
+            raise ValidationError(
+                f"the spec file is {spec.size:,} bytes, over the {spec_limit:,}-byte "
+                "limit (DATASET_SPEC_MAX_BYTES); is it the right file?"
+            )
+        try:
+            return spec.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError("the spec file is not UTF-8 text") from None
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         limit = settings.DATASET_MAX_BYTES
@@ -137,13 +150,6 @@ class DatasetImportForm(forms.Form):
                     f"{upload.name} is {upload.size:,} bytes, over the "
                     f"{limit:,}-byte limit (DATASET_MAX_BYTES)"
                 )
-        spec = cleaned.get("spec")
-        spec_limit = settings.DATASET_SPEC_MAX_BYTES
-        if spec is not None and spec.size > spec_limit:
-            raise ValidationError(
-                f"the spec file is {spec.size:,} bytes, over the {spec_limit:,}-byte "
-                "limit (DATASET_SPEC_MAX_BYTES); is it the right file?"
-            )
         return cleaned
 
 
@@ -223,24 +229,24 @@ class DatasetAdmin(admin.ModelAdmin):
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        """Import from an uploaded spec and data files, through the import service."""
+        """Check and stage an uploaded spec and data files, queue their import, and
+        send the user to the job's status page (the import runs on a worker)."""
         if not self.has_add_permission(request):
             raise PermissionDenied
         form = DatasetImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                dataset = self._import_uploads(request, form)
+                job = dataset_import_enqueue(
+                    spec_toml=form.cleaned_data["spec"],
+                    uploads=form.cleaned_data["data_files"],
+                    actor=request.user,
+                )
             except ValueError as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(
-                    request,
-                    f"Imported {dataset.title}: {dataset.row_count:,} rows, "
-                    f"{dataset.domains.count()} domains.",
-                    messages.SUCCESS,
-                )
+                self.message_user(request, *self._import_message(job))
                 return HttpResponseRedirect(
-                    reverse("admin:governance_dataset_change", args=[dataset.pk])
+                    reverse("admin:governance_datasetimport_change", args=[job.pk])
                 )
         context = {
             **self.admin_site.each_context(request),
@@ -253,31 +259,74 @@ class DatasetAdmin(admin.ModelAdmin):
             request, "admin/governance/dataset_import.html", context
         )
 
-    def _import_uploads(self, request: HttpRequest, form: DatasetImportForm) -> Dataset:
-        try:
-            spec_toml = form.cleaned_data["spec"].read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError("the spec file is not UTF-8 text") from None
-        # A bad or hostile spec is refused before any upload is written to disk.
-        from governance.services.datasets import dataset_check_spec
-
-        dataset_check_spec(spec_toml)
-        with tempfile.TemporaryDirectory(prefix="dataset-upload-") as folder:
-            uploaded: dict[str, Path] = {}
-            for upload in form.cleaned_data["data_files"]:
-                # Only the base name is used: an uploaded name cannot point elsewhere.
-                name = Path(upload.name).name
-                destination = Path(folder) / name
-                with destination.open("wb") as out:
-                    for chunk in upload.chunks():
-                        out.write(chunk)
-                uploaded[name] = destination
-            return dataset_import(
-                spec_toml=spec_toml,
-                base_dir=Path(folder),
-                uploaded=uploaded,
-                actor=request.user,
+    @staticmethod
+    def _import_message(job: DatasetImport) -> tuple[str, int]:
+        # Without a broker the job ran before this redirect; with one it is queued.
+        if job.state == DatasetImport.State.SUCCEEDED:
+            return f"Imported dataset {job.spec_name}.", messages.SUCCESS
+        if job.state == DatasetImport.State.FAILED:
+            return (
+                f"The import of {job.spec_name} failed: the error is below.",
+                messages.ERROR,
             )
+        return (
+            f"The import of {job.spec_name} is queued; this page follows it.",
+            messages.INFO,
+        )
+
+
+@admin.register(DatasetImport)
+class DatasetImportAdmin(ReadOnlyAdmin):
+    """Import jobs: whoever may see datasets sees how their imports went."""
+
+    list_display = ("__str__", "state", "progress", "created_by", "created_at")
+    list_filter = ("state",)
+    list_select_related = ("created_by",)
+    search_fields = ("spec_name",)
+    # How often the status page reloads itself while the job is queued or running
+    # (a meta refresh: the CSP allows no inline script).
+    refresh_seconds = 2
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DatasetImport]:
+        return super().get_queryset(request).defer("spec_toml")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("governance.view_dataset")
+
+    @admin.display(description="progress")
+    def progress(self, obj: DatasetImport) -> str:
+        if obj.state == DatasetImport.State.QUEUED:
+            return "waiting for a worker"
+        if obj.is_terminal:
+            return obj.progress_message
+        return f"step {obj.step} of {obj.step_count}: {obj.progress_message}"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        """The job's status page: state, progress, error, the dataset when done."""
+        job = self.get_object(request, object_id)
+        if job is None:
+            raise Http404("no such dataset import")
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import of dataset {job.spec_name}",
+            "job": job,
+            "progress": self.progress(job),
+            "refresh": None if job.is_terminal else self.refresh_seconds,
+            "can_add": request.user.has_perm("governance.add_dataset"),
+            "opts": self.model._meta,
+            **(extra_context or {}),
+        }
+        return TemplateResponse(
+            request, "admin/governance/dataset_import_status.html", context
+        )
 
 
 @admin.register(Domain)

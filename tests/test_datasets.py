@@ -107,19 +107,22 @@ def test_the_command_reports_errors_without_a_traceback(tmp_path):
 
 
 def test_a_data_scientist_imports_through_the_admin_upload(
-    client, user_in_role, tmp_path
+    client, user_in_role, tmp_path, django_capture_on_commit_callbacks
 ):
     client.force_login(user_in_role(roles.DATA_SCIENTIST))
-    response = client.post(
-        "/admin/governance/dataset/add/",
-        {
-            "spec": SimpleUploadedFile("spec.toml", _small_spec().encode()),
-            "data_files": [SimpleUploadedFile("small.csv", SMALL_CSV.encode())],
-        },
-    )
+    # The import is a job, run eagerly once the request's transaction commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/governance/dataset/add/",
+            {
+                "spec": SimpleUploadedFile("spec.toml", _small_spec().encode()),
+                "data_files": [SimpleUploadedFile("small.csv", SMALL_CSV.encode())],
+            },
+        )
     dataset = Dataset.objects.get(name="small")
+    job = dataset.imports.get()
     assert response.status_code == 302
-    assert response["Location"].endswith(f"/dataset/{dataset.pk}/change/")
+    assert response["Location"].endswith(f"/datasetimport/{job.pk}/change/")
     assert AuditEvent.objects.get(action="dataset.imported").actor_name.startswith(
         "user"
     )

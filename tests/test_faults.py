@@ -402,6 +402,7 @@ def test_a_worker_killed_mid_explanation_leaves_nothing_and_the_sweeper_redoes_i
         "runs": [],
         "reports": [],
         "requests": [filed.pk],
+        "dataset_imports": [],
     }
     wait_drafted(filed, workers, 180)
 
@@ -418,7 +419,12 @@ def test_a_worker_killed_mid_explanation_leaves_nothing_and_the_sweeper_redoes_i
     ]
     assert actions(reports[0]) == ["report.requested", "report.rendered"]
     # A second sweep finds nothing: the job is done, once.
-    assert sweep_task.apply().get() == {"runs": [], "reports": [], "requests": []}
+    assert sweep_task.apply().get() == {
+        "runs": [],
+        "reports": [],
+        "requests": [],
+        "dataset_imports": [],
+    }
 
 
 @pytest.mark.django_db(transaction=True)
@@ -454,6 +460,7 @@ def test_a_worker_killed_mid_render_leaves_no_half_written_file_and_renders_once
         "runs": [],
         "reports": [report.pk],
         "requests": [],
+        "dataset_imports": [],
     }
     wait_drafted(filed, workers, 180)
 

@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from governance import roles
-from governance.models import AuditEvent, Dataset
+from governance.models import AuditEvent, Dataset, DatasetImport
 from governance.services.datasets import dataset_import, dataset_import_file
 from tests.conftest import ADULT_SPEC
 
@@ -54,9 +54,11 @@ def _upload_folders() -> set[str]:
 
 def _nothing_recorded(settings) -> None:
     assert not Dataset.objects.exists()
+    assert not DatasetImport.objects.exists()
     assert not AuditEvent.objects.exists()
-    stored = Path(settings.MEDIA_ROOT) / "datasets"
-    assert not stored.exists() or not any(stored.iterdir())
+    for folder in ("datasets", "dataset-imports"):  # stored copies, staged uploads
+        stored = Path(settings.MEDIA_ROOT) / folder
+        assert not stored.exists() or not any(stored.iterdir())
 
 
 def _admin_post(client, spec_text: str, files: dict[str, bytes]):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from governance import roles
-from governance.models import ExplanationRequest, Report
+from governance.models import DatasetImport, ExplanationRequest, Report
 from tests.factories import (
     DecisionFactory,
     FineTuneRunFactory,
@@ -69,6 +69,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: False,
         roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "dataset import status page": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
         ANONYMOUS: False,
     },
     "policy page": {
@@ -130,7 +136,14 @@ def world():
         access_token_hash="1" * 64,
         access_expires_at=timezone.now(),
     )
-    return {"version": version, "run": run, "report": report, "request": filed}
+    job = DatasetImport.objects.create(spec_name="matrix", spec_toml="", files=[])
+    return {
+        "version": version,
+        "run": run,
+        "report": report,
+        "request": filed,
+        "import": job,
+    }
 
 
 def _client(role: str) -> tuple[Client, str | None]:
@@ -165,6 +178,10 @@ def _use(name: str, client: Client, token: str | None, world: dict):
     if name == "request workflow":
         return client.post(
             f"/admin/governance/explanationrequest/{q.pk}/workflow/assign/"
+        )
+    if name == "dataset import status page":
+        return client.get(
+            f"/admin/governance/datasetimport/{world['import'].pk}/change/"
         )
     if name == "policy page":
         return client.get("/admin/policy/")

@@ -1,5 +1,6 @@
 """The Celery app. Queues: gpu (fine-tuning, counterfactual search), cpu (shift,
-bias, EBM), reports (PDF rendering). Without CELERY_BROKER_URL tasks run in-process.
+bias, EBM, dataset imports), reports (PDF rendering). Without CELERY_BROKER_URL
+tasks run in-process.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ app.conf.task_routes = {
     "workers.tasks.audit_verify_task": {"queue": Queue.CPU.value},
     "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
     "workers.tasks.sweep_task": {"queue": Queue.CPU.value},
+    "workers.tasks.dataset_import_task": {"queue": Queue.CPU.value},
     "workers.tasks.bias_check_task": {"queue": Queue.CPU.value},
     "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
     "workers.tasks.explainer_fit_task": {"queue": Queue.CPU.value},

@@ -54,18 +54,53 @@ def finetune_task(self: Any, run_id: int) -> dict[str, Any]:
     return {"run": run_id, "state": run.state, "version": run.produced_version_id}
 
 
+# Below the job's lease (governance.services.datasets.IMPORT_LEASE), so a live
+# worker never loses its job to the sweeper.
+DATASET_IMPORT_TIME_LIMIT_S = 600
+
+
+# acks_late + reject_on_worker_lost: as for finetune_task, the job's lease makes a
+# second delivery of a finished or live job a no-op, and an expired lease (a dead
+# worker) makes it claimable again, up to three attempts.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=DATASET_IMPORT_TIME_LIMIT_S - 30,
+    time_limit=DATASET_IMPORT_TIME_LIMIT_S,
+)
+def dataset_import_task(self: Any, job_id: int) -> dict[str, Any]:
+    """Import a staged upload (Datasets -> Add); the job row records the outcome."""
+    from governance.services.datasets import (
+        ImportLeaseLost,
+        ImportNotClaimable,
+        dataset_import_execute,
+    )
+    from governance.services.training import worker_name
+
+    worker = f"{worker_name()}:{self.request.id or 'eager'}"
+    try:
+        job = dataset_import_execute(job_id=job_id, worker=worker)
+    except (ImportNotClaimable, ImportLeaseLost) as exc:
+        logger.info("skipping: %s", exc)
+        return {"job": job_id, "skipped": str(exc)}
+    return {"job": job_id, "state": job.state, "dataset": job.dataset_id}
+
+
 @shared_task(soft_time_limit=60, time_limit=90)
 def sweep_task() -> dict[str, Any]:
     """Re-queue work that was lost: jobs enqueued while the broker was down, and
     jobs whose worker died. Every task it re-queues is safe to deliver twice."""
+    from governance.services.datasets import dataset_import_stale_ids
     from governance.services.reports import report_stale_ids
     from governance.services.requests import request_stale_ids
     from governance.services.runs import finetune_run_stale_ids
 
-    runs, reports, requests = (
+    runs, reports, requests, imports = (
         finetune_run_stale_ids(),
         report_stale_ids(),
         request_stale_ids(),
+        dataset_import_stale_ids(),
     )
     for run_id in runs:
         finetune_task.delay(run_id)
@@ -73,7 +108,14 @@ def sweep_task() -> dict[str, Any]:
         report_render_task.delay(report_id)
     for request_id in requests:
         request_draft_task.delay(request_id)
-    return {"runs": runs, "reports": reports, "requests": requests}
+    for job_id in imports:
+        dataset_import_task.delay(job_id)
+    return {
+        "runs": runs,
+        "reports": reports,
+        "requests": requests,
+        "dataset_imports": imports,
+    }
 
 
 @shared_task(soft_time_limit=300, time_limit=360)

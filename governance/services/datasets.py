@@ -1,21 +1,39 @@
-"""Registering datasets: read, validate, store a copy, record, all or nothing."""
+"""Registering datasets: read, validate, store a copy, record, all or nothing.
+
+`dataset_import` does the work in the caller's process (the `import_dataset`
+command). An upload through the admin is a job instead: `dataset_import_enqueue`
+checks what is cheap in the request (the spec, the file names, each header's
+width), stages the files under MEDIA_ROOT and queues a `DatasetImport`; a worker
+runs `dataset_import_execute`, which claims the job with a lease (the pattern of
+governance/services/runs.py) and records the dataset in the transaction that
+marks the job succeeded.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 
-from governance.models import Dataset, Domain
+from governance.models import Dataset, DatasetImport, Domain
 from governance.services.audit import audit_record
 from workers.ml.dataspec import (
     DatasetError,
     DatasetSpec,
     LoadedTable,
+    _check_width,
+    _open_data,
     load_table,
     parse_spec,
     read_spec_text,
@@ -23,13 +41,39 @@ from workers.ml.dataspec import (
 )
 
 __all__ = [
+    "IMPORT_LEASE",
+    "IMPORT_STEPS",
     "DatasetError",
+    "ImportLeaseLost",
+    "ImportNotClaimable",
     "dataset_check_spec",
     "dataset_import",
+    "dataset_import_enqueue",
+    "dataset_import_execute",
     "dataset_import_file",
+    "dataset_import_stale_ids",
     "dataset_load",
     "dataset_spec",
 ]
+
+logger = logging.getLogger(__name__)
+
+# What dataset_import reports, in order; a job shows "step 2 of 4: ...".
+IMPORT_STEPS = (
+    "reading and checking the data files",
+    "checking the domains",
+    "storing a copy of the data",
+    "recording the dataset",
+)
+# Reading a large file is one step that reports nothing while it runs, so the lease
+# must outlast the task's time_limit (workers/tasks.py): a live worker never loses
+# its job to the sweeper, and a dead one's job is claimable a few minutes later.
+IMPORT_LEASE = timedelta(minutes=15)
+IMPORT_MAX_ATTEMPTS = 3
+# A queued job is re-sent after this long (it was queued while the broker was down);
+# a second delivery of one still in the queue is a no-op.
+IMPORT_QUEUED_GRACE = timedelta(minutes=2)
+STAGING_FOLDER = "dataset-imports"
 
 
 def _storage_dir(content_sha256: str) -> Path:
@@ -196,6 +240,8 @@ def dataset_import(
     base_dir: Path,
     uploaded: dict[str, Path] | None = None,
     actor: Any = None,
+    progress: Callable[[int], None] | None = None,
+    on_recorded: Callable[[Dataset], None] | None = None,
 ) -> Dataset:
     """Register a dataset from its TOML spec; data files are found relative to base_dir
     (or, for an upload, by file name among `uploaded`).
@@ -204,7 +250,10 @@ def dataset_import(
     Nothing is recorded unless every check passes. Importing the same spec and
     content again returns the existing dataset. Data files must be regular files
     inside base_dir or one of DATASET_ALLOWED_ROOTS (uploads: inside base_dir).
+    `progress(n)` is called as step n of IMPORT_STEPS begins; `on_recorded` inside
+    the transaction that records the dataset (if it raises, nothing is recorded).
     """
+    step = progress or (lambda number: None)
     base_dir = Path(base_dir)
     spec = _parse(spec_toml, base_dir)
     if uploaded is not None:
@@ -212,28 +261,37 @@ def dataset_import(
         roots = [base_dir]
     else:
         roots = [base_dir, *settings.DATASET_ALLOWED_ROOTS]
+    step(1)
     table = _load(spec, roots)
+    step(2)
     domain_counts = validate_domains(spec, table)
 
+    step(3)
     storage = _storage_dir(table.sha256)
     stored_spec, created = _store_files(spec, storage)
     try:
-        existing = Dataset.objects.filter(name=spec.name).first()
-        if existing is not None:
-            if _same_registration(existing, table, stored_spec):
-                return existing
-            raise DatasetError(
-                f"a dataset named {spec.name!r} is already registered with different "
-                "content or spec; give the new one another name"
-            )
-        return _record(
-            spec=stored_spec,
-            spec_toml=spec_toml,
-            table=table,
-            domain_counts=domain_counts,
-            storage=storage,
-            actor=actor,
-        )
+        step(4)
+        with transaction.atomic():
+            dataset = Dataset.objects.filter(name=spec.name).first()
+            if dataset is not None and not _same_registration(
+                dataset, table, stored_spec
+            ):
+                raise DatasetError(
+                    f"a dataset named {spec.name!r} is already registered with "
+                    "different content or spec; give the new one another name"
+                )
+            if dataset is None:
+                dataset = _record(
+                    spec=stored_spec,
+                    spec_toml=spec_toml,
+                    table=table,
+                    domain_counts=domain_counts,
+                    storage=storage,
+                    actor=actor,
+                )
+            if on_recorded is not None:
+                on_recorded(dataset)
+        return dataset
     except Exception:
         if created:
             shutil.rmtree(storage, ignore_errors=True)
@@ -254,3 +312,312 @@ def dataset_check_spec(spec_toml: str) -> DatasetSpec:
     too many parts, too deep nesting, bad TOML, a bad key or value.
     """
     return _parse(spec_toml, Path("."))
+
+
+# --- Import jobs (Datasets -> Add) -------------------------------------------------
+
+
+class ImportNotClaimable(Exception):
+    """The job is finished, out of attempts, or leased by another live worker."""
+
+
+class ImportLeaseLost(Exception):
+    """Another worker took the job over (this worker's lease expired)."""
+
+
+def _staging_path(job: DatasetImport) -> Path:
+    return Path(settings.MEDIA_ROOT) / job.staging_dir
+
+
+def _remove_staging(folder: Path) -> None:
+    # Only ever a folder this module made under MEDIA_ROOT/dataset-imports.
+    if folder.parent.name == STAGING_FOLDER and folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stage_uploads(uploads: Sequence[UploadedFile], folder: Path) -> dict[str, Path]:
+    staged: dict[str, Path] = {}
+    for upload in uploads:
+        # Only the base name is used: an uploaded name cannot point elsewhere.
+        name = Path(upload.name or "").name
+        if name in ("", ".", ".."):
+            raise DatasetError(f"an uploaded file has no usable name ({upload.name!r})")
+        destination = folder / name
+        with destination.open("wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        staged[name] = destination
+    return staged
+
+
+def _check_headers(spec: DatasetSpec) -> None:
+    """The first pass of load_table only: each file's header is read (at most
+    DATASET_MAX_HEADER_BYTES) and its columns counted, so a file far too wide is
+    refused in the request, before a job exists."""
+    max_columns = settings.DATASET_MAX_COLUMNS
+    if not spec.header and len(spec.columns) > max_columns:
+        raise DatasetError(
+            f"columns: {len(spec.columns):,} columns, over the limit of "
+            f"{max_columns:,} (DATASET_MAX_COLUMNS)"
+        )
+    roots = [Path(spec.base_dir).resolve()]
+    for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
+        with _open_data(path, file_spec, roots) as handle:
+            _check_width(
+                handle,
+                path.name,
+                spec,
+                file_spec.skip_rows,
+                max_columns=max_columns,
+                max_line=settings.DATASET_MAX_HEADER_BYTES,
+                budget=settings.DATASET_MAX_BYTES,
+            )
+
+
+def dataset_import_enqueue(
+    *, spec_toml: str, uploads: Sequence[UploadedFile], actor: Any
+) -> DatasetImport:
+    """Check an upload cheaply, stage its files and queue the import job.
+
+    Raises SpecError / DatasetError (ValueError) for a bad spec, a file the spec
+    names that was not uploaded, or a header over the column or length cap; then
+    nothing is left: no job, no audit event, no staging folder. What needs the
+    whole data (types, labels, domains) is the job's to check.
+    """
+    spec = dataset_check_spec(spec_toml)  # before anything is written to disk
+    folder = Path(settings.MEDIA_ROOT) / STAGING_FOLDER / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    job_id = None
+    try:
+        staged = _stage_uploads(uploads, folder)
+        _check_headers(_use_uploads(dataclasses.replace(spec, base_dir=folder), staged))
+        with transaction.atomic():
+            job = DatasetImport(
+                spec_name=spec.name,
+                spec_toml=spec_toml,
+                files=[
+                    {"name": name, "bytes": path.stat().st_size}
+                    for name, path in staged.items()
+                ],
+                staging_dir=str(folder.relative_to(settings.MEDIA_ROOT)),
+                step_count=len(IMPORT_STEPS),
+                progress_message="waiting for a worker",
+                created_by=actor if getattr(actor, "is_authenticated", False) else None,
+            )
+            job.full_clean()
+            job.save()
+            job_id = job.pk
+            audit_record(
+                actor=actor,
+                action="dataset_import.queued",
+                obj=job,
+                after={"name": job.spec_name, "files": job.files},
+            )
+            from workers.celery import enqueue_after_commit
+            from workers.tasks import dataset_import_task
+
+            enqueue_after_commit(dataset_import_task, job.pk)
+    except BaseException:
+        # Unless the job was committed (and only sending its message failed after
+        # commit): then the sweeper sends it again and the files must stay.
+        if job_id is None or not DatasetImport.objects.filter(pk=job_id).exists():
+            _remove_staging(folder)
+        raise
+    # Without a broker the job has already run (eagerly, on commit).
+    job.refresh_from_db()
+    return job
+
+
+def _transition_audit(
+    job: DatasetImport,
+    *,
+    actor: Any,
+    before: str,
+    after: str,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    audit_record(
+        actor=actor,
+        action=f"dataset_import.{after}",
+        obj=job,
+        before={"state": before},
+        after={"state": after, **(extra or {})},
+    )
+
+
+def _claim(job_id: int, worker: str) -> DatasetImport:
+    """Take the job for this worker (a conditional UPDATE), or ImportNotClaimable."""
+    now = timezone.now()
+    with transaction.atomic():
+        previous = (
+            DatasetImport.objects.filter(pk=job_id)
+            .values_list("state", flat=True)
+            .first()
+        )
+        claimable = Q(state=DatasetImport.State.QUEUED) | Q(
+            state=DatasetImport.State.RUNNING, lease_expires_at__lt=now
+        )
+        updated = DatasetImport.objects.filter(
+            claimable, pk=job_id, attempts__lt=IMPORT_MAX_ATTEMPTS
+        ).update(
+            state=DatasetImport.State.RUNNING,
+            lease_owner=worker,
+            lease_expires_at=now + IMPORT_LEASE,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            step=0,
+            progress_message="claimed",
+            error="",
+        )
+        if updated != 1:
+            raise ImportNotClaimable(f"dataset import {job_id} is not claimable")
+        job = DatasetImport.objects.get(pk=job_id)
+        _transition_audit(
+            job,
+            actor=f"worker:{worker}",
+            before=previous or "",
+            after="running",
+            extra={
+                "attempt": job.attempts,
+                "resumed_after_expired_lease": previous == DatasetImport.State.RUNNING,
+            },
+        )
+    return job
+
+
+def _report_step(job_id: int, worker: str, number: int) -> None:
+    updated = DatasetImport.objects.filter(
+        pk=job_id, state=DatasetImport.State.RUNNING, lease_owner=worker
+    ).update(
+        step=number,
+        progress_message=IMPORT_STEPS[number - 1],
+        lease_expires_at=timezone.now() + IMPORT_LEASE,
+    )
+    if updated != 1:
+        raise ImportLeaseLost(
+            f"dataset import {job_id} is no longer leased by {worker}"
+        )
+
+
+def _finish(job_id: int, worker: str, state: str, **fields: Any) -> DatasetImport:
+    """Move a leased running job to a terminal state; caller holds a transaction."""
+    updated = DatasetImport.objects.filter(
+        pk=job_id, state=DatasetImport.State.RUNNING, lease_owner=worker
+    ).update(state=state, finished_at=timezone.now(), lease_expires_at=None, **fields)
+    if updated != 1:
+        raise ImportLeaseLost(
+            f"dataset import {job_id} is no longer leased by {worker}"
+        )
+    return DatasetImport.objects.get(pk=job_id)
+
+
+def _mark_failed(job_id: int, worker: str, error: str) -> DatasetImport:
+    with transaction.atomic():
+        job = _finish(
+            job_id,
+            worker,
+            DatasetImport.State.FAILED,
+            error=error[:4000],
+            progress_message="failed",
+        )
+        _transition_audit(
+            job,
+            actor=f"worker:{worker}",
+            before="running",
+            after="failed",
+            extra={"error": error[:500]},
+        )
+    _remove_staging(_staging_path(job))
+    return job
+
+
+def dataset_import_execute(*, job_id: int, worker: str) -> DatasetImport:
+    """Claim the job, import its staged files, and record the outcome.
+
+    The dataset and the job's success are written in one transaction; on failure
+    the job is marked failed with the error and nothing else is written. Either
+    way the staging folder is removed. Raises ImportNotClaimable for a finished or
+    live-leased job (a redelivered message), ImportLeaseLost when another worker
+    took it over meanwhile.
+    """
+    job = _claim(job_id, worker)
+    folder = _staging_path(job)
+
+    def on_recorded(dataset: Dataset) -> None:
+        done = _finish(
+            job_id,
+            worker,
+            DatasetImport.State.SUCCEEDED,
+            dataset=dataset,
+            step=len(IMPORT_STEPS),
+            progress_message="finished",
+        )
+        _transition_audit(
+            done,
+            actor=f"worker:{worker}",
+            before="running",
+            after="succeeded",
+            extra={"dataset": dataset.pk, "sha256": dataset.content_sha256},
+        )
+
+    try:
+        dataset_import(
+            spec_toml=job.spec_toml,
+            base_dir=folder,
+            uploaded={item["name"]: folder / item["name"] for item in job.files},
+            actor=job.created_by or "worker:dataset_import",
+            progress=lambda number: _report_step(job_id, worker, number),
+            on_recorded=on_recorded,
+        )
+    except ImportLeaseLost:
+        raise  # the worker that holds the job now finishes it
+    except ValueError as exc:
+        return _mark_failed(job_id, worker, str(exc))
+    except Exception as exc:
+        # A bug or the time limit, not the data: say so, and keep the traceback.
+        logger.exception("dataset import %s stopped", job_id)
+        return _mark_failed(
+            job_id,
+            worker,
+            f"the import stopped on an internal error ({type(exc).__name__}: {exc}); "
+            "nothing was recorded",
+        )
+    _remove_staging(folder)
+    return DatasetImport.objects.get(pk=job_id)
+
+
+def dataset_import_stale_ids(*, now: Any = None) -> list[int]:
+    """Jobs a sweeper should re-enqueue: queued for a while (sent while the broker
+    was down) or running with an expired lease (the worker died). A job whose
+    worker died IMPORT_MAX_ATTEMPTS times is marked failed here instead."""
+    now = now or timezone.now()
+    expired = Q(state=DatasetImport.State.RUNNING, lease_expires_at__lt=now)
+    for job in DatasetImport.objects.filter(expired, attempts__gte=IMPORT_MAX_ATTEMPTS):
+        error = (
+            f"the worker importing it stopped {job.attempts} times without finishing "
+            "(killed, or out of memory?); nothing was recorded, upload it again"
+        )
+        with transaction.atomic():
+            if not DatasetImport.objects.filter(expired, pk=job.pk).update(
+                state=DatasetImport.State.FAILED,
+                finished_at=now,
+                lease_expires_at=None,
+                error=error,
+                progress_message="failed",
+            ):
+                continue
+            job.refresh_from_db()
+            _transition_audit(
+                job,
+                actor="worker:sweeper",
+                before="running",
+                after="failed",
+                extra={"error": error},
+            )
+        _remove_staging(_staging_path(job))
+    stale = DatasetImport.objects.filter(
+        expired
+        | Q(state=DatasetImport.State.QUEUED, created_at__lt=now - IMPORT_QUEUED_GRACE),
+        attempts__lt=IMPORT_MAX_ATTEMPTS,
+    )
+    return list(stale.values_list("pk", flat=True))
