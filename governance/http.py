@@ -7,6 +7,7 @@ cap, the proxy headers believed, and the security headers on every response.
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -23,10 +24,22 @@ from rest_framework.throttling import BaseThrottle
 Middleware = Callable[[HttpRequest], HttpResponse]
 
 
-def client_address(request: Any) -> str:
-    """The client's address for rate limits and login lockouts: REMOTE_ADDR, or
-    with NUM_PROXIES set the address the nearest trusted proxy saw (DRF's rule)."""
-    return BaseThrottle().get_ident(request) or "unknown"
+def client_address(request: Any) -> str | None:
+    """Who is counted by rate limits and login lockouts: REMOTE_ADDR, or with
+    NUM_PROXIES set the address the nearest trusted proxy saw (DRF's rule). An
+    IPv6 client is counted by its /64, the block one subscriber is given: else
+    every address of it would get a count of its own. None where there is no
+    address (a test client's force_login)."""
+    ident = BaseThrottle().get_ident(request)
+    try:
+        address = ipaddress.ip_address(ident)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address)
+    return str(address)
 
 
 def refusal(request: HttpRequest, message: str, *, status: int) -> HttpResponse:
@@ -88,7 +101,7 @@ def filing_attempt(request: Any) -> int | None:
     share this count: both try a reference and a secret. The count is an atomic
     cache increment, so parallel guesses cannot slip past it.
     """
-    key = f"request-filing:{client_address(request)}"
+    key = f"request-filing:{client_address(request) or 'unknown'}"
     now = time.time()
     cache.add(f"{key}:opened", now, timeout=WINDOW_S)
     cache.add(key, 0, timeout=WINDOW_S)

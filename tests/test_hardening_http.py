@@ -145,6 +145,23 @@ def test_the_429_page_leaves_out_the_contact_when_none_is_configured(settings):
     assert "try again in 60 minutes." in page.content.decode()
 
 
+@pytest.mark.django_db
+def test_addresses_of_one_ipv6_block_share_one_filing_count(settings):
+    settings.REQUEST_RATE_LIMIT_PER_HOUR = 2
+    form = {"reference": "D-NOPE", "secret": "guess"}
+    # One subscriber's /64 holds 2^64 addresses: each must not get a count.
+    statuses = [
+        Client(REMOTE_ADDR=f"2001:db8:1:2::{n:x}").post("/explain/", form).status_code
+        for n in range(1, 5)
+    ]
+    assert statuses == [200, 200, 429, 429]
+    # Another block, and an IPv4 client, are counted apart.
+    assert (
+        Client(REMOTE_ADDR="2001:db8:1:3::1").post("/explain/", form).status_code == 200
+    )
+    assert Client(REMOTE_ADDR="192.0.2.7").post("/explain/", form).status_code == 200
+
+
 # --- 8. Admin login lockout -----------------------------------------------------------
 
 
