@@ -63,6 +63,8 @@ from governance.services.requests import (
 )
 from governance.services.runs import finetune_run_request_cancel
 from governance.services.training import (
+    MAX_EPOCHS,
+    MAX_SEED,
     FineTuneRefused,
     finetune_recommend,
     finetune_recommend_stored,
@@ -373,8 +375,8 @@ class FineTuneForm(forms.Form):
         required=False,
         help_text="Required when the layers differ from the recommendation.",
     )
-    epochs = forms.IntegerField(min_value=1, max_value=200, initial=8)
-    seed = forms.IntegerField(min_value=0, initial=0)
+    epochs = forms.IntegerField(min_value=1, max_value=MAX_EPOCHS, initial=8)
+    seed = forms.IntegerField(min_value=0, max_value=MAX_SEED, initial=0)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         from workers.ml.network import LAYER_NAMES  # light: no torch at import

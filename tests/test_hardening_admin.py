@@ -17,6 +17,7 @@ from governance.models import (
     Report,
     ShiftReport,
 )
+from governance.services.training import MAX_EPOCHS
 from governance.services.versions import model_version_set_status
 from tests.factories import (
     ExplainerFactory,
@@ -294,9 +295,9 @@ def test_create_account_refuses_a_bad_username(username):
 @pytest.mark.parametrize(
     ("epochs", "why"),
     [
-        ("0", "0 is out of range: give 1 to 1000"),
-        ("-3", "-3 is out of range: give 1 to 1000"),
-        ("1001", "out of range"),
+        ("0", f"0 is out of range: give 1 to {MAX_EPOCHS}"),
+        ("-3", f"-3 is out of range: give 1 to {MAX_EPOCHS}"),
+        (str(MAX_EPOCHS + 1), "out of range"),
         ("10^20", "'10\\^20' is not a whole number"),
         ("100000000000000000000", "out of range"),
         ("abc", "not a whole number"),

@@ -42,8 +42,10 @@ class FineTuneRefused(ValueError):
 
 
 # Bounds on what a caller may ask of a training job: far above any real use (the
-# default is TRAINING_EPOCHS), and low enough that a typo cannot run for days.
-MAX_EPOCHS = 1000
+# default is TRAINING_EPOCHS; the worker test kills a run of 3,000 tiny epochs),
+# and low enough that a typo cannot run for days (a fine-tuning run is also cut at
+# FINETUNE_TIME_LIMIT_S).
+MAX_EPOCHS = 5000
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
 
 

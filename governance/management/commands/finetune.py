@@ -8,7 +8,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.management import arguments
 from governance.models import Domain, FineTuneRun, ModelVersion
-from governance.services.training import FineTuneRefused, finetune_run_create
+from governance.services.training import (
+    MAX_EPOCHS,
+    FineTuneRefused,
+    finetune_run_create,
+)
 
 
 class Command(BaseCommand):
@@ -31,7 +35,7 @@ class Command(BaseCommand):
             "--epochs",
             type=arguments.epochs,
             default=None,
-            help="1 to 1000 (default: TRAINING_EPOCHS)",
+            help=f"1 to {MAX_EPOCHS} (default: TRAINING_EPOCHS)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

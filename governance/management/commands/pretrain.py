@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.management import arguments
 from governance.models import Domain
-from governance.services.training import model_version_pretrain
+from governance.services.training import MAX_EPOCHS, model_version_pretrain
 
 
 class Command(BaseCommand):
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             "--epochs",
             type=arguments.epochs,
             default=None,
-            help="1 to 1000 (default: TRAINING_EPOCHS)",
+            help=f"1 to {MAX_EPOCHS} (default: TRAINING_EPOCHS)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
