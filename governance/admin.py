@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -155,8 +156,18 @@ class DatasetImportForm(forms.Form):
         return cleaned
 
 
+class _DomainFormSet(BaseInlineFormSet):
+    def _construct_form(self, i: int, **kwargs: Any) -> forms.Form:
+        form = super()._construct_form(i, **kwargs)
+        # The dataset is at hand: without this each row's label (Domain.__str__)
+        # loads it again, its whole spec included.
+        setattr(form.instance, self.fk.name, self.instance)
+        return form
+
+
 class DomainInline(admin.TabularInline):
     model = Domain
+    formset = _DomainFormSet
     extra = 0
     can_delete = False
     fields = (

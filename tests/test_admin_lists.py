@@ -67,3 +67,32 @@ def test_list_page_query_count_does_not_grow_with_rows(admin_client, page):
     few = queries()
     _add_rows(15)
     assert queries() == few
+
+
+def test_a_datasets_page_reads_the_dataset_once_however_many_domains(
+    admin_client, adult_dataset
+):
+    """Each domain row's label names the dataset; the page must not load the
+    dataset (its whole spec) again for every row."""
+    from governance.models import Domain
+
+    def dataset_reads() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            page = admin_client.get(
+                f"/admin/governance/dataset/{adult_dataset.pk}/change/"
+            )
+        assert page.status_code == 200
+        return sum('FROM "governance_dataset"' in q["sql"] for q in captured)
+
+    few = dataset_reads()
+    source = adult_dataset.domains.get(name="source")
+    for n in range(6):
+        Domain.objects.create(
+            dataset=adult_dataset,
+            name=f"copy{n}",
+            filter_expression=source.filter_expression,
+            availability=source.availability,
+            row_count=source.row_count,
+            positive_count=source.positive_count,
+        )
+    assert dataset_reads() == few

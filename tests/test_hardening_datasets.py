@@ -368,3 +368,70 @@ def test_the_shipped_specs_stay_importable_under_the_default_roots(settings):
     from django.conf import settings as live
 
     assert any(ADULT_SPEC.is_relative_to(root) for root in live.DATASET_ALLOWED_ROOTS)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "".join(f'[domains.d{n}]\nfilter = "age >= 0"\n' for n in range(5000)),
+            "domains: 5001 given, more than the limit of 50",
+        ),
+        (
+            "protected = [" + ", ".join(['"colour"'] * 25) + "]\n",
+            "protected: 25 given, more than the limit of 20",
+        ),
+    ],
+    ids=["5000-domains", "25-protected"],
+)
+def test_a_spec_naming_thousands_of_domains_is_refused_before_any_import(
+    client, user_in_role, settings, extra, message
+):
+    """5,000 domains were accepted, and every later view of the dataset's page
+    took 11 GB: each domain is a filter over every row and a row on that page."""
+    client.force_login(user_in_role(roles.DATA_SCIENTIST))
+    text = _spec(extra=extra) if extra.startswith("protected") else _spec() + extra
+    response = _admin_post(client, text, {"small.csv": SMALL_CSV.encode()})
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    _nothing_recorded(settings)
+
+
+def test_a_spec_naming_more_files_than_the_cap_is_refused(tmp_path, settings):
+    names = ", ".join(f'"f{n}.csv"' for n in range(51))
+    spec = tmp_path / "many.toml"
+    spec.write_text(_spec(files=f"[{names}]"))
+    with pytest.raises(
+        CommandError, match="files: 51 given, more than the limit of 50"
+    ):
+        call_command("import_dataset", str(spec))
+    _nothing_recorded(settings)
+
+
+@pytest.mark.parametrize("swap", ["symlink", "rewrite"])
+def test_a_file_swapped_after_it_was_read_is_not_copied(tmp_path, settings, swap):
+    """The hostile pass renamed a symlink to the audit key over the data file
+    after it was read and before it was copied: the copy followed it."""
+    folder = tmp_path / "spec"
+    folder.mkdir()
+    (folder / "small.csv").write_text(SMALL_CSV)
+    secret = tmp_path / "secret.key"
+    secret.write_text("age,colour,label\nTOP-SECRET,red,yes\n")
+
+    def swap_in(step: int) -> None:
+        if step != 3:  # 3: storing the files that were read and checked
+            return
+        data = folder / "small.csv"
+        data.unlink()
+        if swap == "symlink":
+            data.symlink_to(secret)
+        else:
+            data.write_text(SMALL_CSV.replace("30,red", "31,red"))
+
+    with pytest.raises(ValueError, match=r"small\.csv"):
+        dataset_import(
+            spec_toml=_spec(), base_dir=folder, actor="test", progress=swap_in
+        )
+    _nothing_recorded(settings)
+    stored = Path(settings.MEDIA_ROOT) / "datasets"
+    assert not stored.exists() or not any(stored.rglob("*"))

@@ -12,6 +12,7 @@ marks the job succeeded.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import shutil
 import uuid
@@ -31,6 +32,7 @@ from governance.services.audit import audit_record
 from workers.ml.dataspec import (
     DatasetError,
     DatasetSpec,
+    FileSpec,
     LoadedTable,
     _check_width,
     _open_data,
@@ -80,27 +82,61 @@ def _storage_dir(content_sha256: str) -> Path:
     return Path(settings.MEDIA_ROOT) / "datasets" / content_sha256[:32]
 
 
-def _store_files(spec: DatasetSpec, target: Path) -> tuple[DatasetSpec, bool]:
+def _store_files(
+    spec: DatasetSpec, target: Path, table: LoadedTable, roots: list[Path]
+) -> tuple[DatasetSpec, bool]:
     """Copy the data files into content-addressed storage; return the re-based spec.
 
+    Each file is opened again as load_table opened it (a regular file inside the
+    roots, no symlink followed) and must hold the bytes that were read and hashed:
+    a file swapped in between (a symlink to a secret, say) is refused, not copied.
     Returns whether the folder was created now, so a failed import can remove it.
     """
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
     stored_files = []
-    for index, file_spec in enumerate(spec.files):
-        source = spec.resolve(file_spec)
-        # The index prefix keeps apart two files of one name from different folders.
-        stored_name = f"{index:02d}-{source.name}"
-        destination = target / stored_name
-        if not destination.exists():
-            partial = destination.with_suffix(destination.suffix + ".partial")
-            shutil.copyfile(source, partial)
-            partial.replace(destination)
-        stored_files.append(dataclasses.replace(file_spec, path=stored_name))
+    try:
+        for index, file_spec in enumerate(spec.files):
+            source = spec.resolve(file_spec)
+            # The index prefix keeps apart two files of one name from two folders.
+            stored_name = f"{index:02d}-{source.name}"
+            destination = target / stored_name
+            if not destination.exists():
+                _copy_as_read(
+                    source, file_spec, roots, destination, table.files[index]["sha256"]
+                )
+            stored_files.append(dataclasses.replace(file_spec, path=stored_name))
+    except BaseException:
+        if created:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return dataclasses.replace(
         spec, files=tuple(stored_files), base_dir=target
     ), created
+
+
+def _copy_as_read(
+    source: Path,
+    file_spec: FileSpec,
+    roots: list[Path],
+    destination: Path,
+    sha256: str,
+) -> None:
+    partial = destination.with_suffix(destination.suffix + ".partial")
+    digest = hashlib.sha256()
+    try:
+        with _open_data(source, file_spec, roots) as handle, partial.open("wb") as out:
+            while chunk := handle.read(1024 * 1024):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise DatasetError(
+                f"data file '{file_spec.path}' changed while it was imported; try again"
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(destination)
 
 
 def _stored_spec_dict(spec: DatasetSpec) -> dict[str, Any]:
@@ -268,7 +304,7 @@ def dataset_import(
 
     step(3)
     storage = _storage_dir(table.sha256)
-    stored_spec, created = _store_files(spec, storage)
+    stored_spec, created = _store_files(spec, storage, table, roots)
     try:
         step(4)
         with transaction.atomic():

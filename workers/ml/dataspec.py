@@ -109,6 +109,12 @@ MAX_NESTING = 16  # [ and { inside each other; tomllib recurses on them
 MAX_COLUMNS = 500
 MAX_HEADER_BYTES = 64 * 1024  # the header line (or first row without a header)
 MAX_LINE_BYTES = 1024 * 1024  # any other line: csv would build a list of every field
+# Each domain is a filter run over every row and a record listed on the dataset's
+# page, each file an open and a parse, each protected attribute a bias check: a
+# real spec names a handful (5,000 domains made one page take 11 GB).
+MAX_DOMAINS = 50
+MAX_FILES = 50
+MAX_PROTECTED = 20
 # Never data, whatever folder a spec is in.
 _SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SLUG = re.compile(r"^[a-z0-9_-]+$")
@@ -634,6 +640,7 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
             raise SpecError(f"target.wording.'{label}': expected a sentence")
         wording.append((label, text))
     domains = _table(data, "domains")
+    _at_most(len(domains), MAX_DOMAINS, "domains")
     header = _bool(data, "header", "", default=True)
     columns = _texts(data, "columns", "")
     if not header and not columns:
@@ -677,10 +684,16 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
     )
 
 
+def _at_most(count: int, limit: int, where: str) -> None:
+    if count > limit:
+        raise SpecError(f"{where}: {count} given, more than the limit of {limit}")
+
+
 def _files(data: Mapping[str, Any]) -> tuple[FileSpec, ...]:
     raw = data.get("files")
     if not isinstance(raw, list) or not raw:
         raise SpecError("files: expected a non-empty list of paths or {path = ...}")
+    _at_most(len(raw), MAX_FILES, "files")
     files = []
     for i, item in enumerate(raw):
         where = f"files[{i}]"
@@ -700,6 +713,7 @@ def _protected(data: Mapping[str, Any]) -> tuple[ProtectedAttribute, ...]:
     raw = data.get("protected", [])
     if not isinstance(raw, list):
         raise SpecError("protected: expected a list of columns or {column = ...}")
+    _at_most(len(raw), MAX_PROTECTED, "protected")
     attributes = []
     for i, item in enumerate(raw):
         where = f"protected[{i}]"
