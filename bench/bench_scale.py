@@ -261,6 +261,8 @@ def decision_rows(fx: Fixture, start: int, stop: int) -> Iterator[tuple]:
             score,
             secret_digest(f"bench-secret-{index}"),
             fx.decision_time(index),
+            positive,  # the positive class (>50K) is the favourable one here
+            False,  # not flagged for review
         )
 
 
@@ -275,6 +277,8 @@ DECISION_COLUMNS = (
     "score",
     "secret_hash",
     "decided_at",
+    "favourable",
+    "needs_review",
 )
 
 # Requests' statuses, as they stand in a live queue (weights sum to 100).
@@ -981,7 +985,13 @@ def run(args: argparse.Namespace, database_url: str) -> Results:
         None,
     )
 
-    # Audit chain: verify, then tamper and verify again.
+    # Audit chain: verify, then tamper and verify again. The rows were written as
+    # events from before the upgrade (scheme 1, no MAC: COPY needs no key); seal
+    # them as migration 0007 does, which adds one event.
+    from governance.services.audit import audit_seal_legacy
+
+    audit_seal_legacy()
+    chain.sequence += 1
     log(f"audit_verify over {chain.sequence:,} events (fresh process) ...")
     verified = run_verify_child(database_url)
     growth = verified["rss_peak_mib"] - verified["rss_before_mib"]

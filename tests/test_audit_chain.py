@@ -18,6 +18,7 @@ from django.db.models import ProtectedError
 
 from governance.models import AuditEvent
 from governance.services.audit import (
+    GENESIS_HASH,
     LEGACY_SCHEME,
     SEAL_ACTION,
     Break,
@@ -179,7 +180,7 @@ def test_a_lost_anchor_write_never_makes_a_good_chain_look_broken(
     with anchor.open("a") as handle:
         handle.write('{"sequence": 9, "hash": "ab')
     result = audit_verify(anchor=anchor)
-    assert result.ok and "1 of the last 4 anchor file lines" in result.warnings[0]
+    assert result.ok and "1 of the 4 anchor file lines" in result.warnings[0]
 
 
 def test_junk_at_the_end_of_the_anchor_file_does_not_hide_the_head() -> None:
@@ -290,7 +291,9 @@ def _legacy_events(count: int, actor_id: int | None) -> None:
 def test_legacy_events_verify_and_are_sealed_by_the_upgrade() -> None:
     officer = UserFactory(username="officer")
     _legacy_events(3, officer.pk)
-    assert audit_verify().ok  # a chain from before the upgrade, unsealed
+    # A chain from before the upgrade, unsealed: only the migration's moment
+    # sees one, so verify reports it (a rewrite without the key looks like it).
+    assert audit_verify().kind == Break.EDITED
     seal = audit_seal_legacy()
     assert seal.action == SEAL_ACTION and seal.sequence == 4
     assert audit_seal_legacy() is None  # once
@@ -324,6 +327,38 @@ def test_the_seal_is_required_between_legacy_and_new_events() -> None:
     _legacy_events(2, None)
     _events(1)  # no seal: only a rewritten chain looks like this
     _broken(Break.EDITED, 3)
+
+
+def test_turning_every_event_into_a_legacy_one_is_caught_without_the_anchor() -> None:
+    """The hostile pass: every event made scheme 1 (no MAC), one edited, the
+    newest deleted, every hash recomputed with the product's own function, the
+    anchor file removed; verify said "intact"."""
+    _events(6)
+    _sql(f"DELETE FROM {TABLE} WHERE sequence > 4")
+    _sql(f"UPDATE {TABLE} SET object_repr = 'forged' WHERE sequence = 2")
+    prev = GENESIS_HASH
+    for event in AuditEvent.objects.order_by("sequence"):
+        event.scheme, event.prev_hash = LEGACY_SCHEME, prev
+        prev = event_hash_of(event)
+        _sql(
+            f"UPDATE {TABLE} SET scheme = 1, mac = '', prev_hash = %s, hash = %s "
+            "WHERE sequence = %s",
+            [event.prev_hash, prev, event.sequence],
+        )
+    audit_anchor_path().unlink()
+    _broken(Break.EDITED, 4)
+
+
+def test_copies_of_an_old_anchor_line_do_not_hide_a_truncation() -> None:
+    """The hostile pass: an old, validly signed anchor line appended until the
+    newest lines fell out of the window verify read, then events deleted."""
+    _events(8)
+    anchor = audit_anchor_path()
+    old = anchor.read_text().splitlines()[2]  # the head at #3
+    with anchor.open("a") as handle:
+        handle.write((old + "\n") * 3000)  # about 500 KB of it
+    _sql(f"DELETE FROM {TABLE} WHERE sequence > 3")
+    _broken(Break.TRUNCATED, 4)
 
 
 def test_sealing_an_empty_or_current_chain_does_nothing() -> None:

@@ -42,14 +42,15 @@ What it does not detect:
   lost: the process died between commit and append, or the disk was full). A
   lagging anchor never makes a good chain look broken; it only protects less.
 - events anchored only in a line below the highest head: verify checks the highest
-  head among the anchor file's last lines, not every line (a database restored
+  head in the anchor file, not every line (a database restored
   from a backup and then written past the old head is not reported; one restored
   below it is, as truncated).
 - scheme-1 events (written before 0007): their hash does not cover ``actor_id``;
   the migration sealed their actor links in one scheme-2 event
   (``audit.legacy_sealed``), so a link changed since then is detected, one
-  changed before the upgrade is not. Turning every scheme-2 event back into
-  scheme 1 and recomputing is caught only by the anchor file.
+  changed before the upgrade is not. A chain of scheme-1 events with no seal after
+  them is reported (after the upgrade every chain has one), so turning every event
+  back into scheme 1 without the key is caught even without the anchor file.
 - a change the product itself makes and audits wrongly: the chain proves what was
   recorded was not altered, not that it was true.
 """
@@ -258,45 +259,30 @@ class AnchorHead:
     ignored: int  # lines unreadable (a torn write) or with a wrong MAC
 
 
-_ANCHOR_TAIL_BYTES = 256 * 1024  # about 1,300 lines
-
-
-def _anchor_lines(path: Path, window: int) -> tuple[list[bytes], bool]:
-    """The anchor file's complete lines in its last `window` bytes, and whether
-    they are the whole file."""
-    with path.open("rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        start = max(0, size - window)
-        handle.seek(start)
-        data = handle.read()
-    lines = data.split(b"\n")
-    if start > 0:
-        lines = lines[1:]  # begins mid-line
-    return [line for line in lines if line.strip()], start == 0
-
-
 def audit_anchor_head(path: Path | None = None) -> AnchorHead | None:
-    """The highest head near the end of the anchor file whose MAC is right; None
-    without one.
+    """The highest head in the anchor file whose MAC is right; None without one.
 
-    Lines arrive slightly out of order under concurrent writers, hence the maximum
-    of the last lines rather than the last line; the whole file is not read (it
-    grows by one line an event), since only a head newer than every line before it
-    matters. A line that does not parse or whose MAC is wrong is ignored: it can
-    only come from a torn write or from someone without the key, and must not make
-    a good chain look broken.
+    Every line is read (a line an event; a million events take seconds): a tail
+    window would let anyone who can append push the newest heads out of it with
+    copies of an old, validly signed line, then delete the events after it. The
+    maximum, not the last line, since lines arrive slightly out of order under
+    concurrent writers. A line that does not parse or whose MAC is wrong is
+    ignored: it can only come from a torn write or from someone without the key,
+    and must not make a good chain look broken.
     """
     path = audit_anchor_path() if path is None else path
     key = audit_hmac_key()
-    window = _ANCHOR_TAIL_BYTES
-    while True:
-        try:
-            lines, whole = _anchor_lines(path, window)
-        except FileNotFoundError:
-            return None
-        best: tuple[int, str] | None = None
-        ignored = 0
-        for raw in lines:
+    best: tuple[int, str] | None = None
+    lines = ignored = 0
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    with handle:
+        for raw in handle:
+            if not raw.strip():
+                continue
+            lines += 1
             try:
                 entry = json.loads(raw)
                 sequence, hash_hex, mac = entry["sequence"], entry["hash"], entry["mac"]
@@ -312,11 +298,9 @@ def audit_anchor_head(path: Path | None = None) -> AnchorHead | None:
                 ignored += 1
             elif best is None or sequence > best[0]:
                 best = (sequence, hash_hex)
-        if best is not None:
-            return AnchorHead(best[0], best[1], len(lines), ignored)
-        if whole:
-            return None
-        window *= 4  # only unreadable lines at the end: look further back
+    if best is None:
+        return None
+    return AnchorHead(best[0], best[1], lines, ignored)
 
 
 # --- Writing ----------------------------------------------------------------------
@@ -562,7 +546,7 @@ def audit_verify(
         )
     elif head.ignored:
         warnings.append(
-            f"{head.ignored} of the last {head.lines} anchor file lines were "
+            f"{head.ignored} of the {head.lines} anchor file lines were "
             "unreadable or had a wrong HMAC and were ignored"
         )
     anchored = head.sequence if head else None
@@ -623,6 +607,15 @@ def audit_verify(
         previous_scheme = event.scheme
         expected_prev = event.hash
         expected_sequence += 1
+    if previous_scheme == LEGACY_SCHEME:
+        # Migration 0007 seals every chain it finds; nothing writes scheme 1 since.
+        return broken(
+            checked,
+            Break.EDITED,
+            f"events #1 to #{checked} are marked as written before the upgrade "
+            "(scheme 1, no HMAC) but no seal follows them: the chain was rewritten "
+            "without the key",
+        )
     if head and checked < head.sequence:
         return broken(
             checked + 1,
