@@ -185,6 +185,13 @@ class UploadCapHandler(FileUploadHandler):
 # HTTPS (skipping the redirect, marking cookies secure), X-Forwarded-For names the
 # client that rate limits and lockouts count.
 PROXY_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_FOR")
+# Headers a WSGI server may itself read to call a request HTTPS before Django
+# runs (gunicorn's secure_scheme_headers, from its forwarded_allow_ips).
+SCHEME_HEADERS = (
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_SSL",
+    "HTTP_X_FORWARDED_PROTOCOL",
+)
 
 
 class TrustedProxyMiddleware:
@@ -198,8 +205,14 @@ class TrustedProxyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.META.get("REMOTE_ADDR") not in settings.TRUSTED_PROXIES:
-            for header in PROXY_HEADERS:
+            forged = any(request.META.get(h) for h in SCHEME_HEADERS)
+            for header in {*PROXY_HEADERS, *SCHEME_HEADERS}:
                 request.META.pop(header, None)
+            if forged and request.META.get("wsgi.url_scheme") == "https":
+                # The server believed a header we do not: take its word back. (A
+                # server that terminates TLS itself and gets such a header from a
+                # client makes that client alone be redirected again.)
+                request.META["wsgi.url_scheme"] = "http"
         return self.get_response(request)
 
 

@@ -316,6 +316,12 @@ for address in ("203.0.113.5", "10.0.0.2"):
     client = Client(REMOTE_ADDR=address)
     response = client.get("/explain/", HTTP_X_FORWARDED_PROTO="https")
     print(address, response.status_code, response.get("Location", ""))
+# gunicorn believes X-Forwarded-Ssl and friends from 127.0.0.1 by default and
+# hands Django a request already marked https; with no header, real TLS.
+local = Client(REMOTE_ADDR="127.0.0.1")
+forged = local.get("/explain/", secure=True, HTTP_X_FORWARDED_SSL="on")
+print("server-believed", forged.status_code, forged.get("Location", ""))
+print("real-tls", local.get("/explain/", secure=True).status_code)
 """
 
 
@@ -343,6 +349,8 @@ def test_a_forged_x_forwarded_proto_does_not_skip_the_https_redirect():
     out = _production()
     assert "203.0.113.5 301 https://testserver/explain/" in out
     assert "10.0.0.2 301 https://testserver/explain/" in out
+    assert "server-believed 301 https://testserver" in out
+    assert "real-tls 200" in out
     # Behind a proxy at 10.0.0.2: its header is believed, a client's is not.
     out = _production(TRUSTED_PROXIES="10.0.0.2")
     assert "203.0.113.5 301 https://testserver/explain/" in out
