@@ -12,7 +12,7 @@ import math
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import defaults
@@ -157,7 +157,15 @@ def request_report(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """handler400: an upload over the cap says so (413); the rest as Django does."""
+    """handler400: a body over a cap says so (413, JSON under /api/); the rest as
+    Django does."""
     if isinstance(exception, UploadTooLarge):
         return refusal(request, str(exception), status=413)
+    if isinstance(exception, RequestDataTooBig):  # DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return refusal(
+            request,
+            f"The request body is larger than the {limit:,} bytes accepted.",
+            status=413,
+        )
     return defaults.bad_request(request, exception)

@@ -443,3 +443,20 @@ def test_an_admin_upload_over_the_cap_is_refused_with_its_reason(
     assert "over the limit of 2,098,152 bytes (DATASET_MAX_BYTES plus the spec)" in text
     assert "Nothing was saved" in text
     assert not Dataset.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/requests/", "/api/decisions/"])
+def test_a_json_body_over_the_servers_cap_is_a_json_413(path, settings, user_in_role):
+    """The hostile pass: 30 MB of JSON got Django's stock HTML 400, empty."""
+    from rest_framework.authtoken.models import Token
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    body = '{"message": "' + "x" * (2 * 1024 * 1024) + '"}'
+    token = Token.objects.create(user=user_in_role(roles.DECISION_SERVICE))
+    response = Client(HTTP_AUTHORIZATION=f"Token {token.key}").post(
+        path, body, content_type="application/json"
+    )
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("application/json")
+    assert "larger than the 1,048,576 bytes" in response.json()["detail"]
