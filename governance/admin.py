@@ -120,6 +120,9 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)]
 
 
+MAX_UPLOAD_NAME_BYTES = 200  # under the 255 of common file systems, with a prefix
+
+
 class DatasetImportForm(forms.Form):
     spec = forms.FileField(
         label="Dataset spec (TOML)",
@@ -148,6 +151,15 @@ class DatasetImportForm(forms.Form):
         cleaned = super().clean()
         limit = settings.DATASET_MAX_BYTES
         for upload in cleaned.get("data_files") or []:
+            # Stored under its own name: one a file system refuses (over 255 bytes,
+            # a NUL) would fail later as a server error.
+            if len(upload.name.encode("utf-8")) > MAX_UPLOAD_NAME_BYTES or (
+                "\x00" in upload.name
+            ):
+                raise ValidationError(
+                    f"a data file's name is over {MAX_UPLOAD_NAME_BYTES} bytes or "
+                    "holds a NUL; rename it (and the spec's files entry)"
+                )
             if upload.size > limit:
                 raise ValidationError(
                     f"{upload.name} is {upload.size:,} bytes, over the "

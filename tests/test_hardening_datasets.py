@@ -435,3 +435,17 @@ def test_a_file_swapped_after_it_was_read_is_not_copied(tmp_path, settings, swap
     _nothing_recorded(settings)
     stored = Path(settings.MEDIA_ROOT) / "datasets"
     assert not stored.exists() or not any(stored.rglob("*"))
+
+
+def test_an_upload_with_a_name_too_long_to_store_is_a_form_error(
+    client, user_in_role, settings
+):
+    """The hostile pass: a data file named with 200 "é" (400 bytes) gave a 500."""
+    client.force_login(user_in_role(roles.DATA_SCIENTIST))
+    name = "é" * 200 + ".csv"
+    response = _admin_post(
+        client, _spec(files=f'["{name}"]'), {name: SMALL_CSV.encode()}
+    )
+    assert response.status_code == 200
+    assert "name is over 200 bytes" in response.content.decode()
+    _nothing_recorded(settings)
