@@ -24,11 +24,12 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import Dataset, DatasetImport, Domain
 from governance.services.audit import audit_record
+from governance.services.leases import lease_claim, state_audit
 from workers.ml.dataspec import (
     DatasetError,
     DatasetSpec,
@@ -464,60 +465,23 @@ def dataset_import_enqueue(
     return job
 
 
-def _transition_audit(
-    job: DatasetImport,
-    *,
-    actor: Any,
-    before: str,
-    after: str,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    audit_record(
-        actor=actor,
-        action=f"dataset_import.{after}",
-        obj=job,
-        before={"state": before},
-        after={"state": after, **(extra or {})},
-    )
+def _transition_audit(job: DatasetImport, **kwargs: Any) -> None:
+    state_audit(job, "dataset_import", **kwargs)
 
 
 def _claim(job_id: int, worker: str) -> DatasetImport:
     """Take the job for this worker (a conditional UPDATE), or ImportNotClaimable."""
-    now = timezone.now()
-    with transaction.atomic():
-        previous = (
-            DatasetImport.objects.filter(pk=job_id)
-            .values_list("state", flat=True)
-            .first()
-        )
-        claimable = Q(state=DatasetImport.State.QUEUED) | Q(
-            state=DatasetImport.State.RUNNING, lease_expires_at__lt=now
-        )
-        updated = DatasetImport.objects.filter(
-            claimable, pk=job_id, attempts__lt=IMPORT_MAX_ATTEMPTS
-        ).update(
-            state=DatasetImport.State.RUNNING,
-            lease_owner=worker,
-            lease_expires_at=now + IMPORT_LEASE,
-            attempts=F("attempts") + 1,
-            started_at=now,
-            step=0,
-            progress_message="claimed",
-            error="",
-        )
-        if updated != 1:
-            raise ImportNotClaimable(f"dataset import {job_id} is not claimable")
-        job = DatasetImport.objects.get(pk=job_id)
-        _transition_audit(
-            job,
-            actor=f"worker:{worker}",
-            before=previous or "",
-            after="running",
-            extra={
-                "attempt": job.attempts,
-                "resumed_after_expired_lease": previous == DatasetImport.State.RUNNING,
-            },
-        )
+    job = lease_claim(
+        DatasetImport,
+        job_id,
+        worker=worker,
+        lease=IMPORT_LEASE,
+        max_attempts=IMPORT_MAX_ATTEMPTS,
+        prefix="dataset_import",
+        fresh={"step": 0},
+    )
+    if job is None:
+        raise ImportNotClaimable(f"dataset import {job_id} is not claimable")
     return job
 
 

@@ -13,11 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import FineTuneRun
 from governance.services.audit import audit_record
+from governance.services.leases import lease_claim, state_audit
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 3
@@ -31,21 +32,8 @@ class LeaseLost(Exception):
     """Another worker took over the run (our lease expired) or it was cancelled."""
 
 
-def _transition_audit(
-    run: FineTuneRun,
-    *,
-    actor: Any,
-    before: str,
-    after: str,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    audit_record(
-        actor=actor,
-        action=f"finetune_run.{after}",
-        obj=run,
-        before={"state": before},
-        after={"state": after, **(extra or {})},
-    )
+def _transition_audit(run: FineTuneRun, **kwargs: Any) -> None:
+    state_audit(run, "finetune_run", **kwargs)
 
 
 def finetune_run_claim(
@@ -55,43 +43,18 @@ def finetune_run_claim(
 
     A redelivered message for a finished or live-leased run therefore does nothing.
     """
-    now = timezone.now()
-    with transaction.atomic():
-        claimable = Q(state=FineTuneRun.State.QUEUED) | Q(
-            state=FineTuneRun.State.RUNNING, lease_expires_at__lt=now
-        )
-        previous = (
-            FineTuneRun.objects.filter(pk=run_id)
-            .values_list("state", flat=True)
-            .first()
-        )
-        updated = (
-            FineTuneRun.objects.filter(claimable, pk=run_id, cancel_requested=False)
-            .filter(attempts__lt=MAX_ATTEMPTS)
-            .update(
-                state=FineTuneRun.State.RUNNING,
-                lease_owner=worker,
-                lease_expires_at=now + lease,
-                attempts=F("attempts") + 1,
-                started_at=now,
-                progress=0.0,
-                progress_message="claimed",
-                error="",
-            )
-        )
-        if updated != 1:
-            raise RunNotClaimable(f"fine-tuning run {run_id} is not claimable")
-        run = FineTuneRun.objects.get(pk=run_id)
-        _transition_audit(
-            run,
-            actor=f"worker:{worker}",
-            before=previous or "",
-            after="running",
-            extra={
-                "attempt": run.attempts,
-                "resumed_after_expired_lease": previous == FineTuneRun.State.RUNNING,
-            },
-        )
+    run = lease_claim(
+        FineTuneRun,
+        run_id,
+        worker=worker,
+        lease=lease,
+        max_attempts=MAX_ATTEMPTS,
+        prefix="finetune_run",
+        fresh={"progress": 0.0},
+        only=Q(cancel_requested=False),
+    )
+    if run is None:
+        raise RunNotClaimable(f"fine-tuning run {run_id} is not claimable")
     return run
 
 
