@@ -459,10 +459,36 @@ FAIRNESS_POLICY = {
 }
 FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
 
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    raise ImproperlyConfigured(
+        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
+# Libraries narrate their work at INFO (WeasyPrint's "Step 5 - Creating layout",
+# the EBM native library's "Booster allocation start"): 150 such lines drowned a
+# flow's counted steps. They reach the console only with LOG_LEVEL=DEBUG.
+_LIBRARY_LOG_LEVEL = "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        **{
+            name: {"level": _LIBRARY_LOG_LEVEL}
+            for name in ("weasyprint", "fontTools", "interpret", "matplotlib", "PIL")
+        },
+        # In-process jobs (no broker): Celery's "Task ... succeeded" lines and
+        # kombu's "No hostname was supplied" say nothing a command's user needs.
+        # A real worker keeps them: they are its log.
+        **(
+            {
+                "celery.app.trace": {"level": _LIBRARY_LOG_LEVEL},
+                "kombu": {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "ERROR"},
+            }
+            if CELERY_TASK_ALWAYS_EAGER
+            else {}
+        ),
+    },
 }

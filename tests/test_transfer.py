@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -340,3 +342,47 @@ def test_registering_a_pickle_or_garbage_is_refused(synthetic_dataset, tmp_path)
     with pytest.raises(CommandError, match="artifact"):
         call_command("register_model", str(evil), "--dataset", "loans", "--name", "x")
     assert not ModelVersion.objects.filter(name="x").exists()
+
+
+@pytest.mark.slow
+def test_run_flow_prints_its_counted_steps_and_no_library_chatter(
+    synthetic_spec, tmp_path
+):
+    """150 of 168 lines a new user saw were WeasyPrint's "Step N" and the EBM
+    library's "Booster allocation"; with LOG_LEVEL=DEBUG they are back."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    def run(*command: str, where: str, **env: str) -> subprocess.CompletedProcess:
+        clean = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
+        return subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env={
+                **clean,
+                "GOVERNANCE_VAR_DIR": str(tmp_path / where),
+                "DATABASE_URL": f"sqlite:///{tmp_path / where / 'db.sqlite3'}",
+                "TRAINING_EPOCHS": "2",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    for where in ("quiet", "loud"):
+        (tmp_path / where).mkdir()
+        assert run("migrate", "-v0", where=where).returncode == 0
+    flow = run("run_flow", str(synthetic_spec), where="quiet")
+    assert flow.returncode == 0, flow.stderr
+    lines = [line for line in flow.stderr.splitlines() if line.strip()]
+    chatter = [line for line in lines if not re.match(r"\[\d+/\d+\] ", line)]
+    # The only other line: the audit key made on first use, for the operator.
+    assert all(line.startswith("audit: made a new HMAC key") for line in chatter), (
+        "\n".join(chatter[:8])
+    )
+    assert any(line.startswith("[9/9]") for line in lines)
+    loud = run("run_flow", str(synthetic_spec), where="loud", LOG_LEVEL="DEBUG")
+    assert "Step 5 - Creating layout" in loud.stderr
