@@ -32,7 +32,7 @@ from governance.services.bias import (
     failing_bias_checks,
     latest_bias_checks,
 )
-from governance.services.datasets import dataset_import_file
+from governance.services.datasets import dataset_check_spec, dataset_import_file
 from governance.services.decisions import decision_log, version_outcomes
 from governance.services.explanations import (
     decision_explain,
@@ -99,6 +99,27 @@ def _metrics_summary(version: ModelVersion) -> dict[str, Any]:
     }
 
 
+class FlowAlreadyRan(ValueError):
+    """This database holds an earlier run on the spec: nothing was written."""
+
+
+def _refuse_a_second_run(spec_path: Path) -> None:
+    """A second run would review again versions already approved or retired and
+    stop half-way; refuse before anything is written instead."""
+    from workers.ml.dataspec import read_spec_text
+
+    text = read_spec_text(spec_path, max_bytes=settings.DATASET_SPEC_MAX_BYTES)
+    name = dataset_check_spec(text).name
+    base = ModelVersion.objects.filter(name=f"{name}-base").first()
+    if base is not None:
+        raise FlowAlreadyRan(
+            f"run_flow already ran on {name!r} in this database (its version "
+            f"{base.name!r} is {base.status}); nothing was written. To run it "
+            "again, start from a fresh database (GOVERNANCE_VAR_DIR or "
+            "DATABASE_URL), or give the spec another name."
+        )
+
+
 def run_flow(
     *,
     spec_path: Path,
@@ -109,6 +130,7 @@ def run_flow(
 ) -> dict[str, Any]:
     """Run every step on one dataset spec. `reviewers` are two compliance officers
     (four eyes); without them two named flow reviewer accounts are used."""
+    _refuse_a_second_run(spec_path)
     progress = progress or StepCounter(len(STEPS))
     summary: dict[str, Any] = {"spec": str(spec_path)}
 

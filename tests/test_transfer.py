@@ -11,6 +11,7 @@ import pytest
 import torch
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from governance import roles
 from governance.models import AuditEvent, FineTuneRun, ModelVersion
@@ -264,6 +265,15 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     page = Client().get(f"/explain/status/{token}/report.pdf")
     assert page.status_code == 200 and page.content.startswith(b"%PDF")
     assert summary["recourse_recheck"]
+    # Run again on the same database: refused before anything is written (it
+    # used to approve a new dossier for a retired version, then fail half-way).
+    events, versions = AuditEvent.objects.count(), ModelVersion.objects.count()
+    with pytest.raises(CommandError, match=r"already ran on .*nothing was written"):
+        call_command("run_flow", str(synthetic_spec))
+    assert (AuditEvent.objects.count(), ModelVersion.objects.count()) == (
+        events,
+        versions,
+    )
     assert {"still_valid", "no_longer_valid"} <= set(summary["recourse_recheck"][0])
 
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from governance.flow import STEPS, run_flow
+from governance.flow import STEPS, FlowAlreadyRan, run_flow
 from governance.progress import StepCounter
 from governance.services.accounts import demo_accounts_create
 
@@ -26,19 +26,26 @@ class Command(BaseCommand):
             logins = demo_accounts_create(password=os.environ.get("DEMO_PASSWORD"))
         users = get_user_model().objects
         reviewers = (users.get(username="officer"), users.get(username="officer2"))
-        summary = run_flow(
-            spec_path=ADULT_SPEC,
-            actor="command:demo",
-            progress=progress,
-            reviewers=reviewers,
-        )
         summary_path = settings.VAR_DIR / "demo-summary.json"
-        summary_path.write_text(json.dumps(summary, indent=2, default=str))
-
-        self.stdout.write("\nWhat the flow made:")
-        self.stdout.write(json.dumps(summary, indent=2, default=str))
-        self.stdout.write(f"(saved to {summary_path})\n")
-        self._print_outputs(summary)
+        try:
+            summary = run_flow(
+                spec_path=ADULT_SPEC,
+                actor="command:demo",
+                progress=progress,
+                reviewers=reviewers,
+            )
+        except FlowAlreadyRan as exc:
+            # `make demo` again: keep what the first run made and serve it.
+            self.stdout.write(f"\n{exc}")
+            if summary_path.is_file():
+                self.stdout.write(f"The first run's summary: {summary_path}.")
+            self.stdout.write(f"Delete {settings.VAR_DIR} to start the demo over.\n")
+        else:
+            summary_path.write_text(json.dumps(summary, indent=2, default=str))
+            self.stdout.write("\nWhat the flow made:")
+            self.stdout.write(json.dumps(summary, indent=2, default=str))
+            self.stdout.write(f"(saved to {summary_path})\n")
+            self._print_outputs(summary)
         self.stdout.write("Demo logins for http://127.0.0.1:8000/admin/ :")
         for login in logins:
             self.stdout.write(
