@@ -35,9 +35,9 @@ from workers.ml.dataspec import (
     DatasetSpec,
     FileSpec,
     LoadedTable,
-    _check_width,
-    _open_data,
+    check_headers,
     load_table,
+    open_data,
     parse_spec,
     read_spec_text,
     validate_domains,
@@ -126,7 +126,7 @@ def _copy_as_read(
     partial = destination.with_suffix(destination.suffix + ".partial")
     digest = hashlib.sha256()
     try:
-        with _open_data(source, file_spec, roots) as handle, partial.open("wb") as out:
+        with open_data(source, file_spec, roots) as handle, partial.open("wb") as out:
             while chunk := handle.read(1024 * 1024):
                 digest.update(chunk)
                 out.write(chunk)
@@ -388,27 +388,15 @@ def _stage_uploads(uploads: Sequence[UploadedFile], folder: Path) -> dict[str, P
 
 
 def _check_headers(spec: DatasetSpec) -> None:
-    """The first pass of load_table only: each file's header is read (at most
-    DATASET_MAX_HEADER_BYTES) and its columns counted, so a file far too wide is
-    refused in the request, before a job exists."""
-    max_columns = settings.DATASET_MAX_COLUMNS
-    if not spec.header and len(spec.columns) > max_columns:
-        raise DatasetError(
-            f"columns: {len(spec.columns):,} columns, over the limit of "
-            f"{max_columns:,} (DATASET_MAX_COLUMNS)"
-        )
-    roots = [Path(spec.base_dir).resolve()]
-    for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
-        with _open_data(path, file_spec, roots) as handle:
-            _check_width(
-                handle,
-                path.name,
-                spec,
-                file_spec.skip_rows,
-                max_columns=max_columns,
-                max_line=settings.DATASET_MAX_HEADER_BYTES,
-                budget=settings.DATASET_MAX_BYTES,
-            )
+    """Each file's header only, so a file far too wide is refused in the request,
+    before a job exists."""
+    check_headers(
+        spec,
+        max_bytes=settings.DATASET_MAX_BYTES,
+        max_columns=settings.DATASET_MAX_COLUMNS,
+        max_header_bytes=settings.DATASET_MAX_HEADER_BYTES,
+        allowed_roots=[Path(spec.base_dir)],
+    )
 
 
 def dataset_import_enqueue(

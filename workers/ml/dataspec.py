@@ -989,18 +989,14 @@ def load_table(
     once symlinks are resolved. A refused file is never read, so no error shows
     what is in it.
     """
-    if not spec.header and len(spec.columns) > max_columns:
-        raise DatasetError(
-            f"columns: {len(spec.columns):,} columns, over the limit of "
-            f"{max_columns:,} (DATASET_MAX_COLUMNS)"
-        )
+    _check_declared_columns(spec, max_columns)
     roots = None if allowed_roots is None else [_real(r) for r in allowed_roots]
     digest = hashlib.sha256()
     files: list[dict[str, Any]] = []
     raws: list[_RawFile] = []
     budget = max_bytes
     for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
-        with _open_data(path, file_spec, roots) as handle:
+        with open_data(path, file_spec, roots) as handle:
             _check_size(handle, path, max_bytes)
             _check_width(
                 handle,
@@ -1043,6 +1039,40 @@ def load_table(
     table.files = files
     table.domains = validate_domains(spec, table)
     return table
+
+
+def check_headers(
+    spec: DatasetSpec,
+    *,
+    max_bytes: int,
+    max_columns: int = MAX_COLUMNS,
+    max_header_bytes: int = MAX_HEADER_BYTES,
+    allowed_roots: Sequence[Path],
+) -> None:
+    """load_table's first pass alone: each file's header (its first row without
+    one) is read, at most ``max_header_bytes``, and its columns counted, so that a
+    file far too wide is refused before anything else is done with it."""
+    _check_declared_columns(spec, max_columns)
+    roots = [_real(r) for r in allowed_roots]
+    for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
+        with open_data(path, file_spec, roots) as handle:
+            _check_width(
+                handle,
+                path.name,
+                spec,
+                file_spec.skip_rows,
+                max_columns=max_columns,
+                max_line=max_header_bytes,
+                budget=max_bytes,
+            )
+
+
+def _check_declared_columns(spec: DatasetSpec, max_columns: int) -> None:
+    if not spec.header and len(spec.columns) > max_columns:
+        raise DatasetError(
+            f"columns: {len(spec.columns):,} columns, over the limit of "
+            f"{max_columns:,} (DATASET_MAX_COLUMNS)"
+        )
 
 
 def _real(path: Path) -> Path:
@@ -1116,7 +1146,7 @@ def _file_kind(info: os.stat_result) -> str:
     return "not a plain file"
 
 
-def _open_data(
+def open_data(
     path: Path, file_spec: FileSpec, roots: Sequence[Path] | None
 ) -> io.BufferedReader:
     shown = f"data file '{file_spec.path}'"
