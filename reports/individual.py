@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from governance.models import Decision, DecisionExplanation, ExplanationRequest
+from governance.models import Decision, DecisionExplanation, ExplanationRequest, Report
 from governance.services.decisions import version_outcomes
 from reports import charts
 from workers.ml.explain.phrasing import feature_label, format_value
@@ -129,16 +129,12 @@ def _what_if(counterfactuals: dict[str, Any]) -> list[dict[str, Any]]:
     return shown
 
 
-def individual_context(
-    decision: Decision, *, request: ExplanationRequest | None = None
-) -> dict[str, Any]:
-    explanation: DecisionExplanation | None = (
-        decision.explanations.select_related("explainer")
-        .order_by("-created_at")
-        .first()
-    )
-    if request is None:
-        request = decision.requests.order_by("-received_at").first()
+def individual_context(report: Report) -> dict[str, Any]:
+    """What the report says: about its own decision, request and explanation,
+    fixed when it was requested (never "the latest" of the decision)."""
+    decision: Decision = report.decision
+    request: ExplanationRequest | None = report.request
+    explanation: DecisionExplanation | None = report.explanation
     version = decision.model_version
     outcomes = version_outcomes(version)
     decided = int(decision.positive)

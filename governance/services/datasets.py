@@ -30,6 +30,7 @@ from django.utils import timezone
 from governance.models import Dataset, DatasetImport, Domain
 from governance.services.audit import audit_record
 from governance.services.leases import lease_claim, state_audit
+from governance.services.systems import ai_system_record, system_fields_from_spec
 from workers.ml.dataspec import (
     DatasetError,
     DatasetSpec,
@@ -202,7 +203,11 @@ def _record(
     domain_counts: dict[str, dict[str, Any]],
     storage: Path,
     actor: Any,
+    system_fields: dict[str, Any] | None,
 ) -> Dataset:
+    system = (
+        ai_system_record(fields=system_fields, actor=actor) if system_fields else None
+    )
     dataset = Dataset(
         name=spec.name,
         title=spec.title,
@@ -215,6 +220,7 @@ def _record(
         label_counts=table.label_counts,
         files=table.files,
         storage_dir=str(storage.relative_to(settings.MEDIA_ROOT)),
+        system=system,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
     )
     dataset.full_clean()
@@ -228,6 +234,7 @@ def _record(
             "sha256": dataset.content_sha256,
             "rows": dataset.row_count,
             "files": table.files,
+            "system": system.name if system else None,
         },
     )
     for domain_spec in spec.domains:
@@ -293,6 +300,7 @@ def dataset_import(
     step = progress or (lambda number: None)
     base_dir = Path(base_dir)
     spec = _parse(spec_toml, base_dir)
+    system_fields = system_fields_from_spec(spec_toml)
     if uploaded is not None:
         spec = _use_uploads(spec, uploaded)
         roots = [base_dir]
@@ -325,6 +333,7 @@ def dataset_import(
                     domain_counts=domain_counts,
                     storage=storage,
                     actor=actor,
+                    system_fields=system_fields,
                 )
             if on_recorded is not None:
                 on_recorded(dataset)
@@ -348,7 +357,9 @@ def dataset_check_spec(spec_toml: str) -> DatasetSpec:
     Raises SpecError (a ValueError) naming what is wrong: too large, a dotted key of
     too many parts, too deep nesting, bad TOML, a bad key or value.
     """
-    return _parse(spec_toml, Path("."))
+    spec = _parse(spec_toml, Path("."))
+    system_fields_from_spec(spec_toml)
+    return spec
 
 
 # --- Import jobs (Datasets -> Add) -------------------------------------------------

@@ -43,9 +43,23 @@ def report_request(
     audience: str | None = None,
     decision: Decision | None = None,
     request: Any = None,
+    explanation: Any = None,
+    contest: Any = None,
+    certifies: Report | None = None,
     supersedes: Report | None = None,
 ) -> Report:
-    """Record a report to render and queue it (after commit) on the reports queue."""
+    """Record a report to render and queue it (after commit) on the reports queue.
+
+    An individual report is fixed to the request and the explanation it answers
+    when it is requested, so two requests on one decision each get their own."""
+    if kind == Report.Kind.INDIVIDUAL and explanation is None and decision is not None:
+        explanation = decision.explanations.order_by("-created_at").first()
+    if explanation is not None and explanation.decision_id != getattr(
+        decision, "pk", None
+    ):
+        raise ValidationError("the explanation is of another decision")
+    if request is not None and request.decision_id != getattr(decision, "pk", None):
+        raise ValidationError("the request is about another decision")
     audience = audience or (
         Report.Audience.SUBJECT
         if kind == Report.Kind.INDIVIDUAL
@@ -58,6 +72,9 @@ def report_request(
         model_version=model_version,
         decision=decision,
         request=request,
+        explanation=explanation,
+        contest=contest,
+        certifies=certifies,
         supersedes=supersedes,
         created_by=_user(actor),
     )
@@ -72,6 +89,10 @@ def report_request(
             "audience": audience,
             "model_version": model_version.pk,
             "decision": decision.pk if decision else None,
+            "request": request.pk if request else None,
+            "explanation": explanation.pk if explanation else None,
+            "contest": contest.pk if contest else None,
+            "certifies": certifies.pk if certifies else None,
             "supersedes": supersedes.pk if supersedes else None,
         },
     )
@@ -104,7 +125,7 @@ def report_html(report: Report) -> str:
         return render_to_string("reports/dossier.html", {**context, **common})
     from reports.individual import individual_context
 
-    context = individual_context(report.decision, request=report.request)
+    context = individual_context(report)
     return render_to_string("reports/individual.html", {**context, **common})
 
 

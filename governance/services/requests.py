@@ -227,7 +227,7 @@ def request_prepare_draft(*, request: ExplanationRequest) -> Report | None:
     )
     if claimed != 1:
         return None
-    decision_explain(decision=request.decision, actor="worker:explain")
+    explanation = decision_explain(decision=request.decision, actor="worker:explain")
     # The assigned officer is the report's author, so the four-eyes rule on
     # reports keeps them from approving it.
     return report_request(
@@ -235,6 +235,7 @@ def request_prepare_draft(*, request: ExplanationRequest) -> Report | None:
         model_version=request.decision.model_version,
         decision=request.decision,
         request=request,
+        explanation=explanation,
         actor=request.assigned_to or "worker:explain",
     )
 

@@ -123,6 +123,9 @@ _CHUNK = 1 << 20
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _NEWLINE_BYTES = re.compile(rb"\r\n|\r|\n")
 _TOP_KEYS = (
+    # The AI system the data set belongs to: read by governance.services.systems,
+    # not here (it is legal record, not a way of reading data).
+    "system",
     "name",
     "title",
     "description",
