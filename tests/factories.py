@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from governance.models import (
+    AISystem,
     Dataset,
     Decision,
     DecisionExplanation,
@@ -38,6 +39,38 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.groups.add(Group.objects.get(name=extracted))
         if create:
             self.save()
+
+
+class AISystemFactory(factory.django.DjangoModelFactory):
+    """A complete record: solely automated credit decisions on a contract, high-risk
+    under Annex III point 5(b). Tests override the facts a condition turns on."""
+
+    class Meta:
+        model = AISystem
+
+    name = factory.Sequence(lambda n: f"system-{n}")
+    title = factory.LazyAttribute(lambda o: f"System {o.name}")
+    intended_purpose = "Decides on applications for a test product."
+    provider_name = "Test Provider Ltd"
+    provider_contact = "provider@test.example"
+    controller_name = "Test Controller Ltd"
+    controller_contact = "privacy@test.example"
+    dpo_contact = "dpo@test.example"
+    supervisory_authority = "the test data protection authority"
+    affected_persons = "Applicants for the test product."
+    decision = "Whether your application is accepted."
+    significance = "A refused application is not offered the product."
+    consequences = "You do not receive the product at this step."
+    automation = AISystem.Automation.SOLELY
+    art22_ground = AISystem.Art22Ground.CONTRACT
+    lawful_basis = AISystem.LawfulBasis.CONTRACT
+    annex_iii_point = "5(b)"
+    human_oversight = "Flagged decisions are reviewed by an officer."
+    monitoring_plan = "Monthly review of decisions and outcomes."
+    risk_summary = "Bias checks before approval."
+    purposes = "Deciding on applications."
+    data_sources = "The application form."
+    retention = "Six years."
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):
