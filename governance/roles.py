@@ -19,6 +19,7 @@ DECISION_SERVICE = "Decision service"
 ROLES = (COMPLIANCE_OFFICER, AUDITOR, DATA_SCIENTIST, DECISION_SERVICE)
 
 _VIEW_ALL = [
+    "governance.view_aisystem",
     "governance.view_dataset",
     "governance.view_domain",
     "governance.view_modelversion",
@@ -44,10 +45,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_report",  # generate a dossier
         "governance.change_report",  # review: approve, reject, release
         "governance.download_report",
+        "governance.add_aisystem",  # the legal record of a system
+        "governance.change_aisystem",
+        "governance.view_contest",
+        "governance.change_contest",  # human review of a contested decision
     ],
     AUDITOR: [
         *_VIEW_ALL,
         "governance.view_explanationrequest",
+        "governance.view_contest",
         "governance.download_report",
     ],
     DATA_SCIENTIST: [
