@@ -10,6 +10,7 @@ from django.test import Client
 from governance import roles
 from governance.models import BiasCheck, ShiftReport
 from tests.factories import (
+    AISystemFactory,
     DecisionFactory,
     FineTuneRunFactory,
     RecourseCheckFactory,
@@ -19,6 +20,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 PAGES = (
+    "aisystem",
     "dataset",
     "domain",
     "modelversion",
@@ -38,6 +40,7 @@ PAGES = (
 # add: GET the add page; change: POST the object's page; delete: GET its delete page.
 EXPECTED: dict[str, dict[str, set[str]]] = {
     roles.COMPLIANCE_OFFICER: {
+        "aisystem": {"list", "view", "add", "change"},
         "dataset": {"list", "view"},
         "domain": {"list", "view"},
         "modelversion": {"list", "view", "change"},
@@ -54,6 +57,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     },
     roles.AUDITOR: {page: {"list", "view"} for page in PAGES},
     roles.DATA_SCIENTIST: {
+        "aisystem": {"list", "view"},
         "dataset": {"list", "view", "add"},
         "domain": {"list", "view"},
         "modelversion": {"list", "view"},
@@ -111,6 +115,7 @@ def records():
     )
     recourse = RecourseCheckFactory(explanation__decision=decision)
     return {
+        "aisystem": AISystemFactory(),
         "explainer": recourse.explanation.explainer,
         "decisionexplanation": recourse.explanation,
         "recoursecheck": recourse,
