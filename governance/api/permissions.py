@@ -27,3 +27,6 @@ def require_perm(perm: str) -> type[BasePermission]:
 CanLogDecisions = require_perm("governance.add_decision")
 CanViewModels = require_perm("governance.view_modelversion")
 CanDownloadReports = require_perm("governance.download_report")
+CanViewSystems = require_perm("governance.view_aisystem")
+CanAddSystems = require_perm("governance.add_aisystem")
+CanChangeSystems = require_perm("governance.change_aisystem")

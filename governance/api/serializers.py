@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.models import ExplanationRequest, ModelVersion
+from governance.models import AISystem, ExplanationRequest, ModelVersion
+from governance.services.systems import SYSTEM_FIELDS
 
 MAX_INPUT_FEATURES = 500
 MAX_INPUT_TEXT = 200
@@ -210,6 +211,30 @@ class RequestStatusSerializer(serializers.ModelSerializer):
         return self.context["report_url"]
 
 
+# --- AI systems --------------------------------------------------------------------
+
+
+class AISystemSerializer(serializers.ModelSerializer):
+    """The record as stored; writes are checked by governance.services.systems."""
+
+    high_risk = serializers.BooleanField(read_only=True)
+    art86_applies = serializers.BooleanField(
+        read_only=True, help_text="AI Act Art. 86: Annex III high-risk, not point 2."
+    )
+
+    class Meta:
+        model = AISystem
+        fields = [
+            "id",
+            *SYSTEM_FIELDS,
+            "high_risk",
+            "art86_applies",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
 # --- Models and lineage ------------------------------------------------------------
 
 SUMMARY_METRICS = ("n", "accuracy", "roc_auc")
@@ -217,6 +242,9 @@ SUMMARY_METRICS = ("n", "accuracy", "roc_auc")
 
 class ModelVersionListSerializer(serializers.ModelSerializer):
     dataset = serializers.CharField(source="dataset.name")
+    system = serializers.CharField(
+        source="dataset.system.name", allow_null=True, default=None
+    )
     trained_on = serializers.CharField(
         source="trained_on.name", allow_null=True, default=None
     )
@@ -233,6 +261,7 @@ class ModelVersionListSerializer(serializers.ModelSerializer):
             "parent",
             "status",
             "dataset",
+            "system",
             "trained_on",
             "artifact_sha256",
             "created_at",

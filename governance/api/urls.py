@@ -23,6 +23,10 @@ urlpatterns = [
         views.RequestReportView.as_view(),
         name="request_report",
     ),
+    path("systems/", views.SystemListView.as_view(), name="system_list"),
+    path(
+        "systems/<slug:name>/", views.SystemDetailView.as_view(), name="system_detail"
+    ),
     path("models/", views.ModelVersionListView.as_view(), name="model_version_list"),
     path(
         "models/<int:pk>/lineage/",

@@ -28,16 +28,25 @@ from rest_framework.views import APIView
 
 from governance.api import serializers as s
 from governance.api.permissions import (
+    CanAddSystems,
+    CanChangeSystems,
     CanDownloadReports,
     CanLogDecisions,
     CanViewModels,
+    CanViewSystems,
 )
 from governance.http import FilingThrottle
-from governance.models import ExplanationRequest, ModelVersion, Report
+from governance.models import AISystem, ExplanationRequest, ModelVersion, Report
 from governance.selectors import downloadable_reports, model_version_lineage
 from governance.services.decisions import DecisionInputError, decision_log
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
+from governance.services.systems import (
+    SystemSpecError,
+    ai_system_record,
+    ai_system_update,
+    system_fields_check,
+)
 
 # A decision's inputs or a request's message fit in a few kilobytes.
 MAX_BODY_BYTES = 256 * 1024
@@ -197,6 +206,94 @@ class DecisionLogView(APIView):
         return Response(s.DecisionLoggedSerializer(body).data, status=201)
 
 
+# --- AI systems --------------------------------------------------------------------
+
+
+def _system_fields(data: Any, *, partial: bool) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise Refused("expected a JSON object of the record's fields")
+    try:
+        if partial:
+            # Check the changed fields on top of the stored record.
+            return {
+                k: v
+                for k, v in system_fields_check(
+                    {"name": "x", "title": "x", **data}, where="body"
+                ).items()
+                if k in data
+            }
+        return system_fields_check(data, where="body")
+    except SystemSpecError as exc:
+        raise Refused(str(exc)) from None
+
+
+class SystemListView(APIView):
+    parser_classes = [BoundedJSONParser]
+
+    def get_permissions(self) -> list[Any]:
+        wanted = CanAddSystems if self.request.method == "POST" else CanViewSystems
+        return [wanted()]
+
+    @extend_schema(
+        operation_id="system_list",
+        summary="The AI systems on record",
+        responses={200: s.AISystemSerializer(many=True), 401: ERROR, 403: ERROR},
+    )
+    def get(self, request: Request) -> Response:
+        systems = AISystem.objects.order_by("name")
+        return Response(s.AISystemSerializer(systems, many=True).data)
+
+    @extend_schema(
+        operation_id="system_create",
+        summary="Record an AI system (officers; audited)",
+        request=OpenApiTypes.OBJECT,
+        responses={201: s.AISystemSerializer, 400: INVALID, 401: ERROR, 403: ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        fields = _system_fields(request.data, partial=False)
+        if AISystem.objects.filter(name=fields["name"]).exists():
+            raise Refused(f"an AI system named {fields['name']!r} is already recorded")
+        try:
+            system = ai_system_record(fields=fields, actor=request.user)
+        except (SystemSpecError, DjangoValidationError) as exc:
+            raise Refused(" ".join(getattr(exc, "messages", [str(exc)]))) from None
+        return Response(s.AISystemSerializer(system).data, status=201)
+
+
+class SystemDetailView(APIView):
+    parser_classes = [BoundedJSONParser]
+
+    def get_permissions(self) -> list[Any]:
+        wanted = CanChangeSystems if self.request.method == "PATCH" else CanViewSystems
+        return [wanted()]
+
+    @extend_schema(
+        operation_id="system_detail",
+        summary="One AI system's record",
+        responses={200: s.AISystemSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        system = get_object_or_404(AISystem, name=name)
+        return Response(s.AISystemSerializer(system).data)
+
+    @extend_schema(
+        operation_id="system_update",
+        summary="Change an AI system's record (officers; audited, name fixed)",
+        request=OpenApiTypes.OBJECT,
+        responses={200: s.AISystemSerializer, 400: INVALID, 401: ERROR, 403: ERROR},
+    )
+    def patch(self, request: Request, name: str) -> Response:
+        system = get_object_or_404(AISystem, name=name)
+        fields = _system_fields(request.data, partial=True)
+        if "name" in fields and fields["name"] != system.name:
+            raise Refused("a system's name is fixed once recorded")
+        try:
+            system = ai_system_update(system=system, fields=fields, actor=request.user)
+        except DjangoValidationError as exc:
+            raise Refused(" ".join(exc.messages)) from None
+        return Response(s.AISystemSerializer(system).data)
+
+
 # --- Right-to-explanation requests (the person: no account) ------------------------
 
 
@@ -307,9 +404,9 @@ class ModelVersionListView(generics.ListAPIView):
     pagination_class = StrictPageNumberPagination
     serializer_class = s.ModelVersionListSerializer
     # Two joins and no per-row query: the same query count for 10 rows or 10,000.
-    queryset = ModelVersion.objects.select_related("dataset", "trained_on").defer(
-        "architecture", "layers", "training", "description"
-    )
+    queryset = ModelVersion.objects.select_related(
+        "dataset__system", "trained_on"
+    ).defer("architecture", "layers", "training", "description")
 
 
 class ModelVersionLineageView(APIView):

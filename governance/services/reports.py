@@ -145,6 +145,12 @@ def _store(data: bytes, sha256: str, *, reference: str) -> str:
     return str(path.relative_to(settings.MEDIA_ROOT))
 
 
+def _author(report: Report) -> str:
+    """The controller the system record names; the PDF's Author field."""
+    system = report.model_version.dataset.system
+    return (system.controller_name if system else "") or "not recorded in this system"
+
+
 def report_render(*, report_id: int) -> Report | None:
     """Render a pending report to PDF and record its hash. Redelivery is a no-op."""
     from reports.pdf import render_pdf
@@ -161,7 +167,7 @@ def report_render(*, report_id: int) -> Report | None:
             html,
             title=f"{report.get_kind_display().capitalize()} {report.reference}",
             metadata={
-                "author": settings.REPORT_CONTROLLER["name"],
+                "author": _author(report),
                 "subject": f"{report.get_kind_display()} for {report.model_version}",
                 "keywords": "GDPR, AI Act, model governance",
                 "report_reference": report.reference,
