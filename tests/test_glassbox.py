@@ -89,7 +89,10 @@ def test_an_approved_glassbox_decides_and_explains_with_its_own_terms(
     assert factors["surrogate_score"] == pytest.approx(factors["network_score"])
     letter = report_html(
         ReportFactory(
-            kind=Report.Kind.INDIVIDUAL, decision=decision, model_version=approved
+            kind=Report.Kind.INDIVIDUAL,
+            decision=decision,
+            explanation=explanation,
+            model_version=approved,
         )
     )
     assert "itself an interpretable model" in letter
