@@ -151,6 +151,19 @@ def run_flow(
             for domain in dataset.domains.all()
         },
     }
+    system = dataset.system
+    summary["system"] = (
+        {
+            "id": system.pk,
+            "name": system.name,
+            "controller": system.controller_name,
+            "example": system.is_example,
+            "solely_automated": system.solely_automated,
+            "annex_iii_point": system.annex_iii_point or None,
+        }
+        if system
+        else None
+    )
     source, target = _pick_domains(dataset)
 
     with progress.step(f"Pre-training a base model on {source.name}"):
