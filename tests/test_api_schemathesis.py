@@ -50,7 +50,14 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-PERMISSIONS = ["add_decision", "view_modelversion", "download_report"]
+PERMISSIONS = [
+    "add_decision",
+    "view_modelversion",
+    "download_report",
+    "view_aisystem",
+    "add_aisystem",
+    "change_aisystem",
+]
 PERSON = {
     "age": 40,
     "income": 55.0,

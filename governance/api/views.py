@@ -247,7 +247,14 @@ class SystemListView(APIView):
         operation_id="system_create",
         summary="Record an AI system (officers; audited)",
         request=OpenApiTypes.OBJECT,
-        responses={201: s.AISystemSerializer, 400: INVALID, 401: ERROR, 403: ERROR},
+        responses={
+            201: s.AISystemSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
     )
     def post(self, request: Request) -> Response:
         fields = _system_fields(request.data, partial=False)
@@ -280,7 +287,15 @@ class SystemDetailView(APIView):
         operation_id="system_update",
         summary="Change an AI system's record (officers; audited, name fixed)",
         request=OpenApiTypes.OBJECT,
-        responses={200: s.AISystemSerializer, 400: INVALID, 401: ERROR, 403: ERROR},
+        responses={
+            200: s.AISystemSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
     )
     def patch(self, request: Request, name: str) -> Response:
         system = get_object_or_404(AISystem, name=name)

@@ -95,6 +95,8 @@ def system_fields_check(
         elif not isinstance(value, str):
             raise SystemSpecError(f"{place}: expected a string")
         if isinstance(value, str):
+            if "\x00" in value or not _encodable(value):
+                raise SystemSpecError(f"{place}: holds a character that is not text")
             value = value.strip()
             if len(value) > MAX_TEXT:
                 raise SystemSpecError(f"{place}: at most {MAX_TEXT} characters")
@@ -108,6 +110,14 @@ def system_fields_check(
     except ValidationError as exc:
         raise SystemSpecError(_said(exc, where)) from None
     return fields
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from JSON's \\ud800
+        return False
+    return True
 
 
 def _said(exc: ValidationError, where: str) -> str:
