@@ -38,7 +38,8 @@ def bias_check_run(*, version: ModelVersion, domain: Domain, actor: Any) -> Bias
         "int8"
     )
     attributes = dataset_spec(version.dataset).protected
-    groups = groups_from_frame(held, attributes)
+    # Every protected attribute, input or not: the checks measure them all.
+    groups = groups_from_frame(rows.protected.iloc[rows.test], attributes)
     present = [name for name, values in groups.items() if values is not None]
     policy = fairness_policy()
     result = bias_check(

@@ -110,7 +110,8 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
     predict = _network_predict(version)
     train = rows.frame.iloc[rows.train]
     test = rows.frame.iloc[rows.test]
-    test_groups = groups_from_frame(test, spec.protected)
+    # Group labels come from the protected columns, which need not be inputs.
+    test_groups = groups_from_frame(rows.protected.iloc[rows.test], spec.protected)
     glassbox_version = version.kind == ModelVersion.Kind.GLASSBOX
     if glassbox_version:
         # The model is its own explanation: its terms are what decides.
@@ -162,7 +163,9 @@ def explainer_fit(*, version: ModelVersion, actor: Any, seed: int = 0) -> Explai
         glassbox = {"reason": f"{domain} has no labels to train a glass-box model on"}
     train_groups = {
         name: values
-        for name, values in groups_from_frame(train, spec.protected).items()
+        for name, values in groups_from_frame(
+            rows.protected.iloc[rows.train], spec.protected
+        ).items()
         if values is not None
     }
     proxies = (

@@ -95,15 +95,21 @@ def dataset_table(dataset: Dataset) -> LoadedTable:
 
 @dataclass(frozen=True)
 class DomainRows:
-    """One domain's rows of a dataset, split into training and held-out positions."""
+    """One domain's rows of a dataset, split into training and held-out positions.
+
+    `frame` holds the model inputs only; `protected` holds every protected
+    attribute's column (inputs or not) on the same rows, for the bias checks, the
+    proxy report and group metrics. A protected attribute with input = false is
+    in `protected` and never in `frame`."""
 
     domain: Domain
     frame: pd.DataFrame
     y: np.ndarray
-    train: np.ndarray  # positions within `frame`
+    train: np.ndarray  # positions within `frame` (and `protected`)
     test: np.ndarray
     numeric: list[str]
     categorical: list[str]
+    protected: pd.DataFrame
 
     @property
     def labelled(self) -> bool:
@@ -133,6 +139,9 @@ def domain_rows(domain: Domain) -> DomainRows:
     return DomainRows(
         domain=domain,
         frame=table.frame.iloc[positions][features].reset_index(drop=True),
+        protected=table.frame.iloc[positions][table.protected_columns].reset_index(
+            drop=True
+        ),
         y=table.y[positions],
         train=np.flatnonzero(in_train[positions]),
         test=np.flatnonzero(~in_train[positions]),
@@ -672,6 +681,7 @@ def subpopulation_spread(*, version: ModelVersion, actor: Any) -> dict[str, Any]
     rows = domain_rows(version.trained_on)
     loaded = model_version_load(version)
     held = rows.frame.iloc[rows.test]
+    held_groups = rows.protected.iloc[rows.test]
     p = predict_proba(loaded.model, loaded.encoder, held)
     y = rows.y[rows.test]
     spread: dict[str, Any] = {}
@@ -679,9 +689,9 @@ def subpopulation_spread(*, version: ModelVersion, actor: Any) -> dict[str, Any]
         attr = ProtectedAttribute(
             column=attribute["column"], bins=tuple(attribute.get("bins") or ())
         )
-        if attr.column not in held.columns:
+        if attr.column not in held_groups.columns:
             continue
-        labels = protected_groups(held, attr).astype(str).to_numpy()
+        labels = protected_groups(held_groups, attr).astype(str).to_numpy()
         per_group = {}
         for group in sorted(set(labels)):
             mask = labels == group

@@ -805,9 +805,17 @@ def test_adult_loads_with_the_documented_counts() -> None:
         "hours-per-week",
     ]
     assert table.schema["workclass"]["missing"] > 0  # "?" read as missing
-    age = protected_groups(table.frame, spec.protected[2])
+    attributes = {p.column: p for p in spec.protected}
+    assert list(attributes) == ["sex", "race", "native-country", "age"]
+    # Read for the bias checks; only age is also a model input.
+    assert "relationship" not in table.frame
+    assert not {"sex", "race", "native-country"} & set(table.feature_columns)
+    assert "age" in table.feature_columns
+    assert table.schema["race"]["role"] == "protected"
+    assert spec.special_category_columns == ["race"]
+    age = protected_groups(table.frame, attributes["age"])
     assert list(age.cat.categories) == ["<25", "25-44", "45-64", "65+"]
-    sex = protected_groups(table.frame, spec.protected[0])
+    sex = protected_groups(table.frame, attributes["sex"])
     women, men = (table.y[(sex == s).to_numpy()].mean() for s in ("Female", "Male"))
     assert women == pytest.approx(0.109, abs=0.002)
     assert men == pytest.approx(0.304, abs=0.002)

@@ -22,13 +22,14 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     columns = ["age", "..."]            # required when header = false, else absent
     missing_values = ["?"]              # markers read as missing, besides ""
     strip_whitespace = true             # strip spaces around cells; default false
-    immutable = ["sex", "race"]         # may not change in a counterfactual
+    immutable = ["workclass"]           # may not change in a counterfactual
     increase_only = ["age"]             # may only grow in a counterfactual
     decrease_only = ["debt"]            # may only shrink in a counterfactual
     actionable = ["hours_per_week"]     # advice only on these; absent: every
                                         # feature that may change; []: none
     id_column = "encounter_id"          # optional; unique, kept, not a feature
     group_column = "patient_nbr"        # optional; a group stays on one split side
+    special_category = ["diag_1"]       # other columns holding GDPR Art. 9 data
 
     [target]
     column = "income"
@@ -50,11 +51,36 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     [[protected]]                       # or protected = ["sex", {column = ...}]
     column = "age"
     bins = [25, 45, 65]                 # optional cut points: <25, 25-44, 45-64, 65+
+    input = true                        # a model input too; default false
+    special_category = false            # GDPR Art. 9 data; default false
+
+    [[protected]]
+    column = "race"                     # kept for the bias checks, not an input
+    special_category = true
 
     [domains.source]
     filter = "workclass in [Private]"   # see workers.ml.filters
     description = "private-sector employees"
     has = "labels"                      # labels | data | nothing; default labels
+
+A protected attribute is read into the table for the bias checks, but it is a
+model input only with ``input = true`` (measuring bias needs the attribute,
+predicting does not: AI Act Art. 10(5)). A protected column that is not an
+input cannot be named in ``immutable``, ``increase_only``, ``decrease_only`` or
+``actionable``: those rules govern how a counterfactual may change the model's
+inputs, and such a column is never one; the spec is refused with an error that
+says so. ``special_category`` marks columns holding GDPR Art. 9 data (racial or
+ethnic origin, health, ...): on a protected attribute with its flag, on any
+other column in the top-level list (a column is marked in one place, not both).
+Governance refuses to approve a version that reads such a column for solely
+automated decisions unless the AI system records Art. 9(2)(a) or (g) and the
+suitable measures (GDPR Art. 22(4)).
+
+Stored specs: ``to_dict`` always writes ``input`` and ``special_category`` for
+each protected attribute. ``from_dict`` reads a protected attribute without an
+``input`` key as ``input = true``, which is what it meant when it was stored
+(before the key existed every protected column was a model input), whereas
+``parse_spec`` of TOML defaults it to false.
 
 Unknown keys are errors at every level. ``has = "data"`` means the rows are in
 the file but their labels must be withheld from training (unsupervised domain
@@ -146,6 +172,7 @@ _TOP_KEYS = (
     "actionable",
     "id_column",
     "group_column",
+    "special_category",
     "domains",
 )
 
@@ -248,8 +275,17 @@ class ProtectedAttribute:
     column: str
     # Cut points, left-closed: [25, 45, 65] gives <25, 25-44, 45-64, 65+.
     bins: tuple[float, ...] = ()
+    # A model input as well as a bias-check attribute; by default only the latter.
+    input: bool = False
+    # The column holds special-category data (GDPR Art. 9).
+    special_category: bool = False
 
     def __post_init__(self) -> None:
+        for key in ("input", "special_category"):
+            if not isinstance(getattr(self, key), bool):
+                raise SpecError(
+                    f"protected '{self.column}'.{key}: expected true or false"
+                )
         if any(not math.isfinite(b) for b in self.bins):
             raise SpecError(f"protected '{self.column}'.bins: expected finite numbers")
         if any(b >= c for b, c in itertools.pairwise(self.bins)):
@@ -320,9 +356,27 @@ class DatasetSpec:
     id_column: str | None = None
     group_column: str | None = None
     domains: tuple[DomainSpec, ...] = ()
+    # Columns other than protected attributes that hold GDPR Art. 9 data.
+    special_category: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_spec(self)
+
+    @property
+    def protected_inputs(self) -> list[str]:
+        """Protected columns that are also model inputs (input = true)."""
+        return [p.column for p in self.protected if p.input]
+
+    @property
+    def protected_not_inputs(self) -> list[str]:
+        """Protected columns kept for the bias checks only, never model inputs."""
+        return [p.column for p in self.protected if not p.input]
+
+    @property
+    def special_category_columns(self) -> list[str]:
+        """Every column marked as holding GDPR Art. 9 data, protected or not."""
+        marked = [p.column for p in self.protected if p.special_category]
+        return marked + [c for c in self.special_category if c not in marked]
 
     def domain(self, name: str) -> DomainSpec:
         for domain in self.domains:
@@ -353,6 +407,7 @@ class DatasetSpec:
             ("actionable", self.actionable or ()),
             ("id_column", [self.id_column] if self.id_column else []),
             ("group_column", [self.group_column] if self.group_column else []),
+            ("special_category", self.special_category),
         ]
         pairs += [(f"domains.{d.name}.filter", d.columns) for d in self.domains]
         for where, columns in pairs:
@@ -387,8 +442,15 @@ class DatasetSpec:
                 "drop": list(self.drop),
             },
             "protected": [
-                {"column": p.column, "bins": list(p.bins)} for p in self.protected
+                {
+                    "column": p.column,
+                    "bins": list(p.bins),
+                    "input": p.input,
+                    "special_category": p.special_category,
+                }
+                for p in self.protected
             ],
+            "special_category": list(self.special_category),
             "immutable": list(self.immutable),
             "increase_only": list(self.increase_only),
             "decrease_only": list(self.decrease_only),
@@ -413,14 +475,17 @@ class DatasetSpec:
     def from_dict(
         cls, data: Mapping[str, Any], *, base_dir: Path | None = None
     ) -> DatasetSpec:
-        """Rebuild a spec from to_dict(); base_dir overrides the stored one."""
+        """Rebuild a spec from to_dict(); base_dir overrides the stored one.
+
+        A protected attribute stored without ``input`` (a spec stored before the
+        key existed) is read as an input, which is what it was then."""
         data = dict(data)
         stored = data.pop("base_dir", None)
         if base_dir is None:
             if not isinstance(stored, str):
                 raise SpecError("base_dir: expected the folder the paths are under")
             base_dir = Path(stored)
-        return _spec_from_mapping(data, base_dir=base_dir)
+        return _spec_from_mapping(data, base_dir=base_dir, input_default=True)
 
 
 def parse_spec(
@@ -620,7 +685,9 @@ def _scan_key(text: str, pos: int, line: int, max_parts: int) -> int:
         pos += 1
 
 
-def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpec:
+def _spec_from_mapping(
+    data: Mapping[str, Any], *, base_dir: Path, input_default: bool = False
+) -> DatasetSpec:
     _check_keys(data, _TOP_KEYS, "")
     target = _table(data, "target", required=True)
     _check_keys(
@@ -644,6 +711,8 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
         wording.append((label, text))
     domains = _table(data, "domains")
     _at_most(len(domains), MAX_DOMAINS, "domains")
+    special = _texts(data, "special_category", "")
+    _at_most(len(special), MAX_COLUMNS, "special_category")
     header = _bool(data, "header", "", default=True)
     columns = _texts(data, "columns", "")
     if not header and not columns:
@@ -675,7 +744,7 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
         numeric=_texts(features, "numeric", "features"),
         categorical=_texts(features, "categorical", "features"),
         drop=_texts(features, "drop", "features"),
-        protected=_protected(data),
+        protected=_protected(data, input_default=input_default),
         immutable=_texts(data, "immutable", ""),
         increase_only=_texts(data, "increase_only", ""),
         decrease_only=_texts(data, "decrease_only", ""),
@@ -683,6 +752,7 @@ def _spec_from_mapping(data: Mapping[str, Any], *, base_dir: Path) -> DatasetSpe
         id_column=_text(data, "id_column", "") or None,
         group_column=_text(data, "group_column", "") or None,
         domains=tuple(_domain(name, body) for name, body in domains.items()),
+        special_category=special,
         base_dir=Path(base_dir),
     )
 
@@ -712,7 +782,9 @@ def _files(data: Mapping[str, Any]) -> tuple[FileSpec, ...]:
     return tuple(files)
 
 
-def _protected(data: Mapping[str, Any]) -> tuple[ProtectedAttribute, ...]:
+def _protected(
+    data: Mapping[str, Any], *, input_default: bool = False
+) -> tuple[ProtectedAttribute, ...]:
     raw = data.get("protected", [])
     if not isinstance(raw, list):
         raise SpecError("protected: expected a list of columns or {column = ...}")
@@ -724,14 +796,21 @@ def _protected(data: Mapping[str, Any]) -> tuple[ProtectedAttribute, ...]:
             item = {"column": item}
         if not isinstance(item, dict):
             raise SpecError(f"{where}: expected a column name or {{column = ...}}")
-        _check_keys(item, ("column", "bins"), where)
+        _check_keys(item, ("column", "bins", "input", "special_category"), where)
         bins = item.get("bins", [])
         if not isinstance(bins, list) or not all(
             isinstance(b, int | float) and not isinstance(b, bool) for b in bins
         ):
             raise SpecError(f"{where}.bins: expected a list of numbers")
         column = _text(item, "column", where, required=True)
-        attributes.append(ProtectedAttribute(column, tuple(bins)))
+        attributes.append(
+            ProtectedAttribute(
+                column,
+                tuple(bins),
+                input=_bool(item, "input", where, default=input_default),
+                special_category=_bool(item, "special_category", where, default=False),
+            )
+        )
     return tuple(attributes)
 
 
@@ -771,6 +850,14 @@ def _check_spec(spec: DatasetSpec) -> None:
         _no_duplicates(getattr(spec, key), key)
     _no_duplicates(spec.actionable or (), "actionable")
     _no_duplicates([p.column for p in spec.protected], "protected")
+    _no_duplicates(spec.special_category, "special_category")
+    marked = {p.column for p in spec.protected if p.special_category}
+    for column in spec.special_category:
+        if column in marked:
+            raise SpecError(
+                f"special_category: '{column}' is a protected attribute marked "
+                "special_category = true already; mark a column in one place"
+            )
     roles = {
         "target.column": [spec.target.column],
         "id_column": [spec.id_column] if spec.id_column else [],
@@ -792,6 +879,7 @@ def _check_spec(spec: DatasetSpec) -> None:
         ("increase_only", spec.increase_only),
         ("decrease_only", spec.decrease_only),
         ("actionable", spec.actionable or ()),
+        ("special_category", spec.special_category),
     ] + [(f"domains.{d.name}.filter", d.columns) for d in spec.domains]
     for where, columns in needs_column:
         for column in columns:
@@ -799,6 +887,17 @@ def _check_spec(spec: DatasetSpec) -> None:
                 raise SpecError(
                     f"{where}: '{column}' is in features.drop; a dropped column "
                     "cannot be used here"
+                )
+    # The counterfactual rules govern model inputs: a protected column that is
+    # not an input is never changed by a what-if, so naming it there is a mistake.
+    not_inputs = set(spec.protected_not_inputs)
+    for key in ("immutable", "increase_only", "decrease_only", "actionable"):
+        for column in getattr(spec, key) or ():
+            if column in not_inputs:
+                raise SpecError(
+                    f"{key}: '{column}' is a protected attribute with input = "
+                    "false, not a model input, so no counterfactual changes it; "
+                    f"remove it from {key} (or set input = true)"
                 )
     exclusive = [
         ("increase_only", "immutable", spec.increase_only, spec.immutable),
@@ -952,9 +1051,16 @@ class LoadedTable:
 
     @property
     def feature_columns(self) -> list[str]:
-        """Model inputs in file order: not the target, id or group column."""
+        """Model inputs in file order: not the target, id or group column, nor a
+        protected attribute kept for the bias checks only (input = false)."""
         features = set(self.numeric_columns) | set(self.categorical_columns)
+        features -= set(self.spec.protected_not_inputs)
         return [c for c in self.frame.columns if c in features]
+
+    @property
+    def protected_columns(self) -> list[str]:
+        """Every protected attribute's column, input or not, in spec order."""
+        return [p.column for p in self.spec.protected]
 
     @property
     def groups(self) -> np.ndarray | None:
@@ -1488,6 +1594,7 @@ def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
     numeric: list[str] = []
     categorical: list[str] = []
     roles = {spec.id_column: "id", spec.group_column: "group"}
+    not_inputs = set(spec.protected_not_inputs)
     for column in names:
         if column in spec.drop:
             continue
@@ -1517,6 +1624,9 @@ def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
         (numeric if kind == "numeric" else categorical).append(column)
         columns[column] = series
         schema[column] = _describe(series, kind, inferred)
+        if column in not_inputs:
+            # Read for the bias checks, never given to the model.
+            schema[column]["role"] = "protected"
     frame = pd.DataFrame(columns)
     _check_roles(spec, frame)
     counts = labels.value_counts()
