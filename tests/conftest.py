@@ -140,12 +140,16 @@ positive = "yes"
 [features]
 numeric = ["age", "income", "debt"]
 
+# Both are model inputs here, so the flip test and counterfactual rules have
+# protected inputs to work on (tests/test_special_category.py covers input = false).
 [[protected]]
 column = "gender"
+input = true
 
 [[protected]]
 column = "age"
 bins = [30, 50]
+input = true
 
 [domains.source]
 filter = "region in [north]"

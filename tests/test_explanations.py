@@ -260,8 +260,10 @@ repaid = "your credit application was approved"
 [features]
 numeric = ["age", "income", "debt", "savings"]
 
+# A model input on purpose, so that the flip test has something to catch.
 [[protected]]
 column = "gender"
+input = true
 
 [domains.source]
 filter = "branch in [city]"
