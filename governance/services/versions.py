@@ -99,16 +99,23 @@ def model_version_set_status(
         _check_four_eyes(version, user)
         _check_dossier(version)
         _check_evidence(version, note)
+        _check_special_category(version)
     before = version.status
     version.status = status
     version.save(update_fields=["status", "submitted_by"])
-    audit_record(
+    event = audit_record(
         actor=actor,
         action="model_version.status_changed",
         obj=version,
         before={"status": before},
         after={"status": status, "note": note},
     )
+    if status == Status.APPROVED:
+        # The dossier was fixed before this approval: approve it and issue the
+        # approval certificate that quotes it (governance/services/reports.py).
+        from governance.services.reports import certificate_issue
+
+        certificate_issue(version=version, actor=actor, approval=event)
     return version
 
 
@@ -184,6 +191,14 @@ def _check_evidence(version: ModelVersion, justification: str) -> None:
             "written justification, which is recorded in the audit trail and "
             "shown in the dossier"
         )
+
+
+def _check_special_category(version: ModelVersion) -> None:
+    """GDPR Art. 22(4): no special-category inputs in a solely automated decision
+    unless the system records Art. 9(2)(a) or (g) and the suitable measures."""
+    from governance.services.special_category import special_category_check
+
+    special_category_check(version)
 
 
 def _check_four_eyes(version: ModelVersion, approver: Any) -> None:

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from workers.ml.dataspec import domain_mask, load_spec, load_table
+from workers.ml.dataspec import (
+    DatasetSpec,
+    domain_mask,
+    load_spec,
+    load_table,
+    parse_spec,
+)
 from workers.ml.explain import phrasing
 from workers.ml.explain.counterfactuals import (
     DICE,
@@ -45,9 +51,30 @@ from workers.ml.training import pretrain
 ADULT_SPEC = Path(__file__).resolve().parents[2] / "data" / "specs" / "adult.toml"
 
 
+def engine_spec() -> DatasetSpec:
+    """The shipped Adult spec with sex, race, native-country and relationship as
+    model inputs held immutable, as it was before they stopped being inputs: a
+    test bed for the search's rules (immutable features, implausible pairs such
+    as relationship Wife with sex Male), not a model anyone deploys."""
+    shipped = load_spec(ADULT_SPEC)
+    text = ADULT_SPEC.read_text()
+    text = text.replace(
+        "immutable = []",
+        'immutable = ["sex", "race", "native-country", "relationship"]',
+    )
+    text = text.replace(
+        'drop = ["fnlwgt", "education", "relationship"]',
+        'drop = ["fnlwgt", "education"]',
+    )
+    text = text.replace("input = false", "input = true")
+    spec = parse_spec(text, base_dir=shipped.base_dir)
+    assert set(spec.protected_inputs) == {"sex", "race", "native-country", "age"}
+    return spec
+
+
 @pytest.fixture(scope="module")
 def adult():
-    spec = load_spec(ADULT_SPEC)
+    spec = engine_spec()
     table = load_table(spec, max_bytes=50_000_000)
     source = domain_mask(table, spec.domain("source"))
     categorical = [c for c in table.categorical_columns if c != "workclass"]
