@@ -1,12 +1,18 @@
-"""What a model dossier says, gathered from the records (EU AI Act Annex IV, model
-cards). Everything here is read from records the product computed; nothing is
-typed in. The template is templates/reports/dossier.html."""
+"""What a model dossier says, gathered from the records (model cards, and the nine
+points of EU AI Act Annex IV in section 9). Everything here is read from records:
+the figures the product computed, and the AI system record (purpose, provider,
+classification, oversight, standards, monitoring plan, risk summary). A fact no
+record holds is printed as "not recorded in this system", with what is missing;
+the dossier never claims conformity. The template is templates/reports/dossier.html."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Q
+
 from governance.models import (
+    AISystem,
     AuditEvent,
     BiasCheck,
     FineTuneRun,
@@ -32,6 +38,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "explanations",
         "limitations",
         "approvals",
+        "annex_iv",
     ),
     Report.Audience.BUSINESS: ("identity", "performance", "bias", "limitations"),
     Report.Audience.TECHNICAL: (
@@ -50,6 +57,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "explanations",
         "limitations",
         "approvals",
+        "annex_iv",
     ),
 }
 
@@ -341,6 +349,595 @@ def _evidence_gaps(version: ModelVersion) -> dict[str, Any] | None:
     }
 
 
+# --- Section 8: every audit event of the version -----------------------------------
+
+# Section 8 prints the first and the latest events; the ones between are counted
+# (every one is in the audit trail, and in the admin's history of each record).
+AUDIT_EVENTS_HEAD = 20
+AUDIT_EVENTS_TAIL = 100
+
+
+def version_audit_events_query(version: ModelVersion) -> Any:
+    """Every audit event about the version: those whose object is the version, and
+    those of its bias checks, explainers, dossiers and approval certificates, and
+    the fine-tuning run that produced it; in sequence order."""
+    related = {
+        "governance.modelversion": [version.pk],
+        "governance.biascheck": list(version.bias_checks.values_list("pk", flat=True)),
+        "governance.explainer": list(version.explainers.values_list("pk", flat=True)),
+        "governance.report": list(
+            version.reports.filter(
+                kind__in=[Report.Kind.DOSSIER, Report.Kind.CERTIFICATE]
+            ).values_list("pk", flat=True)
+        ),
+        "governance.finetunerun": list(
+            FineTuneRun.objects.filter(produced_version=version).values_list(
+                "pk", flat=True
+            )
+        ),
+    }
+    where = Q(pk__in=[])
+    for object_type, ids in related.items():
+        if ids:
+            where |= Q(object_type=object_type, object_id__in=[str(i) for i in ids])
+    return AuditEvent.objects.filter(where).order_by("sequence")
+
+
+def version_audit_events(
+    version: ModelVersion,
+    *,
+    head: int = AUDIT_EVENTS_HEAD,
+    tail: int = AUDIT_EVENTS_TAIL,
+) -> dict[str, Any]:
+    """The version's audit events for section 8: all of them, or the first `head`
+    and the latest `tail` with the number left out between them."""
+    events = version_audit_events_query(version)
+    total = events.count()
+
+    def rows(chosen: Any) -> list[dict[str, Any]]:
+        return [{"event": e, "details": audit_event_details(e)} for e in chosen]
+
+    if total <= head + tail:
+        return {"first": rows(events), "omitted": 0, "latest": [], "total": total}
+    first = list(events[:head])
+    latest = list(reversed(events.order_by("-sequence")[:tail]))
+    return {
+        "first": rows(first),
+        "omitted": total - head - tail,
+        "omitted_from": first[-1].sequence + 1,
+        "omitted_to": latest[0].sequence - 1,
+        "latest": rows(latest),
+        "total": total,
+    }
+
+
+def audit_event_details(event: AuditEvent) -> str:
+    """One line on what an event recorded, from its before/after payloads."""
+    before, after = event.before or {}, event.after or {}
+    said: list[str] = []
+    if "status" in after:
+        said.append(
+            f"{before['status']} → {after['status']}"
+            if before.get("status")
+            else after["status"]
+        )
+    if "state" in after:
+        said.append(
+            f"{before['state']} → {after['state']}"
+            if before.get("state")
+            else after["state"]
+        )
+    for key, label in (
+        ("verdict", "verdict"),
+        ("rows", "rows"),
+        ("kind", "kind"),
+        ("audience", "audience"),
+        ("dossier", "dossier"),
+        ("certificate", "certificate"),
+        ("approval_event", "approval event"),
+    ):
+        if after.get(key) not in (None, ""):
+            said.append(f"{label} {after[key]}")
+    if isinstance(after.get("agreement"), int | float):
+        said.append(f"agreement {after['agreement']:.1%}")
+    if after.get("sha256"):
+        said.append(f"SHA-256 {after['sha256'][:16]}…")
+    if after.get("gaps"):
+        said.append("gaps: " + "; ".join(after["gaps"]))
+    if after.get("note"):
+        said.append(f"“{after['note']}”")
+    if after.get("error"):
+        said.append(f"error: {str(after['error'])[:120]}")
+    return ", ".join(said)
+
+
+# --- Section 9: AI Act Annex IV, point by point ----------------------------------
+
+NOT_RECORDED = "not recorded in this system"
+
+
+def _item(
+    label: str, text: str = "", missing: str = "", *, partial: str = ""
+) -> dict[str, str]:
+    """One fact of a point: its text, or what no record holds (`missing`, used
+    when there is no text); `partial` names what is missing even with the text."""
+    text = (text or "").strip()
+    return {
+        "label": label,
+        "text": text,
+        "missing": partial or ("" if text else missing),
+    }
+
+
+def _recorded(system: AISystem | None, field: str) -> str:
+    return (getattr(system, field, "") or "").strip() if system else ""
+
+
+def _software_versions() -> str:
+    import platform
+    from importlib import metadata
+
+    found = [f"Python {platform.python_version()}"]
+    for package in ("torch", "scikit-learn", "interpret", "numpy", "pandas"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def _base_model(version: ModelVersion) -> ModelVersion:
+    node = version
+    while node.parent_id:
+        node = node.parent
+    return node
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _modification(run: FineTuneRun) -> str:
+    """What one fine-tuning step changed: the plan, the layers, the reason."""
+    plan = run.applied_plan or {}
+    layers = run.produced_version.layers if run.produced_version else []
+    changed = [layer["name"] for layer in layers if layer.get("changed")]
+    identical = [
+        layer["name"]
+        for layer in layers
+        if layer.get("changed") is False or layer.get("changed") == 0
+    ]
+    text = (
+        f"{run.parent.name} was fine-tuned into {run.produced_version.name} on "
+        f"{run.target_domain.name} (adapted from {run.source_domain.name}; "
+        f"{run.get_mode_display() or 'mode not recorded'}): trained "
+        f"{', '.join(plan.get('trainable', [])) or 'no layer'}; froze "
+        f"{', '.join(plan.get('frozen', [])) or 'no layer'}."
+    )
+    if changed or identical:
+        text += (
+            f" Weights changed: {', '.join(changed) or 'none'}; identical to the "
+            f"parent: {', '.join(identical) or 'none'}."
+        )
+    if run.justification:
+        text += f" The plan differed from the recommendation: “{run.justification}”."
+    else:
+        text += " The plan is the one the product recommended."
+    return text
+
+
+def _annex_iv(
+    version: ModelVersion,
+    *,
+    system: AISystem | None,
+    runs: list[FineTuneRun],
+    bias: dict[str, Any],
+    explainer: Any,
+    limitations: list[str],
+    sections: set[str],
+) -> dict[str, Any]:
+    """The nine points of Annex IV, each item from a record or marked missing."""
+
+    def see(section: str, number: int) -> str:
+        return f" (section {number})" if section in sections else ""
+
+    def field(name: str, what: str, label: str) -> dict[str, str]:
+        return _item(
+            label,
+            _recorded(system, name),
+            f"the AI system record's “{what}” is blank"
+            if system
+            else "no AI system record: the dataset belongs to none",
+        )
+
+    dataset = version.dataset
+    base = _base_model(version)
+    metrics = _metrics_rows(version)
+    spec = dataset.spec or {}
+    target = spec.get("target", {})
+    inputs = [
+        name
+        for name, info in (dataset.schema or {}).items()
+        if isinstance(info, dict) and info.get("role") == "feature"
+    ]
+    protected = [
+        f"{entry.get('column')}"
+        + (" (special-category data)" if entry.get("special_category") else "")
+        + (", a model input" if entry.get("input") else ", for bias checks only")
+        for entry in spec.get("protected", [])
+        if isinstance(entry, dict)
+    ]
+    metric_text = "; ".join(
+        f"{row['domain']}: accuracy {_fmt(row['accuracy'])}, ROC AUC "
+        f"{_fmt(row['roc_auc'])}, log loss {_fmt(row['log_loss'])}, calibration "
+        f"error {_fmt(row['ece'])} on {row['n']} held-out rows"
+        for row in metrics
+    )
+    checks = bias["checks"]
+    bias_text = "; ".join(
+        f"{row['domain']}: {row['check'].verdict} ({row['check'].rows} rows, bias "
+        f"check {row['check'].pk})"
+        for row in checks
+    )
+    policy = bias.get("policy") or {}
+    training = version.training or {}
+    hyper = (
+        ", ".join(
+            f"{key} {value}"
+            for key, value in sorted((training.get("hyperparameters") or {}).items())
+            if isinstance(value, int | float | str)
+        )
+        or "not recorded"
+    )
+    split = training.get("split") or {}
+    system_name = f"{system.title} ({system.name})" if system else ""
+    provider = ""
+    if system and system.provider_name.strip():
+        provider = system.provider_name.strip()
+        if system.provider_contact.strip():
+            provider += f", {system.provider_contact.strip()}"
+    classification = ""
+    if system and system.high_risk:
+        classification = (
+            f"High-risk under Annex III point {system.annex_iii_point.strip()}: "
+            "Article 11 requires technical documentation along Annex IV."
+        )
+    elif system and system.not_high_risk_reason.strip():
+        classification = (
+            "Not high-risk, as the system record states: "
+            f"{system.not_high_risk_reason.strip()}"
+        )
+    parent_text = (
+        f"from {version.parent.name}" if version.parent else "no parent version"
+    )
+    if base.pk == version.pk:
+        pretrained = (
+            f"None: {version.name} is a base model trained here from randomly "
+            f"initialised weights on {version.trained_on or 'an unrecorded domain'}; "
+            "it was not built on another pre-trained system."
+        )
+    else:
+        pretrained = (
+            f"Pre-trained base model: {base.name} ({base.get_kind_display()}, trained "
+            f"on {base.trained_on or 'an unrecorded domain'}, artifact SHA-256 "
+            f"{base.artifact_sha256[:16]}…). "
+            + " ".join(_modification(run) for run in runs)
+        )
+    points: list[dict[str, Any]] = [
+        {
+            "number": "1",
+            "title": "General description of the AI system",
+            "items": [
+                field("intended_purpose", "intended purpose", "(a) Intended purpose"),
+                _item("(a) AI system", system_name, "no AI system record"),
+                _item(
+                    "(a) Provider",
+                    provider,
+                    "the AI system record names no provider"
+                    if system
+                    else "no AI system record",
+                ),
+                field("affected_persons", "affected persons", "(a) Persons affected"),
+                field("decision", "decision", "(a) What is decided"),
+                _item(
+                    "(a) Version",
+                    f"{version.name} ({version.get_kind_display()}, {parent_text}), "
+                    f"registered {version.created_at:%d %B %Y}, artifact SHA-256 "
+                    f"{version.artifact_sha256 or 'not recorded'}" + see("lineage", 2),
+                ),
+                _item(
+                    "(b) Interaction with other hardware, software and AI systems",
+                    "",
+                    "the systems it exchanges data with are not recorded; here it "
+                    "scores decisions through this registry (admin and REST API)",
+                ),
+                _item(
+                    "(c) Software versions",
+                    f"at the rendering of this dossier: {_software_versions()}",
+                ),
+                _item(
+                    "(d) Forms in which it is placed on the market or put into service",
+                    "",
+                    "no record of how the system is placed on the market",
+                ),
+                _item(
+                    "(e) Hardware",
+                    f"trained on {training.get('device')}"
+                    if training.get("device")
+                    else "",
+                    "the hardware it was trained and runs on",
+                    partial="the hardware it runs on in service"
+                    if training.get("device")
+                    else "",
+                ),
+                _item(
+                    "(f) Photographs or illustrations of products it is part of",
+                    "",
+                    "no product record",
+                ),
+                _item(
+                    "(g) User interface for the deployer",
+                    "",
+                    "no description of the deployer's interface is recorded",
+                ),
+                _item(
+                    "(h) Instructions for use",
+                    "",
+                    "no instructions for use are recorded",
+                ),
+            ],
+        },
+        {
+            "number": "2",
+            "title": "Detailed description of the elements and of the development "
+            "process",
+            "items": [
+                _item(
+                    "(a) Pre-trained systems used and how they were modified",
+                    pretrained + see("lineage", 2),
+                ),
+                _item(
+                    "(b) Design specifications",
+                    f"Predicts whether {target.get('column', 'the target')} is "
+                    f"{', '.join(target.get('positive', [])) or 'the positive label'} "
+                    "from the inputs in 2(d); a score at or above 0.5 is the positive "
+                    f"outcome. Hyper-parameters: {hyper}.",
+                    partial="the design choices' rationale and the trade-offs made "
+                    "against the requirements of Chapter III, Section 2",
+                ),
+                _item(
+                    "(c) System architecture",
+                    (
+                        f"Glass-box Explainable Boosting Machine, "
+                        f"{(version.architecture or {}).get('terms', '?')} terms"
+                        if version.kind == ModelVersion.Kind.GLASSBOX
+                        else f"Tabular neural network, "
+                        f"{sum(layer.get('parameters', 0) for layer in version.layers)}"
+                        f" parameters in {len(version.layers)} named layers: "
+                        + ", ".join(layer["name"] for layer in version.layers)
+                    )
+                    + (
+                        f"; {training['train_seconds']:.1f} s of training on "
+                        f"{training.get('device') or 'an unrecorded device'}"
+                        if isinstance(training.get("train_seconds"), int | float)
+                        and training["train_seconds"] >= 0.05
+                        else ""
+                    )
+                    + see("identity", 1),
+                ),
+                _item(
+                    "(d) Data requirements and datasheets",
+                    f"{dataset.title}: {dataset.row_count} rows, content SHA-256 "
+                    f"{dataset.content_sha256[:16]}…; inputs "
+                    f"{', '.join(inputs) or 'not recorded'}; protected attributes "
+                    f"{'; '.join(protected) or 'none declared'}; trained on "
+                    f"{version.trained_on or 'an unrecorded domain'}"
+                    + (
+                        f" ({split.get('train_rows')} training rows, "
+                        f"{split.get('test_rows')} held out)"
+                        if split
+                        else ""
+                    )
+                    + (
+                        f". Source: {_recorded(system, 'data_sources')}"
+                        if _recorded(system, "data_sources")
+                        else ""
+                    )
+                    + see("data", 3)
+                    + ".",
+                    partial="labelling and cleaning procedures"
+                    + (
+                        ""
+                        if _recorded(system, "data_sources")
+                        else "; the data's source"
+                    ),
+                ),
+                _item(
+                    "(e) Human oversight measures (Article 14)",
+                    _recorded(system, "human_oversight"),
+                    "the AI system record's “human oversight” is blank"
+                    if system
+                    else "no AI system record",
+                ),
+                _item(
+                    "(f) Pre-determined changes",
+                    "None: every change makes a new model version, which is reviewed "
+                    "and approved anew before it may decide.",
+                ),
+                _item(
+                    "(g) Validation and testing",
+                    (
+                        f"Held-out rows of each domain (split seed "
+                        f"{split.get('seed', 'not recorded')}). {metric_text}."
+                        if metric_text
+                        else ""
+                    )
+                    + (f" Bias checks: {bias_text}." if bias_text else "")
+                    + (
+                        f" Explainer fidelity {explainer.agreement:.1%} agreement."
+                        if explainer is not None
+                        else ""
+                    )
+                    + " The logs, dated and attributed, are in the audit trail"
+                    + see("approvals", 8)
+                    + ".",
+                ),
+                _item(
+                    "(h) Cybersecurity measures",
+                    "Artifacts and data files are kept with their SHA-256; every "
+                    "change is recorded in a hash-chained audit trail.",
+                    partial="the system's other cybersecurity measures",
+                ),
+            ],
+        },
+        {
+            "number": "3",
+            "title": "Monitoring, functioning and control",
+            "items": [
+                _item(
+                    "Capabilities and limitations in performance",
+                    (metric_text + ". " if metric_text else "")
+                    + (
+                        f"{len(limitations)} limitations the numbers reveal are "
+                        "listed in section 7."
+                        if "limitations" in sections
+                        else " ".join(limitations)
+                    ),
+                    "no performance was measured",
+                ),
+                _item(
+                    "Accuracy for persons or groups",
+                    f"Bias checks per protected group: {bias_text}" + see("bias", 5)
+                    if bias_text
+                    else "",
+                    "no bias check of this version is recorded",
+                ),
+                field("human_oversight", "human oversight", "Human oversight measures"),
+                _item(
+                    "Input data specifications",
+                    f"Inputs: {', '.join(inputs)}" if inputs else "",
+                    "the dataset records no input columns",
+                ),
+            ],
+        },
+        {
+            "number": "4",
+            "title": "Appropriateness of the performance metrics",
+            "items": [
+                _item(
+                    "Metrics measured",
+                    "Accuracy, ROC AUC, log loss and expected calibration error on "
+                    "held-out rows of each domain; group fairness with the "
+                    "four-fifths line "
+                    f"{policy.get('four_fifths_min_ratio', 'not recorded')}, "
+                    "demographic parity and equal opportunity differences.",
+                ),
+                _item(
+                    f"Why they suit {system.title if system else 'this system'}",
+                    "",
+                    "no record argues why these metrics fit the intended purpose",
+                ),
+            ],
+        },
+        {
+            "number": "5",
+            "title": "Risk management system (Article 9)",
+            "items": [
+                field("risk_summary", "risk management summary", "Risk management")
+            ],
+        },
+        {
+            "number": "6",
+            "title": "Relevant changes through the lifecycle",
+            "items": [
+                _item(
+                    "Changes",
+                    f"Lineage: {' → '.join(_lineage_names(version))}"
+                    f"; fine-tuning steps: {len(runs)}. Every review step, check "
+                    "and dossier is an audit event" + see("approvals", 8) + ".",
+                )
+            ],
+        },
+        {
+            "number": "7",
+            "title": "Harmonised standards applied, or other solutions",
+            "items": [
+                _item(
+                    "Standards",
+                    "; ".join(system.standards_list) if system else "",
+                    "the AI system record lists no standard or specification"
+                    if system
+                    else "no AI system record",
+                )
+            ],
+        },
+        {
+            "number": "8",
+            "title": "Copy of the EU declaration of conformity (Article 47)",
+            "items": [
+                _item(
+                    "Declaration",
+                    "",
+                    "no EU declaration of conformity is held in this system; this "
+                    "dossier is not one",
+                )
+            ],
+        },
+        {
+            "number": "9",
+            "title": "Post-market monitoring plan (Article 72)",
+            "items": [
+                field(
+                    "monitoring_plan", "post-market monitoring plan", "Monitoring plan"
+                )
+            ],
+        },
+    ]
+    for point in points:
+        point["complete"] = not any(item["missing"] for item in point["items"])
+    return {
+        "points": points,
+        "incomplete": [point["number"] for point in points if not point["complete"]],
+        "high_risk": bool(system and system.high_risk),
+        "classification": classification,
+        "system": system,
+    }
+
+
+def _lineage_names(version: ModelVersion) -> list[str]:
+    chain = [version.name]
+    node = version
+    while node.parent_id:
+        node = node.parent
+        chain.append(node.name)
+    return list(reversed(chain))
+
+
+def _system_facts(system: AISystem | None) -> dict[str, str]:
+    """Section 1's facts from the AI system record, each or "not recorded"."""
+
+    def field(name: str) -> str:
+        return _recorded(system, name) or NOT_RECORDED
+
+    provider = _recorded(system, "provider_name")
+    if provider and _recorded(system, "provider_contact"):
+        provider += f", {_recorded(system, 'provider_contact')}"
+    if system is None:
+        classification = NOT_RECORDED
+    elif system.high_risk:
+        classification = f"high-risk, Annex III point {system.annex_iii_point.strip()}"
+    elif system.not_high_risk_reason.strip():
+        classification = f"not high-risk: {system.not_high_risk_reason.strip()}"
+    else:
+        classification = NOT_RECORDED
+    return {
+        "intended_purpose": field("intended_purpose"),
+        "provider": provider or NOT_RECORDED,
+        "controller": field("controller_name"),
+        "classification": classification,
+    }
+
+
 def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
     from governance.models import Explainer  # issue 5 record; absent before
 
@@ -350,14 +947,25 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
     explainer = Explainer.objects.filter(model_version=version).first()
     spec = version.dataset.spec
     target = spec.get("target", {})
-    events = AuditEvent.objects.filter(
-        object_type="governance.modelversion", object_id=str(version.pk)
-    ).order_by("sequence")
+    sections = set(SECTIONS[audience])
+    system = version.system
+    limitations = _limitations(version, runs, bias, explainer)
     return {
+        "system": system,
+        "system_facts": _system_facts(system),
+        "annex_iv": _annex_iv(
+            version,
+            system=system,
+            runs=runs,
+            bias=bias,
+            explainer=explainer,
+            limitations=limitations,
+            sections=sections,
+        ),
         "version": version,
         "audience": audience,
         "audience_label": Report.Audience(audience).label,
-        "sections": set(SECTIONS[audience]),
+        "sections": sections,
         "purpose": {
             "target": target.get("column"),
             "positive": ", ".join(target.get("positive", [])),
@@ -381,7 +989,7 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "fidelity_groups": _fidelity_groups(explainer),
         "glassbox": (explainer.glassbox if explainer else {}) or {},
         "proxies": _proxy_rows(explainer),
-        "limitations": _limitations(version, runs, bias, explainer),
+        "limitations": limitations,
         "evidence_gaps": _evidence_gaps(version),
-        "events": list(events),
+        "events": version_audit_events(version),
     }

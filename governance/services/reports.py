@@ -123,6 +123,16 @@ def report_html(report: Report) -> str:
 
         context = dossier_context(report.model_version, audience=report.audience)
         return render_to_string("reports/dossier.html", {**context, **common})
+    if report.kind == Report.Kind.CERTIFICATE:
+        from reports.certificate import certificate_context
+
+        context = certificate_context(report)
+        return render_to_string("reports/certificate.html", {**context, **common})
+    if report.kind == Report.Kind.CONTEST_LETTER:
+        from reports.letter import letter_context
+
+        context = letter_context(report)
+        return render_to_string("reports/contest_letter.html", {**context, **common})
     from reports.individual import individual_context
 
     context = individual_context(report)
@@ -178,6 +188,7 @@ def report_render(*, report_id: int) -> Report | None:
                 else "",
                 "audit_head_sequence": str(head_sequence),
                 "audit_head_hash": head_hash,
+                **_certifies_metadata(report),
             },
             created=report.created_at,
         )
@@ -194,9 +205,19 @@ def report_render(*, report_id: int) -> Report | None:
                 after={"error": str(exc)[:500]},
             )
         raise
+    # An approval certificate records an approval already made (four eyes held on
+    # the version): it is final once rendered, approved by that approver.
+    final = report.kind == Report.Kind.CERTIFICATE
+    rendered_status = Status.APPROVED if final else Status.DRAFT
+    approval = (
+        {"approved_by_id": report.created_by_id, "approved_at": report.created_at}
+        if final
+        else {}
+    )
     with transaction.atomic():
         Report.objects.filter(pk=report.pk, status=Status.RENDERING).update(
-            status=Status.DRAFT,
+            status=rendered_status,
+            **approval,
             file_path=path,
             sha256=rendered.sha256,
             pages=rendered.pages,
@@ -212,7 +233,7 @@ def report_render(*, report_id: int) -> Report | None:
             obj=report,
             before={"status": Status.RENDERING},
             after={
-                "status": Status.DRAFT,
+                "status": rendered_status,
                 "sha256": rendered.sha256,
                 "pages": rendered.pages,
                 "seconds": round(rendered.seconds, 3),
@@ -222,6 +243,10 @@ def report_render(*, report_id: int) -> Report | None:
             from governance.services.requests import request_mark_drafted
 
             request_mark_drafted(report=report)
+        if report.kind == Report.Kind.CONTEST_LETTER:
+            from governance.services.contests import contest_letter_rendered
+
+            contest_letter_rendered(report=report)
     return report
 
 
@@ -231,6 +256,10 @@ def report_set_status(
 ) -> Report:
     """Review a rendered report. Approving one's own request is refused (four eyes)."""
     report = Report.objects.select_for_update().get(pk=report.pk)
+    if status == Status.APPROVED == report.status:
+        # Approving a model version approves the dossier it rests on (see
+        # certificate_issue): approving that dossier again changes nothing.
+        return report
     allowed = {
         Status.DRAFT: {Status.APPROVED, Status.REJECTED},
         Status.APPROVED: {Status.RELEASED}
@@ -261,6 +290,102 @@ def report_set_status(
         after={"status": status, "note": note},
     )
     return report
+
+
+def _certifies_metadata(report: Report) -> dict[str, str]:
+    """A certificate's PDF names the dossier it certifies, by reference and hash."""
+    if report.kind != Report.Kind.CERTIFICATE or report.certifies is None:
+        return {}
+    return {
+        "certifies_reference": report.certifies.reference,
+        "certifies_sha256": report.certifies.sha256,
+    }
+
+
+# --- Approval certificates ---------------------------------------------------------
+#
+# A dossier is rendered before the version is approved, and its file never changes.
+# Approving the version therefore issues a certificate: a one-page PDF quoting the
+# dossier's reference and SHA-256, the version and its artifact hash, the approver,
+# the time, the justification, the evidence gaps it covered and the audit event that
+# recorded the approval. The same approval marks the dossier approved (four eyes:
+# not by the officer who requested the dossier).
+
+
+def dossier_to_certify(version: ModelVersion) -> Report | None:
+    """The dossier an approval rests on: the latest rendered (draft or approved)
+    full dossier of the version, else its latest rendered dossier of any audience."""
+    rendered = version.reports.filter(
+        kind=Report.Kind.DOSSIER, status__in=[Status.DRAFT, Status.APPROVED]
+    ).exclude(sha256="")
+    return (
+        rendered.filter(audience=Report.Audience.FULL).order_by("-created_at").first()
+        or rendered.order_by("-created_at").first()
+    )
+
+
+def certificate_issue(*, version: ModelVersion, actor: Any, approval: Any) -> Report:
+    """On approval of `version` (in its transaction; `approval` is the audit event
+    that recorded it): approve the dossier it rests on and request the certificate."""
+    from governance.services.versions import model_version_approval_gaps
+
+    dossier = dossier_to_certify(version)
+    if dossier is None:
+        raise ValidationError(
+            f"{version} has no rendered model dossier: generate one and read it "
+            "before approving"
+        )
+    user = _user(actor)
+    if dossier.status == Status.DRAFT:
+        if user is not None and dossier.created_by_id == user.pk:
+            raise ValidationError(
+                f"you requested dossier {dossier.reference}, the one this approval "
+                "rests on: another officer must approve it first, or generate a "
+                "new dossier (four eyes)"
+            )
+        report_set_status(
+            report=dossier,
+            status=Status.APPROVED,
+            actor=actor,
+            note=f"approved with model version {version.name} "
+            f"(audit event {approval.sequence})",
+        )
+    gaps = model_version_approval_gaps(version).sentences()
+    certificate = report_request(
+        kind=Report.Kind.CERTIFICATE,
+        model_version=version,
+        actor=actor,
+        certifies=dossier,
+    )
+    audit_record(
+        actor=actor,
+        action="model_version.certified",
+        obj=version,
+        after={
+            "certificate": certificate.reference,
+            "dossier": dossier.reference,
+            "dossier_sha256": dossier.sha256,
+            "approval_event": approval.sequence,
+            "approval_hash": approval.hash,
+            "note": (approval.after or {}).get("note", ""),
+            "gaps": gaps,
+        },
+    )
+    return certificate
+
+
+def certificate_dossier_check(certificate: Report) -> tuple[Report | None, str]:
+    """(the dossier a certificate names, a problem or ""): is that dossier still on
+    record, with the hash the certificate quotes, and its stored file unaltered?"""
+    dossier = certificate.certifies
+    if dossier is None:
+        return None, "the certificate names no dossier"
+    problem = ""
+    try:
+        report_file(dossier)
+    except ValidationError as exc:
+        problem = " ".join(exc.messages)
+    return dossier, problem
 
 
 def report_file(report: Report) -> bytes:
