@@ -6,15 +6,27 @@ each one checked on the network that decided, in points of the score compared wi
 the average person, so they add up to the score), whether a protected attribute or
 a proxy of one would have changed it, what would have led to the favourable outcome
 (What-if), how the system works (How), and their rights.
+
+Every legal fact (controller, ground, lawful basis, purposes, classification...)
+comes from the AI system record the decision's data set belongs to: a fact left
+blank there is printed as "not recorded in this system", and a right is stated
+only when the recorded facts meet its condition (docs/legal.md lists each
+sentence, its article, its condition and its test).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
+from django.utils import timezone
 
-from governance.models import Decision, DecisionExplanation, ExplanationRequest, Report
+from governance.models import (
+    AISystem,
+    Decision,
+    DecisionExplanation,
+    ExplanationRequest,
+    Report,
+)
 from governance.services.decisions import version_outcomes
 from reports import charts
 from workers.ml.explain.phrasing import feature_label, format_value
@@ -129,6 +141,160 @@ def _what_if(counterfactuals: dict[str, Any]) -> list[dict[str, Any]]:
     return shown
 
 
+NOT_RECORDED = "not recorded in this system"
+
+# The grounds of GDPR Art. 22(2) on which a solely automated decision is allowed.
+ART22_GROUNDS = {
+    AISystem.Art22Ground.CONTRACT: (
+        "it is necessary for entering into, or performing, a contract between you "
+        "and {controller}",
+        "Art. 22(2)(a)",
+    ),
+    AISystem.Art22Ground.LAW: (
+        "it is authorised by Union or member-state law to which {controller} is "
+        "subject",
+        "Art. 22(2)(b)",
+    ),
+    AISystem.Art22Ground.CONSENT: ("your explicit consent", "Art. 22(2)(c)"),
+}
+
+# GDPR Art. 6(1), in plain words.
+LAWFUL_BASES = {
+    "6(1)(a)": "your consent",
+    "6(1)(b)": "the performance of a contract with you, or steps you asked for "
+    "before entering into one",
+    "6(1)(c)": "a legal obligation of the controller",
+    "6(1)(d)": "the protection of your vital interests or those of another person",
+    "6(1)(e)": "a task carried out in the public interest or in the exercise of "
+    "official authority",
+    "6(1)(f)": "the controller's legitimate interests",
+}
+
+# GDPR Art. 9(2), in plain words.
+ART9_CONDITIONS = {
+    "9(2)(a)": "your explicit consent",
+    "9(2)(b)": "obligations and rights in employment and social security law",
+    "9(2)(c)": "the protection of vital interests",
+    "9(2)(d)": "the activities of a not-for-profit body",
+    "9(2)(e)": "data you have manifestly made public",
+    "9(2)(f)": "legal claims",
+    "9(2)(g)": "reasons of substantial public interest, on the basis of law",
+    "9(2)(h)": "health or social care",
+    "9(2)(i)": "public health",
+    "9(2)(j)": "archiving, research or statistics",
+}
+
+# The areas of AI Act Annex III, by point.
+ANNEX_III_AREAS = {
+    "1": "biometrics",
+    "2": "critical infrastructure",
+    "3": "education and vocational training",
+    "4": "employment and workers management",
+    "5": "access to essential private and public services and benefits",
+    "6": "law enforcement",
+    "7": "migration, asylum and border control",
+    "8": "administration of justice and democratic processes",
+}
+
+
+def _recorded(system: AISystem | None, field: str) -> str:
+    return (getattr(system, field, "") or "").strip() if system else ""
+
+
+def legal_facts(
+    decision: Decision, request: ExplanationRequest | None, *, written_at: Any
+) -> dict[str, Any]:
+    """The facts the legal sentences turn on, from the decision's AI system
+    record (blank when not recorded) and the request's dates.
+
+    `automation` is "solely" (solely automated, GDPR Art. 22 applies), "person"
+    (a person decided: the record says so, or a person replaced the automated
+    decision) or "unknown" (the data set belongs to no AI system record)."""
+    system: AISystem | None = decision.model_version.system
+    controller = _recorded(system, "controller_name")
+    if not decision.automated:
+        automation = "person"
+    elif system is None:
+        automation = "unknown"
+    elif system.solely_automated:
+        automation = "solely"
+    else:
+        automation = "person"
+    solely = automation == "solely"
+    ground = system.art22_ground if system and solely else ""
+    ground_text, ground_article = ART22_GROUNDS.get(ground, ("", ""))
+    basis = system.lawful_basis if system else ""
+    art9 = system.art9_condition if system else ""
+    point = _recorded(system, "annex_iii_point")
+    facts: dict[str, Any] = {
+        "not_recorded": NOT_RECORDED,
+        "system": system,
+        "is_example": bool(system and system.is_example),
+        "controller": {
+            "name": controller,
+            # "the controller" where no name is recorded, inside a sentence.
+            "called": controller or "the controller",
+            "contact": _recorded(system, "controller_contact"),
+            "dpo_contact": _recorded(system, "dpo_contact"),
+            "supervisory_authority": _recorded(system, "supervisory_authority"),
+        },
+        "provider": {
+            "name": _recorded(system, "provider_name"),
+            "contact": _recorded(system, "provider_contact"),
+        },
+        "automation": automation,
+        "solely_automated": solely,
+        "art22_ground": ground,
+        "art22_ground_text": ground_text.format(
+            controller=controller or "the controller"
+        ),
+        "art22_ground_article": ground_article,
+        # Art. 22(3): where the ground is a contract or explicit consent.
+        "art22_3_applies": ground
+        in (AISystem.Art22Ground.CONTRACT, AISystem.Art22Ground.CONSENT),
+        "significance": _recorded(system, "significance"),
+        "consequences": _recorded(system, "consequences"),
+        "purposes": _recorded(system, "purposes"),
+        "retention": _recorded(system, "retention"),
+        "data_sources": _recorded(system, "data_sources"),
+        "lawful_basis": basis,
+        "lawful_basis_text": LAWFUL_BASES.get(basis, ""),
+        # Art. 21(1): processing based on Art. 6(1)(e) or (f).
+        "objection_applies": basis in ("6(1)(e)", "6(1)(f)"),
+        # Art. 7(3): wherever consent is relied on.
+        "consent_relied_on": basis == "6(1)(a)"
+        or ground == AISystem.Art22Ground.CONSENT
+        or art9 == "9(2)(a)",
+        "art9_condition": art9,
+        "art9_text": ART9_CONDITIONS.get(art9, ""),
+        "art9_measures": _recorded(system, "art9_measures") if art9 else "",
+        # Art. 22(4) allows special categories in a solely automated decision
+        # only under Art. 9(2)(a) or (g).
+        "art22_4_condition": solely and art9 in AISystem.ART22_4_CONDITIONS,
+        "high_risk": bool(system and system.high_risk),
+        "annex_iii_point": point,
+        "annex_iii_area": ANNEX_III_AREAS.get(point[:1], ""),
+        "art86_applies": bool(system and system.art86_applies),
+        "not_high_risk_reason": ""
+        if point
+        else _recorded(system, "not_high_risk_reason"),
+        "written_at": written_at,
+        "late_days": 0,
+    }
+    if request is not None:
+        deadline = request.deadline
+        late = (timezone.localdate(written_at) - timezone.localdate(deadline)).days
+        facts.update(
+            received_at=request.received_at,
+            due_at=request.due_at,
+            extended_due_at=request.extended_due_at,
+            extension_reason=(request.extension_reason or "").strip(),
+            deadline=deadline,
+            late_days=max(late, 0),
+        )
+    return facts
+
+
 def individual_context(report: Report) -> dict[str, Any]:
     """What the report says: about its own decision, request and explanation,
     fixed when it was requested (never "the latest" of the decision)."""
@@ -143,7 +309,7 @@ def individual_context(report: Report) -> dict[str, Any]:
         for name, value in decision.inputs.items()
     ]
     context: dict[str, Any] = {
-        "controller": settings.REPORT_CONTROLLER,
+        **legal_facts(decision, request, written_at=timezone.now()),
         "decision": decision,
         "request": request,
         "version": version,

@@ -175,7 +175,10 @@ def test_a_request_is_drafted_reviewed_by_two_officers_and_released(
     # generic sentence for an adverse outcome stands in.
     assert "the decision went against you" in text
     squeezed = "".join(text.split())  # line breaks can fall inside a citation
-    for article in ("Art.15(1)(h)", "Art.22(3)", "Art.77", "Art.86", "Art.12(3)"):
+    # The synthetic data set belongs to no AI system record: only the rights that
+    # hold whatever the record says are stated (docs/legal.md).
+    assert "notrecordedinthissystem" in squeezed
+    for article in ("Art.15(1)(h)", "Art.16", "Art.77", "Art.79", "Art.12(3)"):
         assert article in squeezed
     assert "Income" in text or "income" in text
     report = Report.objects.get(request=filed)
