@@ -15,6 +15,22 @@ urlpatterns = [
         name="request_report",
     ),
     path(
+        "explain/status/<str:token>/contest/",
+        views.contest_new,
+        name="contest_new",
+    ),
+    path(
+        "explain/status/<str:token>/contest-letter.pdf",
+        views.request_contest_letter,
+        name="request_contest_letter",
+    ),
+    path("explain/contest/<str:token>/", views.contest_status, name="contest_status"),
+    path(
+        "explain/contest/<str:token>/letter.pdf",
+        views.contest_status_letter,
+        name="contest_status_letter",
+    ),
+    path(
         "admin/policy/",
         admin.site.admin_view(governance_admin.policy_view),
         name="governance_policy",

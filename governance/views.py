@@ -14,13 +14,22 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.http import UploadTooLarge, filing_attempt, refusal
-from governance.models import ExplanationRequest, Report
+from governance.models import Contest, ExplanationRequest, Report
+from governance.services.contests import (
+    ContestRefused,
+    contest_file,
+    contest_for_decision,
+    contest_for_token,
+    contest_is_late,
+    contest_letter,
+)
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
 
@@ -110,10 +119,42 @@ def _request_or_404(token: str) -> ExplanationRequest:
     return filed
 
 
-@never_cache
-@require_GET
-def request_status(request: HttpRequest, token: str) -> HttpResponse:
-    filed = _request_or_404(token)
+class ContestForm(forms.Form):
+    statement = forms.CharField(
+        max_length=4000,
+        label="Your point of view",
+        help_text="Why you contest the decision, in your own words (at most 4,000 "
+        "characters). The person who reviews it reads this.",
+        widget=forms.Textarea(attrs={"rows": 6, "maxlength": 4000}),
+    )
+    wants_human_intervention = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="I ask for a person to review the decision",
+        widget=forms.CheckboxInput(attrs={"style": "width: auto; margin: 0 .5rem 0 0"}),
+        help_text="GDPR Art. 22(3): the right to obtain human intervention.",
+    )
+
+
+def _contest_context(contest: Contest | None) -> dict[str, object]:
+    if contest is None:
+        return {"contest": None}
+    return {
+        "contest": contest,
+        "contest_late": contest_is_late(contest),
+        "contest_letter": contest_letter(contest),
+    }
+
+
+def _status_page(
+    request: HttpRequest,
+    filed: ExplanationRequest,
+    token: str,
+    *,
+    form: ContestForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    contest = contest_for_decision(filed.decision)
     return render(
         request,
         "public/status.html",
@@ -122,8 +163,101 @@ def request_status(request: HttpRequest, token: str) -> HttpResponse:
             "released": filed.status == ExplanationRequest.Status.RELEASED,
             "controller": settings.REPORT_CONTROLLER,
             "token": token,
+            "contest_form": form or (ContestForm() if contest is None else None),
+            **_contest_context(contest),
+        },
+        status=status,
+    )
+
+
+@never_cache
+@require_GET
+def request_status(request: HttpRequest, token: str) -> HttpResponse:
+    return _status_page(request, _request_or_404(token), token)
+
+
+@never_cache
+@require_http_methods(["POST"])
+def contest_new(request: HttpRequest, token: str) -> HttpResponse:
+    """Contest the decision from the request's status page (GDPR Art. 22(3)).
+
+    Allowed as soon as the request exists: the right to contest does not wait for
+    the explanation (which may take up to three months), and the reviewer reads
+    the decision's explanation whether or not it was released."""
+    filed = _request_or_404(token)
+    # One count with filing: a contest is as cheap to send as a request.
+    retry_after = filing_attempt(request)
+    if retry_after is not None:
+        return _rate_limited(request, retry_after)
+    form = ContestForm(request.POST)
+    if form.is_valid():
+        try:
+            contest_file(
+                decision=filed.decision,
+                request=filed,
+                statement=form.cleaned_data["statement"],
+                wants_human_intervention=form.cleaned_data["wants_human_intervention"],
+            )
+        except ContestRefused as exc:
+            form.add_error(None, str(exc))
+        else:
+            # The contest is followed on this same page: no second link to keep.
+            response = redirect(reverse("request_status", args=[token]) + "#contest")
+            response.status_code = 303  # see other: the page, by GET
+            return response
+    return _status_page(request, filed, token, form=form, status=400)
+
+
+def _letter_response(contest: Contest | None) -> HttpResponse:
+    letter = contest_letter(contest) if contest is not None else None
+    if letter is None:
+        raise Http404("The letter on your contest is not ready yet.")
+    try:
+        data = report_file(letter)
+    except ValidationError:
+        logger.error("contest letter %s failed its integrity check", letter.reference)
+        return HttpResponse(status=503)
+    response = HttpResponse(data, content_type="application/pdf")
+    response["Content-Disposition"] = (
+        f'attachment; filename="contest-{contest.number}.pdf"'
+    )
+    return response
+
+
+@never_cache
+@require_GET
+def request_contest_letter(request: HttpRequest, token: str) -> HttpResponse:
+    filed = _request_or_404(token)
+    return _letter_response(contest_for_decision(filed.decision))
+
+
+def _contest_or_404(token: str) -> Contest:
+    contest = contest_for_token(token)
+    if contest is None:
+        raise Http404("No contest matches this link, or the link has expired.")
+    return contest
+
+
+@never_cache
+@require_GET
+def contest_status(request: HttpRequest, token: str) -> HttpResponse:
+    """A contest filed through the API has its own private link."""
+    contest = _contest_or_404(token)
+    return render(
+        request,
+        "public/contest_status.html",
+        {
+            "controller": settings.REPORT_CONTROLLER,
+            "letter_url": reverse("contest_status_letter", args=[token]),
+            **_contest_context(contest),
         },
     )
+
+
+@never_cache
+@require_GET
+def contest_status_letter(request: HttpRequest, token: str) -> HttpResponse:
+    return _letter_response(_contest_or_404(token))
 
 
 @never_cache

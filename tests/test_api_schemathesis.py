@@ -150,6 +150,13 @@ OPERATIONS = [
     ("GET", "/api/models/"),
     ("GET", "/api/models/{id}/lineage/"),
     ("GET", "/api/reports/{id}/download/"),
+    ("GET", "/api/systems/"),
+    ("POST", "/api/systems/"),
+    ("GET", "/api/systems/{name}/"),
+    ("PATCH", "/api/systems/{name}/"),
+    ("POST", "/api/contests/"),
+    ("GET", "/api/contests/{token}/"),
+    ("GET", "/api/contests/{token}/letter/"),
 ]
 
 

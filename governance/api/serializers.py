@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.models import AISystem, ExplanationRequest, ModelVersion
+from governance.models import AISystem, Contest, ExplanationRequest, ModelVersion
 from governance.services.systems import SYSTEM_FIELDS
 
 MAX_INPUT_FEATURES = 500
@@ -209,6 +209,84 @@ class RequestStatusSerializer(serializers.ModelSerializer):
         if not self.get_released(obj):
             return None
         return self.context["report_url"]
+
+
+# --- Contests (GDPR Art. 22(3)) ----------------------------------------------------
+
+
+class ContestFileSerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        max_length=32, help_text="The decision's reference."
+    )
+    secret = serializers.CharField(
+        max_length=128, help_text="The secret issued with the decision."
+    )
+    statement = serializers.CharField(
+        max_length=4000,
+        help_text="The person's point of view: why they contest the decision.",
+    )
+    wants_human_intervention = serializers.BooleanField(
+        default=True, help_text="The person asks for a person to review it."
+    )
+
+
+class ContestFiledSerializer(serializers.Serializer):
+    number = serializers.CharField()
+    status_url = serializers.URLField(
+        help_text="The person's private contest page (keep it secret)."
+    )
+    api_status_url = serializers.URLField(
+        help_text="The same status as JSON (keep it secret)."
+    )
+    due_at = serializers.DateTimeField(
+        help_text="One month from receipt (GDPR Art. 12(3))."
+    )
+
+
+class ContestStatusSerializer(serializers.ModelSerializer):
+    decision = serializers.CharField(source="decision.reference")
+    status_display = serializers.CharField(source="get_status_display")
+    human_decision = serializers.CharField(
+        source="human_decision.reference",
+        allow_null=True,
+        default=None,
+        help_text="The decision a person made, when the outcome was changed.",
+    )
+    late = serializers.SerializerMethodField()
+    letter_url = serializers.SerializerMethodField(
+        help_text="Where to download the letter once it has rendered."
+    )
+
+    class Meta:
+        model = Contest
+        fields = [
+            "number",
+            "decision",
+            "status",
+            "status_display",
+            "wants_human_intervention",
+            "received_at",
+            "due_at",
+            "late",
+            "outcome",
+            "reasons",
+            "human_decision",
+            "decided_at",
+            "letter_url",
+        ]
+        read_only_fields = fields
+
+    def get_late(self, obj: Contest) -> bool:
+        from governance.services.contests import contest_is_late
+
+        return contest_is_late(obj)
+
+    def get_letter_url(self, obj: Contest) -> str | None:
+        from governance.services.contests import contest_letter
+
+        if contest_letter(obj) is None:
+            return None
+        return self.context["letter_url"]
 
 
 # --- AI systems --------------------------------------------------------------------

@@ -23,6 +23,17 @@ urlpatterns = [
         views.RequestReportView.as_view(),
         name="request_report",
     ),
+    path("contests/", views.ContestFileView.as_view(), name="contest_file"),
+    path(
+        "contests/<str:token>/",
+        views.ContestStatusView.as_view(),
+        name="contest_status",
+    ),
+    path(
+        "contests/<str:token>/letter/",
+        views.ContestLetterView.as_view(),
+        name="contest_letter",
+    ),
     path("systems/", views.SystemListView.as_view(), name="system_list"),
     path(
         "systems/<slug:name>/", views.SystemDetailView.as_view(), name="system_detail"

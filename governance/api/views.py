@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import Resolver404, resolve, reverse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
@@ -38,6 +39,12 @@ from governance.api.permissions import (
 from governance.http import FilingThrottle
 from governance.models import AISystem, ExplanationRequest, ModelVersion, Report
 from governance.selectors import downloadable_reports, model_version_lineage
+from governance.services.contests import (
+    ContestRefused,
+    contest_file_with_secret,
+    contest_for_token,
+    contest_letter,
+)
 from governance.services.decisions import DecisionInputError, decision_log
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
@@ -143,6 +150,7 @@ INVALID = OpenApiResponse(
 PDF = {(200, "application/pdf"): OpenApiTypes.BINARY}
 
 
+@csrf_exempt  # it changes nothing: a PATCH to a bad name gets JSON 404, not HTML 403
 def not_found(request: Any) -> JsonResponse:
     """Every other path under /api/ (a non-numeric id, a typo) answers JSON too.
     This catch-all also stops APPEND_SLASH redirects, so name the slashed path."""
@@ -397,6 +405,91 @@ class RequestReportView(APIView):
         ):
             raise NotFound("The explanation has not been released yet.")
         return _pdf(report, f"explanation-{filed.number}.pdf")
+
+
+# --- Contests (GDPR Art. 22(3); the person: no account) ----------------------------
+
+
+class ContestFileView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    parser_classes = [BoundedJSONParser]
+    # Filing tries a reference and a secret: one count with requests and the form.
+    throttle_classes = [FilingThrottle]
+
+    @extend_schema(
+        operation_id="contest_file",
+        summary="Contest an automated decision and ask for human review",
+        request=s.ContestFileSerializer,
+        responses={
+            201: s.ContestFiledSerializer,
+            400: INVALID,
+            413: ERROR,
+            415: ERROR,
+            429: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.ContestFileSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            contest, token = contest_file_with_secret(**given.validated_data)
+        except ContestRefused as exc:
+            raise Refused(str(exc)) from None
+        body = {
+            "number": contest.number,
+            "status_url": request.build_absolute_uri(
+                reverse("contest_status", args=[token])
+            ),
+            "api_status_url": request.build_absolute_uri(
+                reverse("api:contest_status", args=[token])
+            ),
+            "due_at": contest.due_at,
+        }
+        return Response(s.ContestFiledSerializer(body).data, status=201)
+
+
+def _contest_or_404(token: str) -> Any:
+    contest = contest_for_token(token)
+    if contest is None:
+        raise NotFound("No contest matches this link, or the link has expired.")
+    return contest
+
+
+class ContestStatusView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="contest_status",
+        summary="Follow a contest with its private token",
+        responses={200: s.ContestStatusSerializer, 404: ERROR},
+    )
+    def get(self, request: Request, token: str) -> Response:
+        contest = _contest_or_404(token)
+        letter_url = request.build_absolute_uri(
+            reverse("api:contest_letter", args=[token])
+        )
+        context = {"letter_url": letter_url}
+        return Response(s.ContestStatusSerializer(contest, context=context).data)
+
+
+class ContestLetterView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    content_negotiation_class = FirstRenderer
+
+    @extend_schema(
+        operation_id="contest_letter",
+        summary="Download the letter on a decided contest (PDF)",
+        responses={**PDF, 404: ERROR, 409: ERROR},
+    )
+    def get(self, request: Request, token: str) -> HttpResponse:
+        contest = _contest_or_404(token)
+        letter = contest_letter(contest)
+        if letter is None:
+            raise NotFound("The letter on this contest is not ready yet.")
+        return _pdf(letter, f"contest-{contest.number}.pdf")
 
 
 # --- Staff reads -------------------------------------------------------------------

@@ -4,6 +4,7 @@ person it concerns needs to ask for an explanation later."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import secrets
 from dataclasses import dataclass
@@ -20,6 +21,25 @@ def secret_digest(secret: str) -> str:
     # The secret carries 256 random bits, so a fast hash cannot be brute-forced;
     # a slow password hash would only slow down bulk logging.
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Compared against when the reference is unknown, so that an unknown reference and
+# a wrong secret take the same path and the same time.
+_DUMMY_DIGEST = secret_digest("no decision has this reference")
+# What a person is told when either is wrong (deliberately vague).
+NO_MATCH = (
+    "The reference and the secret do not match a decision we hold. Check both "
+    "against the notice you received."
+)
+
+
+def decision_for_secret(reference: str, secret: str) -> Decision | None:
+    """The decision a person's reference and secret identify, or None, without
+    telling apart an unknown reference from a wrong secret."""
+    decision = Decision.objects.filter(reference=reference.strip().upper()).first()
+    expected = decision.secret_hash if decision else _DUMMY_DIGEST
+    matches = hmac.compare_digest(expected, secret_digest(secret.strip()))
+    return decision if decision is not None and matches else None
 
 
 def new_decision_reference() -> str:

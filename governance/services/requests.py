@@ -10,7 +10,6 @@ information about the logic of an automated decision about them.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +21,9 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from governance.models import Decision, ExplanationRequest, Report
+from governance.models import ExplanationRequest, Report
 from governance.services.audit import audit_record
-from governance.services.decisions import secret_digest
+from governance.services.decisions import NO_MATCH, decision_for_secret
 
 Status = ExplanationRequest.Status
 MAX_EXTENSION_MONTHS = 2
@@ -46,11 +45,6 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-# Compared against when the reference is unknown, so that an unknown reference and
-# a wrong secret take the same path and the same time.
-_DUMMY_DIGEST = secret_digest("no decision has this reference")
-
-
 def request_file(
     *, reference: str, secret: str, message: str = "", now: datetime | None = None
 ) -> tuple[ExplanationRequest, str]:
@@ -58,14 +52,9 @@ def request_file(
     for the person's status page. Raises RequestRefused without saying which part
     was wrong, so nobody learns whether a reference exists without its secret."""
     now = now or timezone.now()
-    decision = Decision.objects.filter(reference=reference.strip().upper()).first()
-    expected = decision.secret_hash if decision else _DUMMY_DIGEST
-    matches = hmac.compare_digest(expected, secret_digest(secret.strip()))
-    if decision is None or not matches:
-        raise RequestRefused(
-            "The reference and the secret do not match a decision we hold. Check "
-            "both against the notice you received."
-        )
+    decision = decision_for_secret(reference, secret)
+    if decision is None:
+        raise RequestRefused(NO_MATCH)
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         request = ExplanationRequest(

@@ -1,0 +1,61 @@
+"""What the letter on a contested decision says (GDPR Art. 22(3)), from its records.
+
+The outcome of the human review and its reasons, who reviewed (by role: the
+officer's name stays in the audit trail), the dates (received, due, decided; a late
+answer says it is late), the decision that now stands, and the person's further
+rights: a complaint to a supervisory authority (Art. 77) and a judicial remedy
+(Art. 79). The controller comes from the AI system record, or the letter says it is
+not recorded in this system.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from governance.models import Contest, Report
+from governance.services.contests import contest_is_late
+from governance.services.decisions import version_outcomes
+
+NOT_RECORDED = "not recorded in this system"
+
+
+def _controller(system: Any) -> dict[str, str]:
+    def field(name: str) -> str:
+        return (getattr(system, name, "") or "").strip() if system else ""
+
+    return {
+        "name": field("controller_name") or NOT_RECORDED,
+        "contact": field("controller_contact") or NOT_RECORDED,
+        "dpo_contact": field("dpo_contact") or NOT_RECORDED,
+        "supervisory_authority": field("supervisory_authority"),
+        "is_example": bool(system and system.is_example),
+        "recorded": bool(field("controller_name")),
+    }
+
+
+def letter_context(report: Report) -> dict[str, Any]:
+    contest: Contest = report.contest
+    automated = contest.decision
+    version = automated.model_version
+    outcomes = version_outcomes(version)
+    standing = contest.human_decision or automated
+    late = contest_is_late(contest)
+    decided_at = contest.decided_at or timezone.now()
+    return {
+        "contest": contest,
+        "decision": automated,
+        "standing": standing,
+        "changed": contest.outcome == Contest.Outcome.CHANGED,
+        "upheld": contest.outcome == Contest.Outcome.UPHELD,
+        "automated_text": outcomes.text(int(automated.positive)),
+        "standing_text": outcomes.text(int(standing.positive)),
+        "standing_favourable": standing.favourable,
+        "late": late,
+        "late_days": (decided_at - contest.due_at).days if late else 0,
+        "controller": _controller(version.system),
+        "request": contest.request,
+        "reviewer_role": "a compliance officer of the controller who took no part "
+        "in making or explaining the automated decision",
+    }
