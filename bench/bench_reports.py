@@ -47,7 +47,7 @@ def main() -> int:
     django.setup()
     from django.core.management import call_command
 
-    from governance.flow import run_flow
+    from governance.flow import STEPS, run_flow
     from governance.models import Report
     from governance.progress import StepCounter
     from governance.services.reports import report_html
@@ -59,7 +59,7 @@ def main() -> int:
         spec_path=ROOT / "data" / "specs" / "adult.toml",
         actor="bench",
         epochs=args.epochs,
-        progress=StepCounter(9, stream=sys.stderr),
+        progress=StepCounter(len(STEPS), stream=sys.stderr),
     )
     dossier = Report.objects.get(pk=summary["child_review"]["dossier"]["id"])
     individual = Report.objects.get(pk=summary["request"]["report"]["id"])

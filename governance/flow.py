@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from governance.models import (
+    Contest,
     Dataset,
     Decision,
     DecisionExplanation,
@@ -72,6 +73,7 @@ STEPS = (
     "bias checks",
     "review the fine-tuned model; re-check recourse",
     "decisions, a request, its explanation released",
+    "a contest reviewed by a third officer",
     "verify audit trail",
 )
 # How long the flow waits for a fine-tuning run queued on a real broker.
@@ -126,10 +128,12 @@ def run_flow(
     actor: Any = None,
     progress: StepCounter | None = None,
     epochs: int | None = None,
-    reviewers: tuple[Any, Any] | None = None,
+    reviewers: tuple[Any, Any, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run every step on one dataset spec. `reviewers` are two compliance officers
-    (four eyes); without them two named flow reviewer accounts are used."""
+    """Run every step on one dataset spec. `reviewers` are three compliance
+    officers: two for four eyes on versions and requests, and a third, who took no
+    part in explaining the decision, for the contest. Without them three named
+    flow reviewer accounts are used."""
     _refuse_a_second_run(spec_path)
     progress = progress or StepCounter(len(STEPS))
     summary: dict[str, Any] = {"spec": str(spec_path)}
@@ -232,6 +236,9 @@ def run_flow(
             decisions = log_decisions(child, target, count=DECISIONS_PER_VERSION)
             summary["child_decisions"] = {"logged": len(decisions)}
             summary["request"] = walk_request(*_first_adverse(decisions), officers)
+
+    with progress.step("A person contests the decision; a third officer reviews it"):
+        summary["contest"] = walk_contest(summary["request"], officers[2])
 
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
@@ -372,15 +379,15 @@ FLOW_JUSTIFICATION = (
 )
 
 
-def _flow_reviewers() -> tuple[Any, Any]:
-    """Two named officer accounts (no password: they cannot log in)."""
+def _flow_reviewers() -> tuple[Any, Any, Any]:
+    """Three named officer accounts (no password: they cannot log in)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     from governance import roles
 
     officers = []
-    for name in ("flow-reviewer-a", "flow-reviewer-b"):
+    for name in ("flow-reviewer-a", "flow-reviewer-b", "flow-reviewer-c"):
         user, created = get_user_model().objects.get_or_create(username=name)
         if created:
             user.set_unusable_password()
@@ -388,7 +395,7 @@ def _flow_reviewers() -> tuple[Any, Any]:
             user.save()
             user.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
         officers.append(user)
-    return officers[0], officers[1]
+    return officers[0], officers[1], officers[2]
 
 
 def _wait_until(check: Any, what: str) -> None:
@@ -415,7 +422,7 @@ def review_and_approve(
     version: ModelVersion, domains: list[Domain], officers: tuple[Any, Any]
 ) -> dict[str, Any]:
     """Bias checks, explainer and dossier; one officer submits, the other approves."""
-    submitter, approver = officers
+    submitter, approver = officers[:2]
     # Approval needs a check on every labelled domain of the dataset (the gate in
     # governance.services.versions), not only the ones this step decides on.
     labelled = version.dataset.domains.filter(availability=Domain.Availability.LABELS)
@@ -531,11 +538,11 @@ def _explanation_summary(explanation: DecisionExplanation) -> dict[str, Any]:
 
 
 def walk_request(
-    decision: Decision, secret: str, officers: tuple[Any, Any]
+    decision: Decision, secret: str, officers: tuple[Any, ...]
 ) -> dict[str, Any]:
     """A person files a request; one officer drafts and reviews, another approves
     and releases; the person's link then offers the PDF."""
-    drafter, approver = officers
+    drafter, approver = officers[:2]
     filed, token = request_file(
         reference=decision.reference,
         secret=secret,
@@ -562,4 +569,64 @@ def walk_request(
         "subject_link": f"{settings.PUBLIC_BASE_URL}/explain/status/{token}/",
         "report": _report_summary(filed.report),
         "explanation": _explanation_summary(explanation) if explanation else None,
+    }
+
+
+# What the flow records as the reviewer's reasons: the flow is not a person, and the
+# letter must not pretend one weighed the case.
+FLOW_CONTEST_STATEMENT = (
+    "I think the decision is wrong: please have a person look at my case."
+)
+FLOW_CONTEST_REASONS = (
+    "Recorded by the automated demonstration flow under a compliance officer's "
+    "account, to show the review end to end. Nobody examined this person's "
+    "circumstances; the decision was changed only to show how a decision made by a "
+    "person replaces the automated one."
+)
+
+
+def walk_contest(request: dict[str, Any], reviewer: Any) -> dict[str, Any] | None:
+    """The person of the answered request contests the decision from their status
+    page; an officer who took no part in explaining it reviews it and changes the
+    outcome; the letter is rendered and released. None where the decision was
+    favourable (there is nothing to contest)."""
+    from governance.services.contests import (
+        contest_decide,
+        contest_file,
+        contest_start_review,
+    )
+
+    filed = ExplanationRequest.objects.select_related("decision").get(
+        number=request["number"]
+    )
+    if filed.decision.favourable:
+        return None
+    contest, _ = contest_file(
+        decision=filed.decision, request=filed, statement=FLOW_CONTEST_STATEMENT
+    )
+    contest_start_review(contest=contest, actor=reviewer)
+    contest = contest_decide(
+        contest=contest,
+        outcome=Contest.Outcome.CHANGED,
+        reasons=FLOW_CONTEST_REASONS,
+        actor=reviewer,
+    )
+    letter = _rendered(contest.letters.order_by("-created_at").first())
+
+    def released() -> bool:
+        letter.refresh_from_db()
+        return letter.status == Report.Status.RELEASED
+
+    _wait_until(released, f"the letter {letter.reference} to be released")
+    return {
+        "number": contest.number,
+        "decision": filed.decision.reference,
+        "reviewer": reviewer.get_username(),
+        "outcome": contest.outcome,
+        "human_decision": contest.human_decision.reference
+        if contest.human_decision
+        else None,
+        "due": contest.due_at.isoformat(),
+        "followed_at": request["subject_link"],
+        "letter": _report_summary(letter),
     }

@@ -21,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.http import UploadTooLarge, filing_attempt, refusal
-from governance.models import Contest, ExplanationRequest, Report
+from governance.models import Contest, Decision, ExplanationRequest, Report
 from governance.services.contests import (
     ContestRefused,
     contest_file,
@@ -32,6 +32,7 @@ from governance.services.contests import (
 )
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
+from reports.individual import NOT_RECORDED, contest_law
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,26 @@ class ContestForm(forms.Form):
         initial=True,
         label="I ask for a person to review the decision",
         widget=forms.CheckboxInput(attrs={"style": "width: auto; margin: 0 .5rem 0 0"}),
-        help_text="GDPR Art. 22(3): the right to obtain human intervention.",
+        help_text="Every contest is read and decided by a person who took no "
+        "part in the decision; tick this to say you ask for that.",
     )
+
+
+def _decision_pages_context(decision: Decision) -> dict[str, object]:
+    """The controller and the law of this decision: from its AI system record; the
+    site's controller setting only where no record names one."""
+    law = contest_law(decision)
+    recorded = law["controller"]
+    controller = (
+        {
+            "name": recorded["name"],
+            "contact": recorded["contact"] or NOT_RECORDED,
+            "dpo_contact": recorded["dpo_contact"] or NOT_RECORDED,
+        }
+        if recorded["name"]
+        else settings.REPORT_CONTROLLER
+    )
+    return {"law": law, "controller": controller}
 
 
 def _contest_context(contest: Contest | None) -> dict[str, object]:
@@ -161,7 +180,7 @@ def _status_page(
         {
             "filed": filed,
             "released": filed.status == ExplanationRequest.Status.RELEASED,
-            "controller": settings.REPORT_CONTROLLER,
+            **_decision_pages_context(filed.decision),
             "token": token,
             "contest_form": form or (ContestForm() if contest is None else None),
             **_contest_context(contest),
@@ -247,7 +266,7 @@ def contest_status(request: HttpRequest, token: str) -> HttpResponse:
         request,
         "public/contest_status.html",
         {
-            "controller": settings.REPORT_CONTROLLER,
+            **_decision_pages_context(contest.decision),
             "letter_url": reverse("contest_status_letter", args=[token]),
             **_contest_context(contest),
         },

@@ -295,6 +295,31 @@ def legal_facts(
     return facts
 
 
+def contest_law(decision: Decision) -> dict[str, Any]:
+    """What the law gives a person who contests `decision`, for the status page and
+    the letter. `basis` is "art22_3" (solely automated on a contract or explicit
+    consent: GDPR Art. 22(3) applies), "art22_2b" (solely automated under a law,
+    which must lay down the safeguards), "no_ground" (solely automated, no Art.
+    22(2) ground recorded), "person" (a person decides with the system's result)
+    or "unknown" (no system record). `art12` is whether the Art. 12(3) time limit
+    binds the answer: where Art. 22 applies, a contest is a request under it."""
+    facts = legal_facts(decision, None, written_at=timezone.now())
+    solely = facts["solely_automated"]
+    if solely and facts["art22_3_applies"]:
+        basis = "art22_3"
+    elif solely and facts["art22_ground"] == AISystem.Art22Ground.LAW:
+        basis = "art22_2b"
+    elif solely:
+        basis = "no_ground"
+    else:
+        basis = facts["automation"]
+    return {
+        "basis": basis,
+        "art12": solely,
+        "controller": facts["controller"],
+    }
+
+
 def individual_context(report: Report) -> dict[str, Any]:
     """What the report says: about its own decision, request and explanation,
     fixed when it was requested (never "the latest" of the decision)."""

@@ -17,6 +17,7 @@ from django.utils import timezone
 from governance.models import Contest, Report
 from governance.services.contests import contest_is_late
 from governance.services.decisions import version_outcomes
+from reports.individual import contest_law
 
 NOT_RECORDED = "not recorded in this system"
 
@@ -55,6 +56,7 @@ def letter_context(report: Report) -> dict[str, Any]:
         "late": late,
         "late_days": (decided_at - contest.due_at).days if late else 0,
         "controller": _controller(version.system),
+        "law": contest_law(automated),
         "request": contest.request,
         "reviewer_role": "a compliance officer of the controller who took no part "
         "in making or explaining the automated decision",

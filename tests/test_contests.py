@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 
 from governance import roles
-from governance.models import AuditEvent, Contest, Decision, Report
+from governance.models import AISystem, AuditEvent, Contest, Decision, Report
 from governance.services.contests import (
     ContestRefused,
     contest_decide,
@@ -30,7 +30,11 @@ from governance.services.contests import (
     contest_start_review,
 )
 from governance.services.decisions import decision_record
-from governance.services.reports import report_file, report_request
+from governance.services.reports import (
+    report_file,
+    report_request,
+    report_set_status,
+)
 from governance.services.requests import (
     RequestRefused,
     request_assign,
@@ -249,6 +253,26 @@ def test_the_author_of_the_individual_report_cannot_review(case, user_in_role):
     contest = _contest(case)
     with pytest.raises(ValidationError, match="four eyes"):
         contest_start_review(contest=contest, actor=author)
+
+
+def test_the_officer_who_approved_the_explanation_cannot_review(
+    case, user_in_role, django_capture_on_commit_callbacks
+):
+    author = user_in_role(roles.COMPLIANCE_OFFICER, username="author")
+    approver = user_in_role(roles.COMPLIANCE_OFFICER, username="approver")
+    with django_capture_on_commit_callbacks(execute=True):
+        report = report_request(
+            kind=Report.Kind.INDIVIDUAL,
+            model_version=case["version"],
+            decision=case["decision"],
+            actor=author,
+        )
+    report.refresh_from_db()
+    report_set_status(report=report, status=Report.Status.APPROVED, actor=approver)
+    contest = _contest(case)
+    with pytest.raises(ValidationError, match="four eyes"):
+        contest_start_review(contest=contest, actor=approver)
+    assert contest_start_review(contest=contest, actor=case["reviewer"]).reviewer
 
 
 # --- Uphold and change -------------------------------------------------------------
@@ -513,3 +537,54 @@ def test_contest_file_with_secret_gives_one_answer_for_wrong_and_unknown(case):
             reference="D-000000000000", secret=case["secret"], statement=STATEMENT
         )
     assert str(wrong.value) == str(unknown.value)
+
+
+# --- The law each page and letter cites (docs/legal.md) ------------------------------
+
+LAW_CASES = {
+    # basis: (automation, Art. 22(2) ground, what the form says)
+    "art22_3": ("solely_automated", "contract", "(GDPR Art. 22(3))"),
+    "art22_2b": ("solely_automated", "law", "(GDPR Art. 22(2)(b))"),
+    "no_ground": ("solely_automated", "", "is not recorded in this system"),
+    "person": ("human_decides", "", "do not apply"),
+}
+
+
+@pytest.mark.parametrize("basis", [*LAW_CASES, "unknown"])
+def test_the_contest_form_cites_art22_3_only_where_it_applies(case, basis):
+    dataset = case["version"].dataset
+    if basis == "unknown":
+        dataset.system = None
+        dataset.save()
+        said, art12 = "Whether a person took part", False
+    else:
+        automation, ground, said = LAW_CASES[basis]
+        AISystem.objects.filter(pk=case["system"].pk).update(
+            automation=automation, art22_ground=ground
+        )
+        art12 = automation == "solely_automated"
+    page = Client().get(f"/explain/status/{case['token']}/").content.decode()
+    law = page.split('id="contest-law">', 1)[1].split("</p>", 1)[0]
+    assert said in law
+    assert ("Art. 22(3)" in page) is (basis == "art22_3")
+    assert ("Art. 12(3)" in page) is art12
+    # The footer names the system's controller, or the site's where none is recorded.
+    assert ("Northern Loans plc" in page) is (basis != "unknown")
+
+
+@pytest.mark.parametrize("basis", ["art22_3", "person"])
+def test_the_letter_cites_art22_3_only_where_it_applies(
+    case, basis, django_capture_on_commit_callbacks
+):
+    automation, ground, _ = LAW_CASES[basis]
+    AISystem.objects.filter(pk=case["system"].pk).update(
+        automation=automation, art22_ground=ground
+    )
+    contest = _decide(
+        case, _contest(case), Contest.Outcome.UPHELD, django_capture_on_commit_callbacks
+    )
+    text = _letter_text(contest)
+    assert ("Art. 22(3)" in text) is (basis == "art22_3")
+    assert ("time limit of GDPR Art. 12(3)" in text) is (basis == "art22_3")
+    if basis == "person":
+        assert "within the month we undertook" in text

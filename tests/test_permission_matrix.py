@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from governance import roles
 from governance.models import DatasetImport, ExplanationRequest, Report
+from governance.services.contests import contest_file
 from tests.factories import (
     DecisionFactory,
     FineTuneRunFactory,
@@ -71,6 +72,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: False,
         ANONYMOUS: False,
     },
+    "contest review (workflow)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
     "dataset import status page": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: True,
@@ -119,6 +126,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: True,
         ANONYMOUS: True,
     },
+    "API: file a contest": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: True,
+    },
 }
 
 
@@ -137,7 +150,9 @@ def world():
         access_expires_at=timezone.now(),
     )
     job = DatasetImport.objects.create(spec_name="matrix", spec_toml="", files=[])
+    contest, _ = contest_file(decision=decision, statement="I disagree.")
     return {
+        "contest": contest,
         "version": version,
         "run": run,
         "report": report,
@@ -179,6 +194,10 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         return client.post(
             f"/admin/governance/explanationrequest/{q.pk}/workflow/assign/"
         )
+    if name == "contest review (workflow)":
+        return client.post(
+            f"/admin/governance/contest/{world['contest'].pk}/workflow/review/"
+        )
     if name == "dataset import status page":
         return client.get(
             f"/admin/governance/datasetimport/{world['import'].pk}/change/"
@@ -201,6 +220,12 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         return Client().post(
             "/api/requests/",
             {"reference": "D-X", "secret": "y"},
+            content_type="application/json",
+        )
+    if name == "API: file a contest":
+        return Client().post(
+            "/api/contests/",
+            {"reference": "D-X", "secret": "y", "statement": "z"},
             content_type="application/json",
         )
     raise AssertionError(name)

@@ -32,6 +32,7 @@ PAGES = (
     "recoursecheck",
     "report",
     "explanationrequest",
+    "contest",
     "decision",
     "auditevent",
 )
@@ -52,6 +53,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "recoursecheck": {"list", "view"},
         "report": {"list", "view"},
         "explanationrequest": {"list", "view"},
+        "contest": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -69,6 +71,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "recoursecheck": {"list", "view"},
         "report": {"list", "view"},
         "explanationrequest": set(),
+        "contest": set(),
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
     },
@@ -93,6 +96,7 @@ def _request_for(decision):
 @pytest.fixture
 def records():
     from governance.services.audit import audit_record
+    from governance.services.contests import contest_file
 
     run = FineTuneRunFactory()
     decision = DecisionFactory(model_version=run.parent)
@@ -121,6 +125,7 @@ def records():
         "recoursecheck": recourse,
         "report": ReportFactory(model_version=run.parent),
         "explanationrequest": _request_for(decision),
+        "contest": contest_file(decision=decision, statement="I disagree.")[0],
         "biascheck": check,
         "shiftreport": shift,
         "dataset": run.parent.dataset,

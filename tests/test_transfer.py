@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from governance import roles
-from governance.models import AuditEvent, FineTuneRun, ModelVersion
+from governance.models import AuditEvent, Contest, FineTuneRun, ModelVersion
 from governance.services.training import (
     FineTuneRefused,
     finetune_recommend,
@@ -236,7 +236,7 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert child.parent == base
     assert summary["finetuning"]["state"] == "succeeded"
     assert summary["audit"]["ok"] is True
-    assert "[2/9] Pre-training a base model on source" in captured.err
+    assert "[2/10] Pre-training a base model on source" in captured.err
     # The whole flow: both versions reviewed, decisions logged, a request answered.
     assert summary["base_review"]["approved_by"] == "flow-reviewer-b"
     assert summary["child_review"]["explainer"]["agreement"] > 0.8
@@ -258,6 +258,15 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     request = summary["request"]
     assert request["status"] == "released"
     assert request["explanation"]["favourable"] is False
+    # The person contests it; a third officer changes the outcome; a letter says so.
+    contest = Contest.objects.get(number=summary["contest"]["number"])
+    assert contest.decision.reference == request["decision"]
+    assert contest.reviewer.get_username() == "flow-reviewer-c"
+    assert contest.human_decision.replaces == contest.decision
+    assert contest.human_decision.favourable is True
+    letter = contest.letters.get()
+    assert letter.status == "released"
+    assert Path(summary["contest"]["letter"]["path"]).is_file()
     assert Path(request["report"]["path"]).read_bytes().startswith(b"%PDF")
     token = request["subject_link"].rstrip("/").rsplit("/", 1)[1]
     from django.test import Client
@@ -393,6 +402,6 @@ def test_run_flow_prints_its_counted_steps_and_no_library_chatter(
     assert all(line.startswith("audit: made a new HMAC key") for line in chatter), (
         "\n".join(chatter[:8])
     )
-    assert any(line.startswith("[9/9]") for line in lines)
+    assert any(line.startswith("[10/10]") for line in lines)
     loud = run("run_flow", str(synthetic_spec), where="loud", LOG_LEVEL="DEBUG")
     assert "Step 5 - Creating layout" in loud.stderr

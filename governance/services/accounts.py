@@ -26,6 +26,8 @@ class Login:
 DEMO_ACCOUNTS = (
     ("officer", roles.COMPLIANCE_OFFICER),
     ("officer2", roles.COMPLIANCE_OFFICER),  # four eyes need a second officer
+    # A contest is reviewed by an officer who took no part in explaining it.
+    ("officer3", roles.COMPLIANCE_OFFICER),
     ("auditor", roles.AUDITOR),
     ("scientist", roles.DATA_SCIENTIST),
 )

@@ -200,20 +200,18 @@ def contest_is_late(contest: Contest, *, now: datetime | None = None) -> bool:
 
 
 def contest_conflicts(contest: Contest) -> set[int]:
-    """The officers who may not review: whoever drafted, reviewed or authored the
-    explanation of this decision (any request about it and its reports)."""
+    """The officers who may not review: whoever worked a request about this
+    decision, or authored or approved an explanation of it (the person was told a
+    reviewer "took no part in making or explaining the decision")."""
     ids: set[int] = set()
     for assigned, drafted in ExplanationRequest.objects.filter(
         decision_id=contest.decision_id
     ).values_list("assigned_to_id", "drafted_by_id"):
         ids.update(i for i in (assigned, drafted) if i is not None)
-    ids.update(
-        Report.objects.filter(
-            decision_id=contest.decision_id, kind=Report.Kind.INDIVIDUAL
-        )
-        .exclude(created_by__isnull=True)
-        .values_list("created_by_id", flat=True)
-    )
+    for author, approver in Report.objects.filter(
+        decision_id=contest.decision_id, kind=Report.Kind.INDIVIDUAL
+    ).values_list("created_by_id", "approved_by_id"):
+        ids.update(i for i in (author, approver) if i is not None)
     return ids
 
 

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         with progress.step("Creating demo accounts"):
             logins = demo_accounts_create(password=os.environ.get("DEMO_PASSWORD"))
         users = get_user_model().objects
-        reviewers = (users.get(username="officer"), users.get(username="officer2"))
+        reviewers = tuple(
+            users.get(username=name) for name in ("officer", "officer2", "officer3")
+        )
         summary_path = settings.VAR_DIR / "demo-summary.json"
         try:
             summary = run_flow(
@@ -60,6 +62,7 @@ class Command(BaseCommand):
                 summary.get("child_review", {}).get("dossier"),
             ),
             ("Individual explanation", summary.get("request", {}).get("report")),
+            ("Letter on the contest", (summary.get("contest") or {}).get("letter")),
         ]
         for label, report in reports:
             if report:
