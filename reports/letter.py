@@ -43,6 +43,7 @@ def letter_context(report: Report) -> dict[str, Any]:
     outcomes = version_outcomes(version)
     standing = contest.human_decision or automated
     late = contest_is_late(contest)
+    explanation = automated.explanations.order_by("-created_at").first()
     decided_at = contest.decided_at or timezone.now()
     return {
         "contest": contest,
@@ -57,6 +58,10 @@ def letter_context(report: Report) -> dict[str, Any]:
         "late_days": (decided_at - contest.due_at).days if late else 0,
         "controller": _controller(version.system),
         "law": contest_law(automated),
+        # What the review page showed the reviewer (ContestAdmin): the latest
+        # explanation of the decision and its flip test, where they exist.
+        "explained": explanation is not None,
+        "flip_tested": bool(explanation and explanation.flips.get("trials")),
         "request": contest.request,
         "reviewer_role": "a compliance officer of the controller who took no part "
         "in making or explaining the automated decision",

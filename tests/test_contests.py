@@ -314,6 +314,10 @@ def test_upholding_needs_reasons_and_sends_a_letter(
     assert "GDPR Art. 77" in text and "GDPR Art. 79" in text
     assert "Northern Loans plc" in text
     assert "a compliance officer of the controller who took no part" in text
+    # The letter says what the review page showed, not that the reviewer read it;
+    # this decision was never explained.
+    assert "no explanation of it had been drafted yet" in text
+    assert "no test of protected characteristics had been run" in text
     assert "reviewer" not in text  # the role, not the officer's username
 
 
