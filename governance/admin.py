@@ -756,34 +756,55 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "yes" if training.get("registered") else "no",
             ),
         ]
+        # Warnings recorded at training time (e.g. an input the domain's filter
+        # made constant); older records have none.
+        warnings = [w for w in training.get("warnings") or [] if isinstance(w, dict)]
         return format_html(
-            "<table>{}</table>",
+            "<table>{}</table>{}",
             format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows),
+            format_html(
+                '<ul class="training-warnings">{}</ul>',
+                format_html_join(
+                    "",
+                    "<li><strong>Warning</strong>: {}</li>",
+                    ((w.get("sentence", ""),) for w in warnings),
+                ),
+            )
+            if warnings
+            else "",
         )
 
     @admin.display(description="Held-out performance")
     def metrics_table(self, obj: ModelVersion) -> SafeString:
-        def fmt(value: Any) -> str:
-            return "—" if value is None else f"{value:.3f}"
+        # Each figure with its 95% bootstrap interval and the rows it rests on;
+        # metrics stored before intervals existed show the figure and n only.
+        from workers.ml.metrics import format_with_interval  # pure, no Django
 
+        names = ("accuracy", "roc_auc", "log_loss", "ece")
         rows = [
             (
                 domain,
-                metrics.get("n", ""),
-                fmt(metrics.get("accuracy")),
-                fmt(metrics.get("roc_auc")),
-                fmt(metrics.get("log_loss")),
-                fmt(metrics.get("ece")),
+                f"{metrics['n']:,}" if metrics.get("n") is not None else "",
+                *(format_with_interval(metrics, name) for name in names),
             )
             for domain, metrics in obj.metrics.items()
             if isinstance(metrics, dict) and "accuracy" in metrics
         ]
         body = format_html_join("", "<tr>" + "<td>{}</td>" * 6 + "</tr>", rows)
+        method = next(
+            (
+                m["interval_method"]
+                for m in obj.metrics.values()
+                if isinstance(m, dict) and m.get("interval_method")
+            ),
+            None,
+        )
         return format_html(
             "<table><thead><tr><th>domain</th><th>rows</th><th>accuracy</th>"
             "<th>ROC AUC</th><th>log loss</th><th>calibration error</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
+            "<tbody>{}</tbody></table>{}",
             body,
+            format_html("<p>Intervals: {}.</p>", method) if method else "",
         )
 
     @admin.display(description="Bias checks (latest per domain)")
