@@ -208,6 +208,11 @@ def _record(
     system = (
         ai_system_record(fields=system_fields, actor=actor) if system_fields else None
     )
+    # The import's notes (a repeated header read once) go with the file summary,
+    # which the dataset's page shows, and into the audit record.
+    files = [dict(entry) for entry in table.files]
+    if table.notes and files:
+        files[0]["notes"] = list(table.notes)
     dataset = Dataset(
         name=spec.name,
         title=spec.title,
@@ -218,7 +223,7 @@ def _record(
         row_count=table.row_count,
         schema=table.schema,
         label_counts=table.label_counts,
-        files=table.files,
+        files=files,
         storage_dir=str(storage.relative_to(settings.MEDIA_ROOT)),
         system=system,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -235,6 +240,7 @@ def _record(
             "rows": dataset.row_count,
             "files": table.files,
             "system": system.name if system else None,
+            **({"notes": list(table.notes)} if table.notes else {}),
         },
     )
     for domain_spec in spec.domains:

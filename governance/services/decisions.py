@@ -115,6 +115,10 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
     missing = [name for name in features if name not in inputs]
     if missing:
         raise DecisionInputError(f"missing feature(s): {', '.join(missing)}")
+    from governance.services.datasets import dataset_spec
+
+    # The model was trained on [values] labels; a caller may still send the code.
+    spec = dataset_spec(version.dataset)
     clean: dict[str, Any] = {}
     for name in features:
         value, info = inputs[name], columns.get(name, {})
@@ -136,6 +140,7 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
         else:
             if not isinstance(value, str):
                 raise DecisionInputError(f"{name} must be text, not {value!r:.60}")
+            value = spec.labels_for(name).get(value, value)
             known = info.get("values") or []
             if known and not info.get("values_omitted") and value not in known:
                 raise DecisionInputError(

@@ -141,6 +141,15 @@ MAX_LINE_BYTES = 1024 * 1024  # any other line: csv would build a list of every 
 MAX_DOMAINS = 50
 MAX_FILES = 50
 MAX_PROTECTED = 20
+# [derive.NAME] and [values.COLUMN]: small lookup tables written by hand.
+MAX_DERIVES = 50
+MAX_DERIVE_ENTRIES = 500
+MAX_VALUE_LABELS = 1000  # per column; a code list of a few hundred is common
+MAX_VALUE_CHARS = 200  # a raw value, a derived value or a label
+MAX_UNMAPPED_SHOWN = 20
+HEADERLESS_HINT = (
+    "the file may have no header row: set header = false and name the columns"
+)
 # Never data, whatever folder a spec is in.
 _SYSTEM_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SLUG = re.compile(r"^[a-z0-9_-]+$")
@@ -174,6 +183,8 @@ _TOP_KEYS = (
     "group_column",
     "special_category",
     "domains",
+    "derive",
+    "values",
 )
 
 
@@ -296,6 +307,19 @@ class ProtectedAttribute:
 
 
 @dataclass(frozen=True)
+class DeriveSpec:
+    """A categorical column made by mapping another column's values."""
+
+    name: str
+    source: str  # the file column it is mapped from ("from" in TOML)
+    mapping: tuple[tuple[str, str], ...]  # raw value -> derived value
+
+    @property
+    def map(self) -> dict[str, str]:
+        return dict(self.mapping)
+
+
+@dataclass(frozen=True)
 class DomainSpec:
     name: str
     filter: str = ""
@@ -358,9 +382,32 @@ class DatasetSpec:
     domains: tuple[DomainSpec, ...] = ()
     # Columns other than protected attributes that hold GDPR Art. 9 data.
     special_category: tuple[str, ...] = ()
+    # features.keep: when given, the only feature columns read; () reads all.
+    keep: tuple[str, ...] = ()
+    derives: tuple[DeriveSpec, ...] = ()
+    # [values.COLUMN]: (column, ((code, label), ...)); labels replace codes on load.
+    value_labels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     def __post_init__(self) -> None:
         _check_spec(self)
+
+    @property
+    def derived_columns(self) -> list[str]:
+        return [d.name for d in self.derives]
+
+    def labels_for(self, column: str) -> dict[str, str]:
+        """The [values] labels of a column (code -> label); {} when it has none."""
+        for name, pairs in self.value_labels:
+            if name == column:
+                return dict(pairs)
+        return {}
+
+    def read_columns(self) -> set[str]:
+        """With features.keep: every file column read into the table."""
+        kept = set(self.keep) | {self.target.column}
+        kept |= {c for c in (self.id_column, self.group_column) if c}
+        kept |= {p.column for p in self.protected}
+        return kept - set(self.derived_columns)
 
     @property
     def protected_inputs(self) -> list[str]:
@@ -400,6 +447,7 @@ class DatasetSpec:
             ("features.numeric", self.numeric),
             ("features.categorical", self.categorical),
             ("features.drop", self.drop),
+            ("features.keep", self.keep),
             ("protected", [p.column for p in self.protected]),
             ("immutable", self.immutable),
             ("increase_only", self.increase_only),
@@ -410,6 +458,8 @@ class DatasetSpec:
             ("special_category", self.special_category),
         ]
         pairs += [(f"domains.{d.name}.filter", d.columns) for d in self.domains]
+        pairs += [(f"derive.{d.name}.from", [d.source]) for d in self.derives]
+        pairs += [(f"values.{column}", [column]) for column, _ in self.value_labels]
         for where, columns in pairs:
             for column in columns:
                 named.setdefault(column, where)
@@ -458,8 +508,14 @@ class DatasetSpec:
                 d.name: {"filter": d.filter, "description": d.description, "has": d.has}
                 for d in self.domains
             },
+            "derive": {
+                d.name: {"from": d.source, "map": dict(d.mapping)} for d in self.derives
+            },
+            "values": {column: dict(pairs) for column, pairs in self.value_labels},
             "base_dir": str(self.base_dir),
         }
+        if self.keep:
+            data["features"]["keep"] = list(self.keep)
         if not self.header:
             data["columns"] = list(self.columns)
         if self.actionable is not None:
@@ -696,7 +752,13 @@ def _spec_from_mapping(
         "target",
     )
     features = _table(data, "features")
-    _check_keys(features, ("numeric", "categorical", "drop"), "features")
+    _check_keys(features, ("numeric", "categorical", "drop", "keep"), "features")
+    keep = _texts(features, "keep", "features")
+    if "keep" in features and not keep:
+        raise SpecError(
+            "features.keep: an empty list; list the columns to read, or leave keep "
+            "out to read every column"
+        )
     positives = _texts(target, "positive", "target", required=True, scalar_ok=True)
     aliases = _table(target, "aliases", where="target")
     alias_pairs = []
@@ -753,6 +815,9 @@ def _spec_from_mapping(
         group_column=_text(data, "group_column", "") or None,
         domains=tuple(_domain(name, body) for name, body in domains.items()),
         special_category=special,
+        keep=keep,
+        derives=_derives(data),
+        value_labels=_value_labels(data),
         base_dir=Path(base_dir),
     )
 
@@ -812,6 +877,69 @@ def _protected(
             )
         )
     return tuple(attributes)
+
+
+def _short_text(value: Any, where: str) -> str:
+    """A raw value, derived value or label: short text, no NUL, not empty."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise SpecError(f"{where}: expected a string, got {_brief(value)}")
+    if not value.strip():
+        raise SpecError(f"{where}: must not be empty")
+    if "\x00" in value:
+        raise SpecError(f"{where}: contains a NUL character")
+    if len(value) > MAX_VALUE_CHARS:
+        raise SpecError(f"{where}: longer than {MAX_VALUE_CHARS} characters")
+    return value
+
+
+def _lookup(body: Any, where: str, limit: int) -> tuple[tuple[str, str], ...]:
+    """A table of raw value -> text, bounded and checked entry by entry."""
+    if not isinstance(body, dict):
+        raise SpecError(f'{where}: expected a table of "raw value" = "text"')
+    _at_most(len(body), limit, where)
+    pairs = []
+    for raw, text in body.items():
+        # TOML keys are strings; a stored spec read back from JSON is checked too.
+        if not isinstance(raw, str):
+            raise SpecError(f"{where}: expected string keys, got {_brief(raw)}")
+        shown = raw if len(raw) <= 40 else f"{raw[:37]}..."
+        key = _short_text(raw, f"{where} key '{shown}'")
+        pairs.append((key, _short_text(text, f"{where}.'{shown}'")))
+    return tuple(pairs)
+
+
+def _derives(data: Mapping[str, Any]) -> tuple[DeriveSpec, ...]:
+    raw = _table(data, "derive")
+    _at_most(len(raw), MAX_DERIVES, "derive")
+    derives = []
+    for name, body in raw.items():
+        _short_text(name, "derive: a column name")
+        where = f"derive.{name}"
+        if not isinstance(body, dict):
+            raise SpecError(f"{where}: expected a table with from and map")
+        _check_keys(body, ("from", "map"), where)
+        source = _text(body, "from", where, required=True)
+        if "map" not in body:
+            raise SpecError(f"{where}.map: required (raw value = derived value)")
+        mapping = _lookup(body["map"], f"{where}.map", MAX_DERIVE_ENTRIES)
+        if not mapping:
+            raise SpecError(f"{where}.map: must map at least one value")
+        derives.append(DeriveSpec(name, source, mapping))
+    return tuple(derives)
+
+
+def _value_labels(
+    data: Mapping[str, Any],
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    raw = _table(data, "values")
+    _at_most(len(raw), MAX_COLUMNS, "values")
+    labelled = []
+    for column, body in raw.items():
+        _short_text(column, "values: a column name")
+        labelled.append((column, _lookup(body, f"values.{column}", MAX_VALUE_LABELS)))
+    return tuple(labelled)
 
 
 def _domain(name: str, body: Any) -> DomainSpec:
@@ -911,10 +1039,99 @@ def _check_spec(spec: DatasetSpec) -> None:
             raise SpecError(
                 f"{key}: {sorted(both)} also {other}; a column is one or the other"
             )
+    _check_additions(spec)
     if not spec.header:
+        derived = set(spec.derived_columns)
         for column, where in spec.referenced_columns().items():
-            if column not in spec.columns:
+            if column not in spec.columns and column not in derived:
                 raise SpecError(_missing_column(column, list(spec.columns), where))
+        for derive in spec.derives:
+            if derive.name in spec.columns:
+                raise SpecError(_derive_clash(derive.name))
+
+
+def _derive_clash(name: str) -> str:
+    return (
+        f"derive.{name}: the data has a column '{name}' already; give the derived "
+        "column another name"
+    )
+
+
+def _check_additions(spec: DatasetSpec) -> None:
+    """[derive], [values] and features.keep, against the rest of the spec."""
+    _no_duplicates(spec.keep, "keep")
+    if spec.keep and spec.drop:
+        raise SpecError(
+            "features.keep and features.drop: use one; keep lists the columns to "
+            "read, drop the ones not to read"
+        )
+    derived = set(spec.derived_columns)
+    identifiers = {c for c in (spec.id_column, spec.group_column) if c}
+    for derive in spec.derives:
+        where = f"derive.{derive.name}"
+        if derive.name in {spec.target.column, *identifiers}:
+            raise SpecError(_derive_clash(derive.name))
+        if derive.source in derived:
+            raise SpecError(
+                f"{where}.from: '{derive.source}' is a derived column; derive from "
+                "a column of the file"
+            )
+        if derive.source == spec.target.column:
+            raise SpecError(
+                f"{where}.from: '{derive.source}' is the target; a column derived "
+                "from the label would give the model the answer"
+            )
+        for key in ("numeric", "drop"):
+            if derive.name in getattr(spec, key):
+                raise SpecError(
+                    f"{where}: '{derive.name}' is in features.{key}; a derived column "
+                    "is categorical and read (leave it out of the derive instead)"
+                )
+    bins = {p.column for p in spec.protected if p.bins}
+    for column, pairs in spec.value_labels:
+        where = f"values.{column}"
+        if column == spec.target.column:
+            raise SpecError(
+                f"{where}: '{column}' is the target; name its labels with "
+                "target.labels and target.aliases"
+            )
+        if column in identifiers:
+            raise SpecError(f"{where}: '{column}' is an identifier, not a category")
+        if column in derived:
+            raise SpecError(
+                f"{where}: '{column}' is a derived column; write its values as you "
+                f"want them in derive.{column}.map"
+            )
+        if column in spec.numeric or column in bins:
+            key = "features.numeric" if column in spec.numeric else "protected bins"
+            raise SpecError(
+                f"{where}: '{column}' is numeric ({key}); labels name the codes of a "
+                "categorical column"
+            )
+        if column in spec.drop:
+            raise SpecError(f"{where}: '{column}' is in features.drop, never read")
+        codes = {code for code, _ in pairs}
+        seen: dict[str, str] = {}
+        for code, label in pairs:
+            if label in seen:
+                raise SpecError(
+                    f"{where}: '{seen[label]}' and '{code}' both read '{label}'; "
+                    "give each code its own label"
+                )
+            if label in codes and label != code:
+                raise SpecError(
+                    f"{where}.'{code}': the label '{label}' is also a code of the "
+                    "column; two values would read the same"
+                )
+            seen[label] = code
+    if spec.keep:
+        kept = spec.read_columns() | derived
+        for column, where in spec.referenced_columns().items():
+            if column not in kept and not where.startswith("derive."):
+                raise SpecError(
+                    f"{where}: '{column}' is not in features.keep, so it is not read; "
+                    "add it to keep"
+                )
 
 
 def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
@@ -1048,6 +1265,8 @@ class LoadedTable:
     domains: dict[str, dict[str, int]]  # validate_domains() at load
     numeric_columns: list[str]
     categorical_columns: list[str]
+    # What the import did that the user should know (a repeated header kept once).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def feature_columns(self) -> list[str]:
@@ -1075,6 +1294,7 @@ class _RawFile:
     names: list[str]
     frame: pd.DataFrame  # all cells as text, integer column labels
     lines: np.ndarray  # int64: the line each row starts on
+    header_line: int = 0  # the header's line; 0 without a header
 
 
 def load_table(
@@ -1450,6 +1670,7 @@ def _parse(
 ) -> _RawFile:
     dialect = {"delimiter": spec.separator, "skipinitialspace": spec.strip_whitespace}
     rest, line_base = _skip_lines(text, skip_rows)
+    header_line = 0
     if spec.header:
         reader = csv.reader(_lines(rest), **dialect)
         try:
@@ -1462,7 +1683,8 @@ def _parse(
         if len(names) > max_columns:
             raise DatasetError(_over_columns(name, len(names), max_columns))
         names = [n.strip() if spec.strip_whitespace else n for n in names]
-        _check_header(names, name, line_base + reader.line_num)
+        header_line = line_base + reader.line_num
+        _check_header(names, name, header_line)
         rest, used = _skip_lines(rest, reader.line_num)
         line_base += used
     else:
@@ -1488,21 +1710,14 @@ def _parse(
             f"{name}: found {len(lines)} rows of {len(names)} fields but pandas read "
             f"{frame.shape[0]} of {frame.shape[1]}; check quoting and line endings"
         )
-    return _RawFile(name, names, frame, np.asarray(lines, dtype=np.int64))
+    return _RawFile(name, names, frame, np.asarray(lines, dtype=np.int64), header_line)
 
 
 def _check_header(names: list[str], name: str, line: int) -> None:
-    # pandas would rename a repeated name to "x.1" without a word.
-    positions: dict[str, int] = {}
+    # A repeated name is judged in _build, where the spec and the data are known.
     for i, column in enumerate(names, start=1):
         if column == "":
             raise DatasetError(f"{name} line {line}: column {i} has an empty name")
-        if column in positions:
-            raise DatasetError(
-                f"{name} line {line}: duplicate column name '{column}' (columns "
-                f"{positions[column]} and {i})"
-            )
-        positions[column] = i
 
 
 def _check_records(
@@ -1580,24 +1795,45 @@ class _Origin:
 
 def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
     names = raws[0].names
-    for column, where in spec.referenced_columns().items():
-        if column not in names:
-            raise DatasetError(_missing_column(column, names, where))
     raw = pd.concat([r.frame for r in raws], ignore_index=True)
-    raw.columns = names
+    raw.columns = range(len(names))  # by position: a header may repeat a name
     origin = _Origin(raws)
+    hint = _headerless_hint(names, raw) if spec.header else ""
+    header_at = f"{raws[0].shown} line {raws[0].header_line}"
+    position, notes = _header_positions(spec, names, raw, header_at, hint)
+    derived = set(spec.derived_columns)
+    known = list(position)
+    for column, where in spec.referenced_columns().items():
+        if column in position or column in derived:
+            continue
+        if where == "features.drop" and column in names:
+            continue  # a repeated name not read: dropping it is what it needs
+        raise DatasetError(_missing_column(column, known, where) + hint)
+    for derive in spec.derives:
+        if derive.name in position:
+            raise DatasetError(_derive_clash(derive.name))
     markers = {"", *spec.missing_values}
     target = spec.target.column
-    labels, y = _labels(spec, _Cells.of(raw[target], spec, set()), origin)
+    labels, y = _labels(spec, _Cells.of(raw[position[target]], spec, set()), origin)
+    read = spec.read_columns() if spec.keep else None
+    cells_of: dict[str, _Cells] = {}
+    for column in position:
+        if column in spec.drop or column == target:
+            continue
+        if read is not None and column not in read:
+            continue  # outside features.keep: not typed, not checked
+        cells = _Cells.of(raw[position[column]], spec, markers)
+        cells_of[column] = _relabel(column, cells, spec.labels_for(column))
+    for derive in spec.derives:
+        source = _Cells.of(raw[position[derive.source]], spec, markers)
+        cells_of[derive.name] = _derived(derive, source, origin)
     columns: dict[str, pd.Series] = {}
     schema: dict[str, dict[str, Any]] = {}
     numeric: list[str] = []
     categorical: list[str] = []
     roles = {spec.id_column: "id", spec.group_column: "group"}
     not_inputs = set(spec.protected_not_inputs)
-    for column in names:
-        if column in spec.drop:
-            continue
+    for column in [target, *cells_of]:
         if column == target:
             columns[column] = labels
             schema[column] = {
@@ -1609,7 +1845,7 @@ def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
                 "values_omitted": 0,
             }
             continue
-        cells = _Cells.of(raw[column], spec, markers)
+        cells = cells_of[column]
         if column in roles:
             columns[column] = _identifier(column, cells, roles[column], origin)
             schema[column] = {
@@ -1620,14 +1856,23 @@ def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
                 "unique": len(cells.uniques),
             }
             continue
-        series, kind, inferred = _typed(column, cells, spec, origin)
+        if column in derived or spec.labels_for(column):
+            # Derived values and labels name things: always a category.
+            series, kind, inferred = _as_category(cells), "categorical", False
+        else:
+            series, kind, inferred = _typed(column, cells, spec, origin)
         (numeric if kind == "numeric" else categorical).append(column)
         columns[column] = series
         schema[column] = _describe(series, kind, inferred)
         if column in not_inputs:
             # Read for the bias checks, never given to the model.
             schema[column]["role"] = "protected"
-    frame = pd.DataFrame(columns)
+    # The file's column order, the target where it was, derived columns last.
+    order = [c for c in position if c in columns] + [
+        c for c in spec.derived_columns if c in columns
+    ]
+    frame = pd.DataFrame({column: columns[column] for column in order})
+    schema = {column: schema[column] for column in order}
     _check_roles(spec, frame)
     counts = labels.value_counts()
     return LoadedTable(
@@ -1640,9 +1885,125 @@ def _build(spec: DatasetSpec, raws: list[_RawFile]) -> LoadedTable:
         row_count=len(frame),
         label_counts={label: int(counts.get(label, 0)) for label in spec.target.labels},
         domains={},
-        numeric_columns=numeric,
-        categorical_columns=categorical,
+        numeric_columns=[c for c in order if c in numeric],
+        categorical_columns=[c for c in order if c in categorical],
+        notes=notes,
     )
+
+
+def _spec_uses(spec: DatasetSpec) -> set[str]:
+    """Columns the spec names for a use (features.drop only says: not read)."""
+    named = spec.referenced_columns().items()
+    used = {column for column, where in named if where != "features.drop"}
+    return used | {d.source for d in spec.derives}
+
+
+def _header_positions(
+    spec: DatasetSpec, names: list[str], raw: pd.DataFrame, header_at: str, hint: str
+) -> tuple[dict[str, int], list[str]]:
+    """Each column name's position in the file, and notes on repeated names.
+
+    A repeated name is refused only when the spec uses it and the columns differ;
+    identical columns are read once, differing ones the spec does not name are
+    not read at all (neither could be told from the other)."""
+    at: dict[str, list[int]] = {}
+    for i, column in enumerate(names):
+        at.setdefault(column, []).append(i)
+    used = _spec_uses(spec)
+    position: dict[str, int] = {}
+    notes: list[str] = []
+    for column, places in at.items():
+        numbers = " and ".join(str(i + 1) for i in places)
+        if len(places) == 1:
+            position[column] = places[0]
+            continue
+        first = raw[places[0]]
+        if all(first.equals(raw[i]) for i in places[1:]):
+            position[column] = places[0]
+            notes.append(
+                f"the header names '{column}' {len(places)} times (columns "
+                f"{numbers}) with identical values; it is read once"
+            )
+        elif column in used:
+            raise DatasetError(
+                f"{header_at}: duplicate column name '{column}' (columns {numbers}) "
+                f"with different values, and the spec uses it; rename one in the "
+                f"file{hint}"
+            )
+        else:
+            notes.append(
+                f"the header names '{column}' {len(places)} times (columns "
+                f"{numbers}) with different values; the spec does not use it, so "
+                "none of them is read"
+            )
+    return position, notes
+
+
+def _headerless_hint(names: list[str], raw: pd.DataFrame) -> str:
+    """'; the file may have no header row ...' when its header looks like data:
+    at least half the names are numbers or values their own column takes."""
+    sample = raw.head(1000)
+    datalike = 0
+    for i, column in enumerate(names):
+        text = column.strip()
+        try:
+            float(text)
+            datalike += 1
+            continue
+        except ValueError:
+            pass
+        if (sample[i].str.strip() == text).any():
+            datalike += 1
+    return f"; {HEADERLESS_HINT}" if names and datalike * 2 >= len(names) else ""
+
+
+def _relabel(column: str, cells: _Cells, labels: dict[str, str]) -> _Cells:
+    """Replace coded values by their [values] labels; unlabelled ones stay as read."""
+    if not labels:
+        return cells
+    present = set(cells.uniques)
+    unlabelled = present - set(labels)
+    for code in sorted(present & set(labels)):
+        label = labels[code]
+        if label != code and label in unlabelled:
+            raise DatasetError(
+                f"values.{column}.'{code}': the label '{label}' is also a value of "
+                f"the column in the data; two values would read the same"
+            )
+    uniques = np.array([labels.get(u, u) for u in cells.uniques], dtype=object)
+    return _Cells(cells.codes, uniques)
+
+
+def _derived(derive: DeriveSpec, source: _Cells, origin: _Origin) -> _Cells:
+    """The derived column's cells; a raw value the map does not name is an error."""
+    mapping = derive.map
+    unmapped = np.array([u not in mapping for u in source.uniques], dtype=bool)
+    if unmapped.any():
+        counts = source.counts()
+        found = sorted(
+            ((source.uniques[i], int(counts[i])) for i in np.flatnonzero(unmapped)),
+            key=lambda pair: (-pair[1], pair[0]),
+        )
+        shown = ", ".join(
+            f"'{_brief_text(v)}' ({_count(n, 'row')})"
+            for v, n in found[:MAX_UNMAPPED_SHOWN]
+        )
+        more = len(found) - MAX_UNMAPPED_SHOWN
+        rest = f" and {more} more" if more > 0 else ""
+        rows = source.rows(unmapped)
+        raise DatasetError(
+            f"derive.{derive.name}: {_count(len(found), 'value')} of "
+            f"'{derive.source}' not in map: {shown}{rest}; first on "
+            f"{origin.first(rows)}"
+        )
+    mapped = [mapping[u] for u in source.uniques]
+    remap, uniques = pd.factorize(np.array(mapped, dtype=object))
+    remap = np.append(remap, -1)  # a missing source cell (-1) stays missing
+    return _Cells(remap[source.codes], np.asarray(uniques, dtype=object))
+
+
+def _brief_text(value: str, limit: int = 60) -> str:
+    return value if len(value) <= limit else f"{value[: limit - 3]}..."
 
 
 @dataclass
@@ -1886,11 +2247,16 @@ def domain_mask(table: LoadedTable, domain: DomainSpec) -> np.ndarray:
     if not domain.clauses:
         return np.zeros(table.row_count, dtype=bool)
     try:
-        return evaluate(domain.clauses, table.frame)
+        return evaluate(domain.clauses, table.frame, labels=value_labels(table.spec))
     except FilterError as exc:
         raise DatasetError(
             f"domain '{domain.name}' (filter '{domain.filter}'): {exc}"
         ) from None
+
+
+def value_labels(spec: DatasetSpec) -> dict[str, dict[str, str]]:
+    """Column -> {code: label} for the filters: a filter may name either."""
+    return {column: dict(pairs) for column, pairs in spec.value_labels}
 
 
 def validate_domains(

@@ -16,6 +16,10 @@ as text, and a value that is not among the column's categories is an error
 (catches typos such as ``Privat``), except that a number matches a category that
 spells the same number (``7`` matches ``"7"`` and ``"7.0"``). A missing cell
 matches no clause, ``!=`` and ``not in`` included (as NULL does in SQL).
+
+A dataset spec's ``[values]`` labels replace coded values when the table is
+loaded; ``evaluate(..., labels=...)`` lets a filter still name the raw code
+(``admission_source_id in [7]``) as well as its label (``"Emergency Room"``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import difflib
 import math
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,8 +124,17 @@ def filter_columns(clauses: tuple[Clause, ...]) -> list[str]:
     return list(dict.fromkeys(c.column for c in clauses))
 
 
-def evaluate(clauses: tuple[Clause, ...], frame: pd.DataFrame) -> np.ndarray:
-    """Boolean mask of the rows of ``frame`` that satisfy every clause."""
+def evaluate(
+    clauses: tuple[Clause, ...],
+    frame: pd.DataFrame,
+    *,
+    labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` that satisfy every clause.
+
+    ``labels``: column -> {raw code: label} for columns whose codes the frame
+    holds as labels; a clause may name the code or the label."""
+    labels = labels or {}
     mask = np.ones(len(frame), dtype=bool)
     for clause in clauses:
         if clause.column not in frame.columns:
@@ -131,7 +145,7 @@ def evaluate(clauses: tuple[Clause, ...], frame: pd.DataFrame) -> np.ndarray:
         ):
             mask &= _numeric_clause(clause, column)
         else:
-            mask &= _text_clause(clause, column)
+            mask &= _text_clause(clause, column, labels.get(clause.column, {}))
     return mask
 
 
@@ -156,7 +170,9 @@ def _numeric_clause(clause: Clause, column: pd.Series) -> np.ndarray:
     return hit & present
 
 
-def _text_clause(clause: Clause, column: pd.Series) -> np.ndarray:
+def _text_clause(
+    clause: Clause, column: pd.Series, labels: Mapping[str, str]
+) -> np.ndarray:
     if clause.op in _ORDERING:
         raise FilterError(
             f"'{clause.op}' needs a numeric column, and '{clause.column}' is "
@@ -169,21 +185,30 @@ def _text_clause(clause: Clause, column: pd.Series) -> np.ndarray:
         known = {str(v) for v in column.dropna().unique()}
     wanted: set[str] = set()
     for value in clause.values:
-        wanted |= _match_category(value, known, clause.column)
+        wanted |= _match_category(value, known, clause.column, labels)
     hit = column.astype(object).isin(wanted).to_numpy(dtype=bool)
     if clause.op in ("!=", "not in"):
         hit = ~hit
     return hit & column.notna().to_numpy(dtype=bool)
 
 
-def _match_category(value: Value, known: set[str], column: str) -> set[str]:
+def _match_category(
+    value: Value, known: set[str], column: str, labels: Mapping[str, str]
+) -> set[str]:
     if value.text in known:
         return {value.text}
+    if labels.get(value.text) in known:  # the raw code of a labelled value
+        return {labels[value.text]}
     # A categorical column of codes (admission_source_id = "7") matches the
-    # number 7 whether the spec wrote 7, "7" or 7.0.
+    # number 7 whether the spec wrote 7, "7" or 7.0, and so does its label.
     number = value.as_number()
     if number is not None:
         same = {k for k in known if _same_number(k, number)}
+        same |= {
+            label
+            for code, label in labels.items()
+            if label in known and _same_number(code, number)
+        }
         if same:
             return same
     shown = sorted(known)[:_MAX_KNOWN_SHOWN]
