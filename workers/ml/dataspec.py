@@ -47,6 +47,8 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     numeric = ["age"]                   # else inferred: numeric when every
     categorical = ["education-num"]     # present value is a finite number
     drop = ["fnlwgt"]                   # not read into the table at all
+    # keep = ["age"]                    # or: read only these (and the target, id,
+                                        # group, protected columns); not with drop
 
     [[protected]]                       # or protected = ["sex", {column = ...}]
     column = "age"
@@ -62,6 +64,24 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     filter = "workclass in [Private]"   # see workers.ml.filters
     description = "private-sector employees"
     has = "labels"                      # labels | data | nothing; default labels
+
+    [derive.sex]                        # a categorical column mapped from another
+    from = "personal_status"            # a file column (it may be dropped)
+    map = { A91 = "male", A92 = "female" }  # every raw value present, mapped
+
+    [values.status]                     # labels replace codes when loaded
+    A11 = "overdrawn (below 0 DM)"
+
+``[derive]``: a raw value the map lacks is an error listing the first
+MAX_UNMAPPED_SHOWN; a missing cell stays missing; the name may not be a column of
+the file. ``[values]``: the table holds the labels (a labelled column is
+categorical) and codes without one as read; a filter may name the code or the
+label (``evaluate(labels=...)``), and decision inputs are mapped from code to
+label by the governance service. A label may not be another code or value of the
+column. A header that repeats a name is refused only when the spec uses the name
+and the columns differ; identical ones are read once and differing unused ones
+not at all, each with a note in ``LoadedTable.notes``. When the header looks like
+data, the duplicate and unknown-column errors add HEADERLESS_HINT.
 
 A protected attribute is read into the table for the bias checks, but it is a
 model input only with ``input = true`` (measuring bias needs the attribute,
@@ -442,6 +462,13 @@ class DatasetSpec:
     def referenced_columns(self) -> dict[str, str]:
         """Every column the spec names, with the first key that names it."""
         named: dict[str, str] = {}
+        for where, columns in self._named():
+            for column in columns:
+                named.setdefault(column, where)
+        return named
+
+    def _named(self) -> list[tuple[str, Iterable[str]]]:
+        """(key, the columns it names) for every key of the spec that names some."""
         pairs: list[tuple[str, Iterable[str]]] = [
             ("target.column", [self.target.column]),
             ("features.numeric", self.numeric),
@@ -460,10 +487,7 @@ class DatasetSpec:
         pairs += [(f"domains.{d.name}.filter", d.columns) for d in self.domains]
         pairs += [(f"derive.{d.name}.from", [d.source]) for d in self.derives]
         pairs += [(f"values.{column}", [column]) for column, _ in self.value_labels]
-        for where, columns in pairs:
-            for column in columns:
-                named.setdefault(column, where)
-        return named
+        return pairs
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict that from_dict() turns back into an equal spec."""
@@ -508,12 +532,16 @@ class DatasetSpec:
                 d.name: {"filter": d.filter, "description": d.description, "has": d.has}
                 for d in self.domains
             },
-            "derive": {
-                d.name: {"from": d.source, "map": dict(d.mapping)} for d in self.derives
-            },
-            "values": {column: dict(pairs) for column, pairs in self.value_labels},
             "base_dir": str(self.base_dir),
         }
+        # Written only when used, so a spec stored before they existed still
+        # equals its re-import.
+        if self.derives:
+            data["derive"] = {
+                d.name: {"from": d.source, "map": dict(d.mapping)} for d in self.derives
+            }
+        if self.value_labels:
+            data["values"] = {c: dict(pairs) for c, pairs in self.value_labels}
         if self.keep:
             data["features"]["keep"] = list(self.keep)
         if not self.header:
@@ -1126,12 +1154,15 @@ def _check_additions(spec: DatasetSpec) -> None:
             seen[label] = code
     if spec.keep:
         kept = spec.read_columns() | derived
-        for column, where in spec.referenced_columns().items():
-            if column not in kept and not where.startswith("derive."):
-                raise SpecError(
-                    f"{where}: '{column}' is not in features.keep, so it is not read; "
-                    "add it to keep"
-                )
+        for where, columns in spec._named():
+            if where.startswith("derive."):
+                continue  # a derive's source is read to be mapped, kept or not
+            for column in columns:
+                if column not in kept:
+                    raise SpecError(
+                        f"{where}: '{column}' is not in features.keep, so it is not "
+                        "read; add it to keep"
+                    )
 
 
 def _check_keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
