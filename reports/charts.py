@@ -187,12 +187,22 @@ def bar_chart_horizontal(
     negative_color: str = NEGATIVE,
     signed: bool = True,
     max_label_chars: int = 34,
+    decimals: int | None = None,
 ) -> str:
     """Bars left and right of zero, one row per (label, value), in given order.
 
     Used for local explanations: each feature's contribution to one decision,
-    positive bars pushing toward the outcome, negative bars against it.
+    positive bars pushing toward the outcome, negative bars against it. Values
+    print with three significant figures, or with `decimals` fixed decimals so a
+    column of them reads alike (+15.0, +0.5).
     """
+
+    def shown(value: float) -> str:
+        if decimals is None:
+            return format_number(value, signed=signed)
+        sign = "+" if signed and value > 0 else ""
+        return f"{sign}{value:,.{decimals}f}"
+
     if not items:
         raise ValueError("a bar chart needs at least one item")
     labels = [truncate(label, max_label_chars) for label, _ in items]
@@ -201,16 +211,14 @@ def bar_chart_horizontal(
     label_w = min(int(max(len(lbl) for lbl in labels) * CHAR_WIDTH) + 10, width // 2)
     number_w = int(8 * CHAR_WIDTH)  # room for "+0.123" beside the longest bar
     height = top + row * len(values) + bottom
-    low, high = min(0.0, *values), max(0.0, *values)
-    if low == high:
-        high = 1.0
+    ticks = nice_ticks(min(0.0, *values), max(0.0, *values), 5)
+    low, high = ticks[0], ticks[-1]
     left_pad = number_w if low < 0 else 4
     scale = _Scale(low, high, label_w + left_pad, width - number_w)
     zero = scale(0.0)
 
     desc = "; ".join(
-        f"{label}: {format_number(v, signed=signed)}"
-        for label, v in zip(labels, values, strict=True)
+        f"{label}: {shown(v)}" for label, v in zip(labels, values, strict=True)
     )
     parts = _open(width, height, title, desc)
     positive, negative, texts = [], [], []
@@ -221,7 +229,7 @@ def bar_chart_horizontal(
         (positive if value >= 0 else negative).append(rect)
         mid = y + row // 2 + 4  # baseline that centres 11 px text in the row
         texts.append(_text(label_w - 6, mid, label, "end"))
-        number = format_number(value, signed=signed)
+        number = shown(value)
         if value >= 0:
             texts.append(_text(max(end, zero) + 4, mid, number))
         else:
@@ -231,9 +239,14 @@ def bar_chart_horizontal(
     if negative:
         parts.append(f'<path fill="{negative_color}" d="{_rects_path(negative)}"/>')
     axis_bottom = top + row * len(values)
+    grid = "".join(f"M{scale(t)} {top}V{axis_bottom}" for t in ticks if t != 0)
+    parts.append(f'<path stroke="{GRID}" fill="none" d="{grid}"/>')
     parts.append(f'<path stroke="{INK}" fill="none" d="M{zero} {top}V{axis_bottom}"/>')
     parts.extend(texts)
-    parts.append(_text(zero, axis_bottom + 14, "0", "middle"))
+    parts.extend(
+        _text(scale(t), axis_bottom + 14, text, "middle")
+        for t, text in zip(ticks, tick_labels(ticks), strict=True)
+    )
     if value_label:
         parts.append(_text(width // 2, height - 4, value_label, "middle"))
     return _close(parts)
@@ -249,11 +262,16 @@ def grouped_bar_chart(
     y_label: str = "",
     colors: Sequence[str] = PALETTE,
     max_label_chars: int = 18,
+    y_range: tuple[float, float] | None = None,
+    value_labels: bool = False,
 ) -> str:
     """Vertical bars: one cluster per group, one bar per series, with a legend.
 
     Used for fairness metrics, e.g. selection rate by sex for the parent and
-    the fine-tuned model, on source and target domains.
+    the fine-tuned model, on source and target domains. `y_range` fixes the
+    axis (bars rise from its low end: for a bounded metric such as ROC AUC, a
+    range near the values shows a difference a zero-based axis hides; the
+    caller says so in the caption). `value_labels` prints each bar's value.
     """
     if not groups or not series:
         raise ValueError("a grouped bar chart needs groups and series")
@@ -263,7 +281,13 @@ def grouped_bar_chart(
                 f"series {name!r} has {len(values)} values for {len(groups)} groups"
             )
     all_values = [v for _, values in series for v in _finite(values, "bar values")]
-    ticks = nice_ticks(min(0.0, *all_values), max(0.0, *all_values), 5)
+    if y_range is None:
+        ticks = nice_ticks(min(0.0, *all_values), max(0.0, *all_values), 5)
+    else:
+        ticks = nice_ticks(*_finite(y_range, "y_range"), 5)
+        ticks = [t for t in ticks if y_range[0] - 1e-9 <= t <= y_range[1] + 1e-9]
+        if len(ticks) < 2:
+            raise ValueError("y_range is too narrow for an axis")
     tick_text = tick_labels(ticks)
     left = int(max(len(t) for t in tick_text) * CHAR_WIDTH) + 14
     if y_label:
@@ -286,19 +310,34 @@ def grouped_bar_chart(
     parts = _open(width, height, title, desc)
     grid = "".join(f"M{left} {y(t)}H{width - 8}" for t in ticks)
     parts.append(f'<path stroke="{GRID}" fill="none" d="{grid}"/>')
-    zero = y(0.0)
+    # Bars rise from zero, or from the axis' low end when the range excludes zero.
+    base = min(max(0.0, ticks[0]), ticks[-1])
+    zero = y(base)
     bars_by_series: list[list[tuple[int, int, int, int]]] = [[] for _ in series]
+    value_texts = []
     for g_index in range(len(groups)):
         x0 = left + round(g_index * cluster + cluster * 0.1)
         for s_index, (_, values) in enumerate(series):
-            top = y(values[g_index])
+            value = min(max(values[g_index], ticks[0]), ticks[-1])
+            top = y(value)
+            x = x0 + s_index * bar_w
             bars_by_series[s_index].append(
-                (x0 + s_index * bar_w, min(top, zero), bar_w - 1, abs(zero - top))
+                (x, min(top, zero), bar_w - 1, abs(zero - top))
             )
+            if value_labels:
+                value_texts.append(
+                    _text(
+                        x + bar_w // 2,
+                        top - 3,
+                        format_number(values[g_index]),
+                        "middle",
+                    )
+                )
     for s_index, rects in enumerate(bars_by_series):
         color = colors[s_index % len(colors)]
         parts.append(f'<path fill="{color}" d="{_rects_path(rects)}"/>')
     parts.append(f'<path stroke="{INK}" fill="none" d="M{left} {zero}H{width - 8}"/>')
+    parts.extend(value_texts)
     parts.extend(
         _text(left - 4, y(t) + 4, text, "end")
         for t, text in zip(ticks, tick_text, strict=True)
@@ -490,12 +529,15 @@ def lineage_tree(
                 if kid not in seen:
                     stack.append((kid, level + 1, False))
 
-    gap_x, box_h, gap_y, pad = 20, 40, 34, 6
+    chars = int((box_width - 12) / CHAR_WIDTH)
+    wrapped = {n: _wrap(by_id[n][0], chars) for n in order}
+    name_lines = max(len(lines) for lines in wrapped.values())
+    gap_x, gap_y, pad = 20, 34, 6
+    box_h = 26 + 14 * name_lines
     columns = max(1, next_leaf)
     levels = max(depth.values()) + 1
     width = pad * 2 + columns * box_width + (columns - 1) * gap_x
     height = pad * 2 + levels * box_h + (levels - 1) * gap_y
-    chars = int((box_width - 12) / CHAR_WIDTH)
 
     def box_xy(node_id: object) -> tuple[int, int]:
         return (
@@ -548,12 +590,34 @@ def lineage_tree(
         label, sublabel = by_id[node_id]
         center = x + box_width // 2
         weight = {"font_weight": "bold"} if node_id == highlight else {}
-        parts.append(_text(center, y + 17, truncate(label, chars), "middle", **weight))
+        for line_no, line in enumerate(wrapped[node_id]):
+            parts.append(_text(center, y + 17 + 14 * line_no, line, "middle", **weight))
         if sublabel:
+            below = y + 17 + 14 * len(wrapped[node_id]) + 1
             parts.append(
-                _text(center, y + 32, truncate(sublabel, chars), "middle", fill="#555")
+                _text(center, below, truncate(sublabel, chars), "middle", fill="#555")
             )
     return _close(parts)
+
+
+def _wrap(text: str, chars: int, max_lines: int = 3) -> list[str]:
+    """A name over up to `max_lines` lines of `chars`, broken after a separator
+    where one is near (version names are "base/ft1-target"), else anywhere; only a
+    name longer than every line together is cut, with an ellipsis."""
+    text = " ".join(str(text).split())
+    lines: list[str] = []
+    while text and len(lines) < max_lines:
+        if len(text) <= chars:
+            lines.append(text)
+            text = ""
+            break
+        cut = max(text.rfind(sep, 0, chars) for sep in " /-_.")
+        cut = cut + 1 if cut >= chars // 2 else chars
+        lines.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        lines[-1] = truncate(lines[-1] + text, chars)
+    return lines
 
 
 def svg_data_uri(svg: str) -> str:
@@ -561,17 +625,22 @@ def svg_data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def embed(svg: str, *, alt: str, inline: bool = False) -> str:
-    """HTML that places a chart in a report: an ``<img>`` (default) or inline.
+def embed(
+    svg: str, *, alt: str, inline: bool = False, caption: str | None = None
+) -> str:
+    """HTML that places a chart in a report: an ``<img>`` (default) or inline,
+    under a visible caption (the chart's title; `caption` when given, else
+    `alt`), so a reader and text extraction see what the chart shows.
 
     The ``<img>`` route is the default because WeasyPrint 70 draws it faster;
-    ``alt`` repeats the chart's title for text extraction and screen readers.
+    ``alt`` repeats the chart's title for screen readers.
     """
+    figcaption = f"<figcaption>{xml_escape(caption or alt)}</figcaption>"
     if inline:
-        return f'<figure class="chart">{svg}</figure>'
+        return f'<figure class="chart">{figcaption}{svg}</figure>'
     width = re.search(r'width="(\d+)"', svg)
     size = f' width="{width.group(1)}"' if width else ""
     return (
-        f'<figure class="chart"><img src="{svg_data_uri(svg)}" '
+        f'<figure class="chart">{figcaption}<img src="{svg_data_uri(svg)}" '
         f'alt="{xml_escape(alt)}"{size}></figure>'
     )

@@ -26,6 +26,7 @@ from governance.services.versions import (
     model_version_approval_gaps,
 )
 from reports import charts
+from workers.ml.fairness.policy import METRIC_NAMES as BIAS_METRIC_NAMES
 
 # Which sections each audience gets (DESIGN.md: business, technical, regulatory).
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -86,11 +87,26 @@ def _flatten(node: LineageNode | None) -> list[LineageNode]:
 
 
 def _metrics_rows(version: ModelVersion) -> list[dict[str, Any]]:
-    return [
-        {"domain": domain, **{k: metrics.get(k) for k in (*HEADLINE_METRICS, "n")}}
-        for domain, metrics in sorted(version.metrics.items())
-        if isinstance(metrics, dict) and "accuracy" in metrics
-    ]
+    """Per domain: the headline figures, the rows they rest on, and each figure's
+    95% interval where the metrics record one (`intervals`, older records have
+    none)."""
+    rows = []
+    for domain, metrics in sorted(version.metrics.items()):
+        if not (isinstance(metrics, dict) and "accuracy" in metrics):
+            continue
+        intervals = metrics.get("intervals") or {}
+        rows.append(
+            {
+                "domain": domain,
+                **{k: metrics.get(k) for k in (*HEADLINE_METRICS, "n")},
+                "cells": [
+                    {"value": metrics.get(k), "interval": intervals.get(k)}
+                    for k in HEADLINE_METRICS
+                ],
+                "interval_method": metrics.get("interval_method", ""),
+            }
+        )
+    return rows
 
 
 def _runs_in_lineage(version: ModelVersion) -> list[FineTuneRun]:
@@ -106,25 +122,41 @@ def _runs_in_lineage(version: ModelVersion) -> list[FineTuneRun]:
     return sorted(runs, key=lambda run: run.created_at)
 
 
+def _auc_axis(values: list[float]) -> tuple[float, float]:
+    """An axis for ROC AUC that shows the differences: from a tenth below the
+    lowest value (rounded down, never below 0) to 1."""
+    low = max(0.0, int((min(values) - 0.05) * 10) / 10)
+    return (min(low, 0.9), 1.0)
+
+
 def _performance_chart(version: ModelVersion) -> str | None:
-    own = {row["domain"]: row for row in _metrics_rows(version)}
+    own = {
+        row["domain"]: row
+        for row in _metrics_rows(version)
+        if row["roc_auc"] is not None
+    }
     if not own:
         return None
     domains = sorted(own)
-    series = [(version.name, [own[d]["roc_auc"] or 0.0 for d in domains])]
+    series = [(version.name, [own[d]["roc_auc"] for d in domains])]
     if version.parent is not None:
         parent = {row["domain"]: row for row in _metrics_rows(version.parent)}
-        if all(d in parent for d in domains):
+        if all((parent.get(d) or {}).get("roc_auc") is not None for d in domains):
             series.insert(
-                0, (version.parent.name, [parent[d]["roc_auc"] or 0.0 for d in domains])
+                0, (version.parent.name, [parent[d]["roc_auc"] for d in domains])
             )
+    low, high = _auc_axis([v for _, values in series for v in values])
     svg = charts.grouped_bar_chart(
         [f"{d} (held out)" for d in domains],
         series,
         title="ROC AUC on each domain's held-out rows",
         y_label="ROC AUC",
+        y_range=(low, high),
+        value_labels=True,
     )
-    return charts.embed(svg, alt="ROC AUC on each domain's held-out rows")
+    title = "ROC AUC on each domain's held-out rows"
+    caption = title + (f" (the axis starts at {low:.1f}, not 0)" if low else "")
+    return charts.embed(svg, alt=title, caption=caption)
 
 
 def _lineage_chart(root: LineageNode | None, version: ModelVersion) -> str | None:
@@ -188,9 +220,44 @@ def _shape_charts(explainer: Any, count: int = 3) -> list[str]:
     return charts_html
 
 
+SEVERITY_ORDER = {"fail": 0, "warn": 1, "pass": 2, "insufficient": 3}
+
+
+def _disparity_row(
+    attribute: dict[str, Any], disparity: dict[str, Any]
+) -> dict[str, Any]:
+    """One row of a check's table: the measure by name, the two groups compared
+    with their sizes, and the verdict that judged it. The ratio of selection
+    rates is judged per group by the four-fifths rule: its verdict is the worst
+    of those."""
+    sizes = {g.get("label"): g.get("count") for g in attribute.get("groups", [])}
+    verdict = disparity.get("verdict")
+    judged_by = ""
+    if attribute.get("verdict") == "insufficient":
+        verdict = "insufficient"
+    elif disparity["metric"] == "demographic_parity_ratio" and verdict is None:
+        verdicts = [r.get("verdict") for r in attribute.get("four_fifths", [])]
+        verdicts = [v for v in verdicts if v]
+        if verdicts:
+            verdict = min(verdicts, key=lambda v: SEVERITY_ORDER.get(v, 9))
+            judged_by = "four-fifths rule, per group"
+    return {
+        "attribute": attribute["name"],
+        **disparity,
+        "metric_name": BIAS_METRIC_NAMES.get(
+            disparity["metric"], disparity["metric"].replace("_", " ")
+        ),
+        "verdict": verdict,
+        "judged_by": judged_by,
+        "high_n": sizes.get(disparity.get("high_group")),
+        "low_n": sizes.get(disparity.get("low_group")),
+    }
+
+
 def _bias_section(version: ModelVersion) -> dict[str, Any]:
     checks = latest_bias_checks(version)
     parent_checks = latest_bias_checks(version.parent) if version.parent else {}
+    policy = next(iter(checks.values())).policy if checks else None
     rows = []
     for domain, check in sorted(checks.items()):
         findings = sorted(
@@ -200,7 +267,7 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
             ),
         )
         disparities = [
-            {"attribute": attribute["name"], **disparity}
+            _disparity_row(attribute, disparity)
             for attribute in check.result.get("attributes", [])
             for disparity in attribute.get("disparities", [])
             if disparity["metric"]
@@ -229,7 +296,11 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
             if row.get("metric")
             in ("demographic_parity_difference", "equal_opportunity_difference")
         ],
-        "policy": next(iter(checks.values())).policy if checks else None,
+        "policy": policy,
+        # The policy's rule names its setting; readers get the number.
+        "decision_rule": str((policy or {}).get("decision_rule", "")).replace(
+            "min_group_size", str((policy or {}).get("min_group_size", ""))
+        ),
     }
 
 
@@ -278,9 +349,7 @@ def _limitations(
                 (f["sentence"] for f in row["findings"] if f["severity"] == "fail"), ""
             )
             notes.append(f"The bias check on {row['domain']} fails: {worst}")
-    for row in bias["transfer"]:
-        if row.get("worse"):
-            notes.extend(row.get("sentences") or [])
+    notes.extend(_transfer_limitations(bias["transfer"]))
     for row in _proxy_rows(explainer):
         if row["strong"]:
             carriers = ", ".join(row["strong"])
@@ -303,6 +372,71 @@ def _limitations(
                 f"{row['ece']:.3f}): read them as rankings, not probabilities."
             )
     return notes
+
+
+# A disparity that moved by more than this is a limitation (the bias transfer
+# table's own line: workers.ml.fairness.transfer, worse_by).
+TRANSFER_WORSE_BY = 0.05
+# Items named per merged limitation; the rest are counted.
+TRANSFER_NAMED = 4
+TRANSFER_MOVES = (
+    # (the row's change, the values before and after, what the line says)
+    (
+        "fine_tuning_change_target",
+        "parent_target",
+        "child_target",
+        "Fine-tuning made bias worse on the target domain (base model → fine-tuned)",
+    ),
+    (
+        "domain_change_child",
+        "child_source",
+        "child_target",
+        "The fine-tuned model is more biased on the target domain than on the "
+        "source (source → target)",
+    ),
+    (
+        "fine_tuning_change_source",
+        "parent_source",
+        "child_source",
+        "Fine-tuning made bias worse on the source domain (base model → fine-tuned)",
+    ),
+    (
+        "domain_change_parent",
+        "parent_source",
+        "parent_target",
+        "The base model is more biased on the target domain than on the source "
+        "(source → target)",
+    ),
+)
+
+
+def _transfer_limitations(rows: list[dict[str, Any]]) -> list[str]:
+    """The bias transfer table's worsenings, one line per kind of movement
+    (fine-tuning on target first: it is what this version changed where it is
+    meant to decide), each naming the largest moves first and counting the
+    rest, instead of one near-identical sentence per attribute and measure."""
+    lines = []
+    for change, before, after, lead in TRANSFER_MOVES:
+        moves = []
+        for row in rows:
+            delta = row.get(change)
+            if delta is None:
+                continue
+            harm = delta if row.get("higher_is_worse", True) else -delta
+            if round(harm, 12) > TRANSFER_WORSE_BY:
+                moves.append((harm, row))
+        if not moves:
+            continue
+        moves.sort(key=lambda move: -move[0])
+        named = "; ".join(
+            f"{row['metric_name']} for {row['attribute']} {row[before]:.2f} → "
+            f"{row[after]:.2f}"
+            for _, row in moves[:TRANSFER_NAMED]
+        )
+        rest = len(moves) - TRANSFER_NAMED
+        more = f"; and {rest} more (section 5, bias transfer table)" if rest > 0 else ""
+        lines.append(f"{lead}: {named}{more}.")
+    return lines
 
 
 def _proxy_rows(explainer: Any, top: int = 3) -> list[dict[str, Any]]:
@@ -395,7 +529,15 @@ def version_audit_events(
     total = events.count()
 
     def rows(chosen: Any) -> list[dict[str, Any]]:
-        return [{"event": e, "details": audit_event_details(e)} for e in chosen]
+        return [
+            {
+                "event": e,
+                "actor": actor_label(e.actor_name),
+                "action": action_label(e.action),
+                "details": audit_event_details(e),
+            }
+            for e in chosen
+        ]
 
     if total <= head + tail:
         return {"first": rows(events), "omitted": 0, "latest": [], "total": total}
@@ -409,6 +551,35 @@ def version_audit_events(
         "latest": rows(latest),
         "total": total,
     }
+
+
+def actor_label(name: str) -> str:
+    """Who did it, as a reader says it: a person's account name as it is; a
+    process by what it is ("background worker", "the run_flow command"), not its
+    host, process id and task id (those stay in the audit trail)."""
+    kind, _, rest = (name or "").partition(":")
+    if not rest:
+        return name or "not recorded"
+    if kind == "worker":
+        return "background worker"
+    if kind == "command":
+        return f"the {rest} command"
+    if kind == "flow":
+        return f"the demonstration flow ({rest.replace('-', ' ')})"
+    if kind == "api":
+        return f"the API ({rest})"
+    return name
+
+
+RECORD_NAMES = {"finetune_run": "fine-tuning run", "aisystem": "AI system"}
+
+
+def action_label(action: str) -> str:
+    """finetune_run.queued -> "fine-tuning run queued": the event in words (the
+    code stays in the audit trail, where filters and verify_audit use it)."""
+    record, _, verb = (action or "").partition(".")
+    name = RECORD_NAMES.get(record, record.replace("_", " "))
+    return f"{name} {verb.replace('_', ' ')}".strip()
 
 
 def audit_event_details(event: AuditEvent) -> str:
@@ -436,8 +607,10 @@ def audit_event_details(event: AuditEvent) -> str:
         ("certificate", "certificate"),
         ("approval_event", "approval event"),
     ):
-        if after.get(key) not in (None, ""):
-            said.append(f"{label} {after[key]}")
+        value = after.get(key)
+        if value in (None, ""):
+            continue
+        said.append(f"{label} {value:,}" if key == "rows" else f"{label} {value}")
     if isinstance(after.get("agreement"), int | float):
         said.append(f"agreement {after['agreement']:.1%}")
     if after.get("sha256"):
@@ -493,6 +666,11 @@ def _base_model(version: ModelVersion) -> ModelVersion:
     return node
 
 
+def _domain_name(domain: Any) -> str:
+    """A domain as readers know it (its name; "dataset/domain" is for logs)."""
+    return domain.name if domain is not None else "an unrecorded domain"
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -524,6 +702,18 @@ def _modification(run: FineTuneRun) -> str:
     else:
         text += " The plan is the one the product recommended."
     return text
+
+
+HYPERPARAMETER_NAMES = {
+    "batch_size": "batch size",
+    "lr": "learning rate",
+    "holdout_fraction": "share of rows held out for early stopping",
+    "threads": "CPU threads",
+    "device": "device",
+    "epochs": "epochs",
+    "seed": "random seed",
+    "mode": "mode",
+}
 
 
 def _annex_iv(
@@ -570,20 +760,20 @@ def _annex_iv(
     metric_text = "; ".join(
         f"{row['domain']}: accuracy {_fmt(row['accuracy'])}, ROC AUC "
         f"{_fmt(row['roc_auc'])}, log loss {_fmt(row['log_loss'])}, calibration "
-        f"error {_fmt(row['ece'])} on {row['n']} held-out rows"
+        f"error {_fmt(row['ece'])} on {row['n']:,} held-out rows"
         for row in metrics
     )
     checks = bias["checks"]
     bias_text = "; ".join(
-        f"{row['domain']}: {row['check'].verdict} ({row['check'].rows} rows, bias "
-        f"check {row['check'].pk})"
+        f"{row['domain']}: {row['check'].get_verdict_display()} "
+        f"({row['check'].rows:,} rows, bias check {row['check'].pk})"
         for row in checks
     )
     policy = bias.get("policy") or {}
     training = version.training or {}
     hyper = (
         ", ".join(
-            f"{key} {value}"
+            f"{HYPERPARAMETER_NAMES.get(key, key.replace('_', ' '))} {value}"
             for key, value in sorted((training.get("hyperparameters") or {}).items())
             if isinstance(value, int | float | str)
         )
@@ -613,13 +803,13 @@ def _annex_iv(
     if base.pk == version.pk:
         pretrained = (
             f"None: {version.name} is a base model trained here from randomly "
-            f"initialised weights on {version.trained_on or 'an unrecorded domain'}; "
+            f"initialised weights on {_domain_name(version.trained_on)}; "
             "it was not built on another pre-trained system."
         )
     else:
         pretrained = (
             f"Pre-trained base model: {base.name} ({base.get_kind_display()}, trained "
-            f"on {base.trained_on or 'an unrecorded domain'}, artifact SHA-256 "
+            f"on {_domain_name(base.trained_on)}, artifact SHA-256 "
             f"{base.artifact_sha256[:16]}…). "
             + " ".join(_modification(run) for run in runs)
         )
@@ -727,11 +917,11 @@ def _annex_iv(
                 ),
                 _item(
                     "(d) Data requirements and datasheets",
-                    f"{dataset.title}: {dataset.row_count} rows, content SHA-256 "
+                    f"{dataset.title}: {dataset.row_count:,} rows, content SHA-256 "
                     f"{dataset.content_sha256[:16]}…; inputs "
                     f"{', '.join(inputs) or 'not recorded'}; protected attributes "
                     f"{'; '.join(protected) or 'none declared'}; trained on "
-                    f"{version.trained_on or 'an unrecorded domain'}"
+                    f"{_domain_name(version.trained_on)}"
                     + (
                         f" ({split.get('train_rows')} training rows, "
                         f"{split.get('test_rows')} held out)"
@@ -979,6 +1169,9 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "metrics": _metrics_rows(version),
         "parent_metrics": _metrics_rows(version.parent) if version.parent else [],
         "metric_names": METRIC_NAMES,
+        "metrics_interval_method": next(
+            (row["interval_method"] for row in _metrics_rows(version)), ""
+        ),
         "performance_chart": _performance_chart(version),
         "bias": bias,
         "explainer": explainer,

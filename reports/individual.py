@@ -94,9 +94,11 @@ def _factor_chart(rows: list[dict[str, Any]]) -> str | None:
         # Signed toward the outcome the person wanted: where a higher score is
         # the adverse outcome, a factor that raised it is drawn below zero.
         value_label="points for (+) or against (-) you, vs. the average person",
+        decimals=1,
     )
     return charts.embed(
         svg,
+        caption="What counted in your favour (right) or against you (left)",
         alt="The factors that counted for (+) or against (-) you, in points: "
         + "; ".join(f"{row['label']} {points(row['toward'])}" for row in rows),
     )
@@ -115,7 +117,7 @@ def _how_chart(global_explanation: dict[str, Any]) -> str | None:
         signed=False,
         value_label="average effect on the score",
     )
-    return charts.embed(svg, alt="What the system weighs most across everyone")
+    return charts.embed(svg, alt="What the system weighs most, across everyone")
 
 
 def _what_if(counterfactuals: dict[str, Any]) -> list[dict[str, Any]]:

@@ -177,3 +177,44 @@ def test_hostile_text_in_the_data_is_printed_not_interpreted(
     text = pdf_text(_pdf(report, settings))
     assert "<script>alert(1)</script>" in text  # shown as text
     assert "root:x:0:0" not in text  # nothing fetched
+
+
+def test_the_dossier_reads_in_words_not_codes(dossier, child, settings):
+    """Issue 14, item 5: human names, verdicts on every row, group sizes beside
+    each interval, one number format, chart titles in the text, no internal
+    identifiers."""
+    text = " ".join(pdf_text(_pdf(dossier(), settings)).split())
+    # Measures and situations by name, never squashed codes.
+    assert "demographic parity ratio" in text
+    assert "equal opportunity difference" in text
+    for code in (
+        "demographicparityratio",
+        "supervisedfinetuning",
+        "supervised_fine_tuning",
+        "demographic_parity",
+        "min_group_size",
+        "batch_size",
+    ):
+        assert code not in text, code
+    # Every row of a check's table carries a verdict: the ratio is judged by the
+    # four-fifths rule, and no row says "None".
+    assert " None " not in f" {text} "
+    assert "four-fifths rule, per group" in text
+    # The groups a disparity compares, with their sizes.
+    sizes = {
+        group["label"]: group["count"]
+        for check in child.bias_checks.all()
+        for attribute in check.result["attributes"]
+        for group in attribute["groups"]
+    }
+    assert any(f"{label} ({count:,})" in text for label, count in sizes.items())
+    # One number format: counts of a thousand or more carry a separator.
+    rows = child.dataset.row_count
+    assert rows >= 1000 and f"{rows:,} rows" in text and f"{rows} rows" not in text
+    # Chart titles as text; the AUC chart says where its axis starts.
+    assert "ROC AUC on each domain's held-out rows" in text
+    # Readers see domains, processes and events by name, not by internal id.
+    assert f"{child.dataset.name}/" not in text
+    assert "worker:" not in text and "command:" not in text
+    assert "finetune_run." not in text and "model_version.created" not in text
+    assert "fine-tuning run succeeded" in text

@@ -97,11 +97,47 @@ def test_horizontal_bars_sit_on_either_side_of_zero() -> None:
     paths = {p.get("fill"): p.get("d") for p in root.iter(f"{SVG}path")}
     up = [int(n) for n in re.findall(r"-?\d+", paths["#00f"])]
     down = [int(n) for n in re.findall(r"-?\d+", paths[charts.NEGATIVE])]
-    [axis] = [p.get("d") for p in root.iter(f"{SVG}path") if p.get("stroke")]
+    [axis] = [
+        p.get("d") for p in root.iter(f"{SVG}path") if p.get("stroke") == charts.INK
+    ]
     zero = int(re.search(r"M(\d+) ", axis).group(1))
     assert up[0] == zero and up[2] > 0  # starts at zero, extends right
     assert down[0] + down[2] == zero  # ends at zero, from the left
     assert "+0.500" in texts(root) and "-0.250" in texts(root)
+
+
+def test_horizontal_bars_have_a_value_axis_with_round_ticks() -> None:
+    root = parse(charts.bar_chart_horizontal([("a", 7.58), ("b", 0.4)], title="c"))
+    # Not a lone "0": ticks across the range, each a label under the bars.
+    assert {"0", "2", "4", "6", "8"} <= set(texts(root))
+
+
+def test_grouped_bars_on_a_narrow_range_show_their_values() -> None:
+    svg = charts.grouped_bar_chart(
+        ["source", "target"],
+        [("base", [0.918, 0.877]), ("tuned", [0.911, 0.892])],
+        title="AUC",
+        y_range=(0.8, 1.0),
+        value_labels=True,
+    )
+    shown = texts(parse(svg))
+    assert {"0.918", "0.877", "0.911", "0.892"} <= set(shown)
+    assert "0.80" in shown and "0.00" not in shown and "0" not in shown
+
+
+def test_lineage_names_wrap_instead_of_being_cut() -> None:
+    name = "german-credit-base/ft1-target-after-review"
+    root = parse(charts.lineage_tree([(1, None, name, "finetuned · draft")], title="t"))
+    shown = "".join(texts(root))
+    assert "\u2026" not in shown
+    assert name.replace("/", "") in shown.replace("/", "")
+
+
+def test_a_chart_has_its_title_as_text_in_the_document() -> None:
+    svg = charts.bar_chart_horizontal([("a", 1.0)], title="The title")
+    html = charts.embed(svg, alt="Alt text", caption="Shown above the chart")
+    assert "<figcaption>Shown above the chart</figcaption>" in html
+    assert "<figcaption>Alt text</figcaption>" in charts.embed(svg, alt="Alt text")
 
 
 def test_long_labels_are_truncated_with_an_ellipsis() -> None:

@@ -485,6 +485,13 @@ _SITUATIONS = {
 }
 
 
+def situation_name(code: str) -> str:
+    """The situation's name for readers ("Supervised fine-tuning (transfer
+    learning)"), from its stored code; an unknown code is spelt out plainly."""
+    known = _SITUATIONS.get(code)
+    return known.name if known else code.replace("_", " ")
+
+
 def classify_situation(source_has: str, target_has: str) -> Situation:
     """Name the learning situation from what each domain has.
 

@@ -1,0 +1,55 @@
+"""Number and label formats shared by every report template: one way to write a
+count (thousands separators), a figure, a verdict and a metric's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from workers.ml.fairness.policy import METRIC_NAMES
+from workers.ml.shift import situation_name
+
+register = template.Library()
+
+VERDICT_LABELS = {
+    "pass": "pass",
+    "warn": "warn",
+    "fail": "fail",
+    "insufficient": "not enough data",
+}
+
+
+@register.filter
+def thousands(value: Any) -> str:
+    """48842 -> "48,842"; None or a non-number -> "—"."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return f"{round(value):,}"
+
+
+@register.filter
+def figure(value: Any, digits: int = 3) -> str:
+    """A measured value with `digits` decimals; None -> "—"."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    return f"{value:.{int(digits)}f}"
+
+
+@register.filter
+def verdict_label(value: Any) -> str:
+    """A bias verdict as a reader says it; a row that no gate judged says so."""
+    if not value:
+        return "not judged"
+    return VERDICT_LABELS.get(str(value), str(value).replace("_", " "))
+
+
+@register.filter
+def metric_name(code: Any) -> str:
+    """demographic_parity_ratio -> "demographic parity ratio"."""
+    return METRIC_NAMES.get(str(code), str(code).replace("_", " "))
+
+
+@register.filter
+def situation(code: Any) -> str:
+    return situation_name(str(code)) if code else "not recorded"
