@@ -451,3 +451,21 @@ def test_a_decision_input_may_give_the_raw_code(tmp_path: Path) -> None:
     assert validate_inputs(version, {**person, "status": "A14"})["status"] == "A14"
     with pytest.raises(DecisionInputError, match=r"'A19' is not a known value"):
         validate_inputs(version, {**person, "status": "A19"})
+
+
+def test_a_stored_spec_with_non_string_keys_or_too_many_labels_is_refused(
+    tmp_path: Path,
+) -> None:
+    stored = make_spec(tmp_path, tables=STATUS).to_dict()
+    with pytest.raises(SpecError, match=r"values.status: expected string keys"):
+        DatasetSpec.from_dict({**stored, "values": {"status": {1: "one"}}})
+    many = {f"c{i}": f"label {i}" for i in range(1001)}
+    with pytest.raises(SpecError, match=r"values.status: 1001 given, more than"):
+        DatasetSpec.from_dict({**stored, "values": {"status": many}})
+
+
+def test_a_spec_without_the_additions_stores_as_before(tmp_path: Path) -> None:
+    # A dataset stored before these keys existed must still equal its re-import.
+    stored = make_spec(tmp_path).to_dict()
+    assert not {"derive", "values"} & set(stored)
+    assert "keep" not in stored["features"]
