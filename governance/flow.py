@@ -1,4 +1,4 @@
-"""The whole flow for one dataset spec, step by step (DESIGN.md, "How work flows").
+"""The whole flow for one dataset spec, step by step (docs/design.md, "The flow").
 
 `run_flow` is what `manage.py run_flow SPEC.toml` and the demo call. Each step calls
 services; the summary it returns holds only ids, figures and paths that were made.

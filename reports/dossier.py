@@ -28,7 +28,7 @@ from governance.services.versions import (
 from reports import charts
 from workers.ml.fairness.policy import METRIC_NAMES as BIAS_METRIC_NAMES
 
-# Which sections each audience gets (DESIGN.md: business, technical, regulatory).
+# Which sections each audience gets (business, technical, regulatory; docs/design.md).
 SECTIONS: dict[str, tuple[str, ...]] = {
     Report.Audience.FULL: (
         "identity",

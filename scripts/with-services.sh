@@ -3,16 +3,17 @@
 #
 #   scripts/with-services.sh COMMAND [ARGS...]
 #
-# Data lives under var/services.*/ and is deleted afterwards. The command sees
+# Data lives in a fresh folder under the system's temporary directory (not in the
+# checkout: run as root from a private home folder, the postgres user could not
+# reach it there) and is deleted afterwards. The command sees
 #   TEST_POSTGRES_URL  postgres://governance:governance@127.0.0.1:PORT/governance
 #   TEST_REDIS_URL     redis://127.0.0.1:PORT/0
 # A server whose binary is missing is skipped with a warning; CI installs both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-mkdir -p var
 # A folder per invocation: runs side by side do not share servers or data.
-root=$(mktemp -d "$PWD/var/services.XXXXXX")
+root=$(mktemp -d "${TMPDIR:-/tmp}/governance-services.XXXXXX")
 chmod 755 "$root"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 pg_bin=""

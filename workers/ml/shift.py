@@ -427,7 +427,7 @@ def _classifier_matrix(
 @dataclass(frozen=True)
 class Situation:
     code: str
-    short: str  # the abbreviation DESIGN.md's table uses
+    short: str  # the abbreviation: SL, TL, UDA, DG
     name: str
     explanation: str
     training_mode: str | None  # "pretrain", "supervised", "coral" or None
