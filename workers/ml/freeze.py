@@ -1,4 +1,4 @@
-"""Which layers to fine-tune: the size x similarity rule (docs/design.md, "Fine-tuning"), made explicit.
+"""Which layers to fine-tune: the size x similarity rule, made explicit.
 
 |                  | similar to source              | different from source          |
 |------------------|--------------------------------|--------------------------------|
