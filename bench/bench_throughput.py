@@ -77,6 +77,8 @@ class WorkerSet:
 
     @classmethod
     def start(cls, count: int, env: dict[str, str], folder: Path) -> WorkerSet:
+        from workers.command import worker_command
+
         processes = []
         for queues in ("gpu,cpu", "reports"):
             for index in range(count):
@@ -84,24 +86,9 @@ class WorkerSet:
                 log = folder / f"{name}.log"
                 with log.open("w") as out:
                     process = subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "celery",
-                            "-A",
-                            "workers",
-                            "worker",
-                            "-Q",
-                            queues,
-                            "--pool",
-                            "solo",
-                            "--loglevel",
-                            "INFO",
-                            "--without-mingle",
-                            "--without-gossip",
-                            "-n",
-                            f"{name}-{os.getpid()}@%h",
-                        ],
+                        worker_command(
+                            f"{name}-{os.getpid()}", queues=tuple(queues.split(","))
+                        ),
                         cwd=ROOT,
                         env=env,
                         stdout=out,

@@ -69,23 +69,10 @@ def main() -> int:
     pretrain_s = time.perf_counter() - started
     print(f"pre-trained on {base.training.get('device')} in {pretrain_s:.1f} s")
 
+    from workers.command import worker_command
+
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers",
-            "worker",
-            "-Q",
-            "gpu",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "WARNING",
-            "-n",
-            "gpu-check@%h",
-        ],
+        worker_command("gpu-check", queues=("gpu",), loglevel="WARNING"),
         cwd=ROOT,
         env=env,
     )

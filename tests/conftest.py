@@ -30,21 +30,9 @@ def require_service(variable: str, what: str) -> str:
 
 def worker_arguments(name: str) -> list[str]:
     """Arguments of a test's Celery worker: every queue, one process, named apart."""
-    return [
-        "-A",
-        "workers",
-        "worker",
-        "-Q",
-        "gpu,cpu,reports",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "INFO",
-        "--without-mingle",
-        "--without-gossip",
-        "-n",
-        f"{name}-{os.getpid()}@%h",
-    ]
+    from workers.command import worker_arguments as arguments
+
+    return arguments(f"{name}-{os.getpid()}")
 
 
 @contextmanager
