@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from governance.models import ModelVersion, Report
+from governance.models import ExplanationRequest, ModelVersion, Report
 
 # One recursive query walks both ways from a version: up to the root, and down to
 # every descendant. Works on SQLite and PostgreSQL alike.
@@ -75,6 +75,20 @@ def model_version_lineage(version_id: int) -> LineageNode | None:
         else:
             parent.children.append(node)
     return root
+
+
+def released_answer(filed: ExplanationRequest) -> Report | None:
+    """The explanation the person may download for their request: only once the
+    request and its report are both released (the one rule for the public page,
+    the API and their downloads)."""
+    report = filed.report
+    if (
+        filed.status != ExplanationRequest.Status.RELEASED
+        or report is None
+        or report.status != Report.Status.RELEASED
+    ):
+        return None
+    return report
 
 
 def downloadable_reports(user: Any) -> QuerySet[Report]:

@@ -21,7 +21,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.http import UploadTooLarge, filing_attempt, refusal
-from governance.models import Contest, Decision, ExplanationRequest, Report
+from governance.models import Contest, Decision, ExplanationRequest
+from governance.selectors import released_answer
 from governance.services.contests import (
     ContestRefused,
     contest_file,
@@ -179,7 +180,7 @@ def _status_page(
         "public/status.html",
         {
             "filed": filed,
-            "released": filed.status == ExplanationRequest.Status.RELEASED,
+            "released": released_answer(filed) is not None,
             **_decision_pages_context(filed.decision),
             "token": token,
             "contest_form": form or (ContestForm() if contest is None else None),
@@ -283,12 +284,8 @@ def contest_status_letter(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def request_report(request: HttpRequest, token: str) -> HttpResponse:
     filed = _request_or_404(token)
-    report = filed.report
-    if (
-        filed.status != ExplanationRequest.Status.RELEASED
-        or report is None
-        or report.status != Report.Status.RELEASED
-    ):
+    report = released_answer(filed)
+    if report is None:
         raise Http404("The explanation has not been released yet.")
     try:
         data = report_file(report)

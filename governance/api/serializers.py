@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.models import AISystem, Contest, ExplanationRequest, ModelVersion
+from governance.selectors import released_answer
 from governance.services.systems import SYSTEM_FIELDS
 
 MAX_INPUT_FEATURES = 500
@@ -203,7 +204,7 @@ class RequestStatusSerializer(serializers.ModelSerializer):
         return obj.extended_due_at is not None
 
     def get_released(self, obj: ExplanationRequest) -> bool:
-        return obj.status == ExplanationRequest.Status.RELEASED
+        return released_answer(obj) is not None
 
     def get_report_url(self, obj: ExplanationRequest) -> str | None:
         if not self.get_released(obj):

@@ -38,7 +38,11 @@ from governance.api.permissions import (
 )
 from governance.http import FilingThrottle
 from governance.models import AISystem, ExplanationRequest, ModelVersion, Report
-from governance.selectors import downloadable_reports, model_version_lineage
+from governance.selectors import (
+    downloadable_reports,
+    model_version_lineage,
+    released_answer,
+)
 from governance.services.contests import (
     ContestRefused,
     contest_file_with_secret,
@@ -397,12 +401,8 @@ class RequestReportView(APIView):
     )
     def get(self, request: Request, token: str) -> HttpResponse:
         filed = _request_or_404(token)
-        report = filed.report
-        if (
-            filed.status != ExplanationRequest.Status.RELEASED
-            or report is None
-            or report.status != Report.Status.RELEASED
-        ):
+        report = released_answer(filed)
+        if report is None:
             raise NotFound("The explanation has not been released yet.")
         return _pdf(report, f"explanation-{filed.number}.pdf")
 
