@@ -380,20 +380,27 @@ FLOW_JUSTIFICATION = (
 
 
 def _flow_reviewers() -> tuple[Any, Any, Any]:
-    """Three named officer accounts (no password: they cannot log in)."""
+    """Three named officer accounts (no password: they cannot log in), made
+    through the accounts service (audited) the first time the flow needs them."""
     from django.contrib.auth import get_user_model
-    from django.contrib.auth.models import Group
 
     from governance import roles
+    from governance.services.accounts import account_create_or_reset
 
+    users = get_user_model().objects
     officers = []
     for name in ("flow-reviewer-a", "flow-reviewer-b", "flow-reviewer-c"):
-        user, created = get_user_model().objects.get_or_create(username=name)
-        if created:
-            user.set_unusable_password()
-            user.is_staff = True
-            user.save()
-            user.groups.add(Group.objects.get(name=roles.COMPLIANCE_OFFICER))
+        user = users.filter(
+            username=name, groups__name=roles.COMPLIANCE_OFFICER
+        ).first()
+        if user is None:
+            account_create_or_reset(
+                username=name,
+                role=roles.COMPLIANCE_OFFICER,
+                can_log_in=False,
+                actor="command:run_flow",
+            )
+            user = users.get(username=name)
         officers.append(user)
     return officers[0], officers[1], officers[2]
 

@@ -239,6 +239,16 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert "[2/10] Pre-training a base model on source" in captured.err
     # The whole flow: both versions reviewed, decisions logged, a request answered.
     assert summary["base_review"]["approved_by"] == "flow-reviewer-b"
+    # The flow's reviewers were made through the audited accounts service, and
+    # cannot log in.
+    made = AuditEvent.objects.filter(action="account.created")
+    assert {e.after["username"] for e in made} >= {
+        "flow-reviewer-a",
+        "flow-reviewer-b",
+        "flow-reviewer-c",
+    }
+    reviewer = Contest.objects.get().reviewer
+    assert reviewer.is_staff and not reviewer.has_usable_password()
     assert summary["child_review"]["explainer"]["agreement"] > 0.8
     for review in ("base_review", "child_review"):
         assert Path(summary[review]["dossier"]["path"]).is_file()

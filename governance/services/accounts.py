@@ -52,22 +52,33 @@ def _valid_username(username: str) -> str:
 
 @transaction.atomic
 def account_create_or_reset(
-    *, username: str, role: str, password: str | None = None, actor: object = None
+    *,
+    username: str,
+    role: str,
+    password: str | None = None,
+    actor: object = None,
+    can_log_in: bool = True,
 ) -> Login:
     """Create an account in one role, or reset its password (a service account's
     token) and role. People get a staff login; a service role gets an API token
-    only: not staff, no usable password."""
+    only: not staff, no usable password. `can_log_in=False` makes a person's
+    account that acts only through services (the flow's named reviewers): staff
+    in its role, with no usable password."""
     if role not in roles.ROLES:
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(roles.ROLES)}")
     username = _valid_username(username)
     service = role in SERVICE_ROLES
-    if service and password:
-        raise ValueError(f"a {role} account has no password: it uses an API token")
+    if (service or not can_log_in) and password:
+        raise ValueError(
+            f"a {role} account made this way has no password"
+            if not service
+            else f"a {role} account has no password: it uses an API token"
+        )
     user, created = get_user_model().objects.get_or_create(username=username)
     user.is_staff = not service
     user.is_superuser = False
     token = ""
-    if service:
+    if service or not can_log_in:
         user.set_unusable_password()
     else:
         password = password or secrets.token_urlsafe(12)
