@@ -26,6 +26,7 @@ from governance.models import (
     Report,
 )
 from governance.progress import StepCounter
+from governance.selectors import version_domain_metrics
 from governance.services.audit import audit_verify
 from governance.services.bias import (
     bias_check_run,
@@ -96,8 +97,7 @@ def _pick_domains(dataset: Dataset) -> tuple[Domain, Domain | None]:
 def _metrics_summary(version: ModelVersion) -> dict[str, Any]:
     return {
         domain: {k: metrics.get(k) for k in ("roc_auc", "accuracy", "log_loss", "ece")}
-        for domain, metrics in version.metrics.items()
-        if isinstance(metrics, dict) and "accuracy" in metrics
+        for domain, metrics in version_domain_metrics(version).items()
     }
 
 

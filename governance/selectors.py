@@ -77,6 +77,18 @@ def model_version_lineage(version_id: int) -> LineageNode | None:
     return root
 
 
+def version_domain_metrics(version: ModelVersion) -> dict[str, dict[str, Any]]:
+    """The held-out metrics of a version per domain, in domain order. `metrics`
+    also holds entries that are not a domain's (e.g. `subpopulation_spread`, the
+    spread across sub-populations when there was no target to fine-tune on):
+    a domain's entry is the one with measured figures."""
+    return {
+        domain: values
+        for domain, values in sorted((version.metrics or {}).items())
+        if isinstance(values, dict) and "accuracy" in values
+    }
+
+
 def released_answer(filed: ExplanationRequest) -> Report | None:
     """The explanation the person may download for their request: only once the
     request and its report are both released (the one rule for the public page,

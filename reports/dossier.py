@@ -19,7 +19,11 @@ from governance.models import (
     ModelVersion,
     Report,
 )
-from governance.selectors import LineageNode, model_version_lineage
+from governance.selectors import (
+    LineageNode,
+    model_version_lineage,
+    version_domain_metrics,
+)
 from governance.services.bias import bias_transfer_table, latest_bias_checks
 from governance.services.versions import (
     model_version_approval_event,
@@ -91,9 +95,7 @@ def _metrics_rows(version: ModelVersion) -> list[dict[str, Any]]:
     95% interval where the metrics record one (`intervals`, older records have
     none)."""
     rows = []
-    for domain, metrics in sorted(version.metrics.items()):
-        if not (isinstance(metrics, dict) and "accuracy" in metrics):
-            continue
+    for domain, metrics in version_domain_metrics(version).items():
         intervals = metrics.get("intervals") or {}
         rows.append(
             {

@@ -310,6 +310,17 @@ def test_an_auditor_lists_model_versions_with_their_metrics(tree, user_in_role):
     }
 
 
+def test_the_api_lists_only_domains_as_metrics(tree, user_in_role):
+    base = tree["base"]
+    # Without a target to fine-tune on, the flow stores the spread across
+    # sub-populations beside the domains' figures: it is not a domain.
+    base.metrics = {**base.metrics, "subpopulation_spread": {"groups": []}}
+    base.save(update_fields=["metrics"])
+    body = _client(user_in_role(roles.AUDITOR)).get("/api/models/").json()
+    by_name = {row["name"]: row for row in body["results"]}
+    assert set(by_name["base"]["metrics"]) == {"source"}
+
+
 def test_the_model_list_runs_the_same_queries_for_more_rows(
     tree, user_in_role, django_assert_num_queries
 ):

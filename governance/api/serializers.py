@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from governance.models import AISystem, Contest, ExplanationRequest, ModelVersion
-from governance.selectors import released_answer
+from governance.selectors import released_answer, version_domain_metrics
 from governance.services.systems import SYSTEM_FIELDS
 
 MAX_INPUT_FEATURES = 500
@@ -351,8 +351,7 @@ class ModelVersionListSerializer(serializers.ModelSerializer):
     def get_metrics(self, obj: ModelVersion) -> dict[str, dict[str, float | None]]:
         return {
             domain: {key: values.get(key) for key in SUMMARY_METRICS}
-            for domain, values in (obj.metrics or {}).items()
-            if isinstance(values, dict)
+            for domain, values in version_domain_metrics(obj).items()
         }
 
 
