@@ -173,3 +173,12 @@ def test_the_officers_list_flags_overdue_and_soon_due(decision, user_in_role):
     request_assign(request=fresh, officer=officer, actor=officer)
     fresh.refresh_from_db()
     assert fresh.assigned_to == officer and fresh.status == "assigned"
+
+
+def test_a_draft_claim_outlasts_the_draft_task_s_time_limit():
+    # A live worker never loses its claim to the sweeper: the lease is derived
+    # from the task's hard limit (workers/limits.py), not typed beside it.
+    from governance.services.requests import DRAFT_LEASE
+    from workers.tasks import request_draft_task
+
+    assert request_draft_task.time_limit < DRAFT_LEASE.total_seconds()

@@ -13,6 +13,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
+from workers.limits import DATASET_IMPORT_TIME_LIMIT_S, REQUEST_DRAFT_TIME_LIMIT_S
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,7 +58,6 @@ def finetune_task(self: Any, run_id: int) -> dict[str, Any]:
 
 # Below the job's lease (governance.services.datasets.IMPORT_LEASE), so a live
 # worker never loses its job to the sweeper.
-DATASET_IMPORT_TIME_LIMIT_S = 600
 
 
 # acks_late + reject_on_worker_lost: as for finetune_task, the job's lease makes a
@@ -176,7 +177,10 @@ def decision_explain_task(decision_id: int) -> dict[str, Any]:
 
 
 @shared_task(
-    acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=330
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=REQUEST_DRAFT_TIME_LIMIT_S - 30,
+    time_limit=REQUEST_DRAFT_TIME_LIMIT_S,
 )
 def request_draft_task(request_id: int) -> dict[str, Any]:
     """Explain the request's decision, then queue its PDF (reports queue).

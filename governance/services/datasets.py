@@ -31,6 +31,7 @@ from governance.models import Dataset, DatasetImport, Domain
 from governance.services.audit import audit_record
 from governance.services.leases import lease_claim, state_audit
 from governance.services.systems import ai_system_record, system_fields_from_spec
+from workers.limits import DATASET_IMPORT_TIME_LIMIT_S
 from workers.ml.dataspec import (
     DatasetError,
     DatasetSpec,
@@ -72,7 +73,7 @@ IMPORT_STEPS = (
 # Reading a large file is one step that reports nothing while it runs, so the lease
 # must outlast the task's time_limit (workers/tasks.py): a live worker never loses
 # its job to the sweeper, and a dead one's job is claimable a few minutes later.
-IMPORT_LEASE = timedelta(minutes=15)
+IMPORT_LEASE = timedelta(seconds=DATASET_IMPORT_TIME_LIMIT_S + 5 * 60)
 IMPORT_MAX_ATTEMPTS = 3
 # A queued job is re-sent after this long (it was queued while the broker was down);
 # a second delivery of one still in the queue is a no-op.

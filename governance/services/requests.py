@@ -24,11 +24,12 @@ from django.utils import timezone
 from governance.models import ExplanationRequest, Report
 from governance.services.audit import audit_record
 from governance.services.decisions import NO_MATCH, decision_for_secret
+from workers.limits import LEASE_MARGIN_S, REQUEST_DRAFT_TIME_LIMIT_S
 
 Status = ExplanationRequest.Status
 MAX_EXTENSION_MONTHS = 2
 # Longer than request_draft_task's hard time limit: an older claim is a dead worker's.
-DRAFT_LEASE = timedelta(seconds=330)
+DRAFT_LEASE = timedelta(seconds=REQUEST_DRAFT_TIME_LIMIT_S + LEASE_MARGIN_S)
 # After this many failed PDFs a request stops being retried: an officer looks.
 MAX_FAILED_DRAFTS = 3
 
