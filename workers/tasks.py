@@ -92,16 +92,16 @@ def dataset_import_task(self: Any, job_id: int) -> dict[str, Any]:
 def sweep_task() -> dict[str, Any]:
     """Re-queue work that was lost: jobs enqueued while the broker was down, and
     jobs whose worker died. Every task it re-queues is safe to deliver twice."""
-    from governance.services.datasets import dataset_import_stale_ids
-    from governance.services.reports import report_stale_ids
+    from governance.services.datasets import dataset_import_reclaim_stale
+    from governance.services.reports import report_reclaim_stale
     from governance.services.requests import request_stale_ids
     from governance.services.runs import finetune_run_stale_ids
 
     runs, reports, requests, imports = (
         finetune_run_stale_ids(),
-        report_stale_ids(),
+        report_reclaim_stale(),
         request_stale_ids(),
-        dataset_import_stale_ids(),
+        dataset_import_reclaim_stale(),
     )
     for run_id in runs:
         finetune_task.delay(run_id)

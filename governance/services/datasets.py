@@ -56,7 +56,7 @@ __all__ = [
     "dataset_import_enqueue",
     "dataset_import_execute",
     "dataset_import_file",
-    "dataset_import_stale_ids",
+    "dataset_import_reclaim_stale",
     "dataset_load",
     "dataset_spec",
 ]
@@ -592,10 +592,10 @@ def dataset_import_execute(*, job_id: int, worker: str) -> DatasetImport:
     return DatasetImport.objects.get(pk=job_id)
 
 
-def dataset_import_stale_ids(*, now: Any = None) -> list[int]:
-    """Jobs a sweeper should re-enqueue: queued for a while (sent while the broker
-    was down) or running with an expired lease (the worker died). A job whose
-    worker died IMPORT_MAX_ATTEMPTS times is marked failed here instead."""
+def dataset_import_reclaim_stale(*, now: Any = None) -> list[int]:
+    """Fail the jobs whose worker died IMPORT_MAX_ATTEMPTS times (on record), and
+    return the jobs a sweeper should re-enqueue: queued for a while (sent while
+    the broker was down) or running with an expired lease (the worker died)."""
     now = now or timezone.now()
     expired = Q(state=DatasetImport.State.RUNNING, lease_expires_at__lt=now)
     for job in DatasetImport.objects.filter(expired, attempts__gte=IMPORT_MAX_ATTEMPTS):

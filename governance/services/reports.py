@@ -428,9 +428,11 @@ def report_audit_check(data: bytes) -> tuple[tuple[int, str] | None, str]:
     return head, f"{found[0]}: {found[1]}" if found else ""
 
 
-def report_stale_ids() -> list[int]:
-    """Reports a sweeper should re-queue: pending for a while (enqueued while the
-    broker was down), or rendering past the time limit (the worker died)."""
+def report_reclaim_stale() -> list[int]:
+    """Put dead renders back to pending (on record) and return the reports a
+    sweeper should re-queue: pending for a while (enqueued while the broker was
+    down), or rendering past the time limit (the worker died). A write, hence
+    not named as a read."""
     now = timezone.now()
     limit = timedelta(seconds=settings.REPORT_TIME_LIMIT_S)
     stale_rendering = Report.objects.filter(
