@@ -15,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from workers.ml.freeze import FreezePolicy  # pure: the policy's defaults
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -440,8 +442,12 @@ PROXY_STRONG_AUC = env_float("PROXY_STRONG_AUC", 0.8, minimum=0.5, maximum=1.0)
 # --- Product policy -----------------------------------------------------------
 # Thresholds an officer can read in the admin (Policy page) and in each dossier.
 GOVERNANCE_POLICY = {
-    "freeze_small_target_max_rows": env_int("POLICY_SMALL_TARGET_MAX_ROWS", 10_000),
-    "freeze_similar_max_domain_auc": env_float("POLICY_SIMILAR_MAX_DOMAIN_AUC", 0.75),
+    "freeze_small_target_max_rows": env_int(
+        "POLICY_SMALL_TARGET_MAX_ROWS", FreezePolicy.small_target_max_rows
+    ),
+    "freeze_similar_max_domain_auc": env_float(
+        "POLICY_SIMILAR_MAX_DOMAIN_AUC", FreezePolicy.similar_max_domain_auc
+    ),
 }
 
 # Bias-check gates (workers.ml.fairness.FairnessPolicy), shown in the admin and the
