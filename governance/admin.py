@@ -818,12 +818,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
             (
                 (
                     check.get_absolute_url(),
-                    check.verdict.upper(),
+                    check.get_verdict_display().upper(),
                     domain,
                     " ".join(
                         f["sentence"]
                         for f in check.result.get("findings", [])
-                        if f.get("severity") in ("fail", "warn")
+                        if f.get("severity") in ("fail", "warn", "insufficient")
                     )[:600]
                     or "no issues",
                 )
@@ -1108,14 +1108,22 @@ class BiasCheckAdmin(ReadOnlyAdmin):
 
     @admin.display(description="verdict", ordering="verdict")
     def verdict_label(self, obj: BiasCheck) -> SafeString:
-        colour = {"pass": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}[obj.verdict]
+        colour = {
+            "pass": "#1a7f37",
+            "warn": "#9a6700",
+            "fail": "#cf222e",
+            "insufficient": "#57606a",  # not enough data: neither good nor bad
+        }.get(obj.verdict, "#57606a")
         return format_html(
-            '<strong style="color:{}">{}</strong>', colour, obj.verdict.upper()
+            '<strong style="color:{}">{}</strong>',
+            colour,
+            obj.get_verdict_display().upper(),
         )
 
     @admin.display(description="Findings")
     def findings(self, obj: BiasCheck) -> SafeString:
-        order = {"fail": 0, "warn": 1, "info": 2, "pass": 3}
+        order = {"fail": 0, "warn": 1, "insufficient": 2, "info": 3, "pass": 4}
+        label = {"insufficient": "not enough data"}
         findings = sorted(
             obj.result.get("findings", []), key=lambda f: order.get(f["severity"], 9)
         )
@@ -1124,7 +1132,10 @@ class BiasCheckAdmin(ReadOnlyAdmin):
             format_html_join(
                 "",
                 "<li><strong>{}</strong>: {}</li>",
-                ((f["severity"].upper(), f["sentence"]) for f in findings),
+                (
+                    (label.get(f["severity"], f["severity"]).upper(), f["sentence"])
+                    for f in findings
+                ),
             ),
         )
 
@@ -1175,7 +1186,9 @@ class BiasCheckAdmin(ReadOnlyAdmin):
                     "<table><thead><tr><th>disparity</th><th>value</th><th>95% interval"
                     "</th><th>verdict</th></tr></thead><tbody>{}</tbody></table>",
                     attribute["name"],
-                    attribute["verdict"],
+                    "not enough data"
+                    if attribute["verdict"] == "insufficient"
+                    else attribute["verdict"],
                     groups,
                     disparities,
                 )

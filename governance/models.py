@@ -566,6 +566,10 @@ class BiasCheck(models.Model):
         PASS = "pass", "pass"
         WARN = "warn", "warn"
         FAIL = "fail", "fail"
+        # No attribute could be measured (one group only, or no two groups of
+        # the policy's minimum size): never a pass, and not a passing check for
+        # an approval (governance/services/versions.py).
+        INSUFFICIENT = "insufficient", "not enough data"
 
     model_version = models.ForeignKey(
         ModelVersion,
@@ -576,7 +580,7 @@ class BiasCheck(models.Model):
     domain = models.ForeignKey(
         Domain, on_delete=models.PROTECT, related_name="+", editable=False
     )
-    verdict = models.CharField(max_length=8, choices=Verdict.choices, editable=False)
+    verdict = models.CharField(max_length=16, choices=Verdict.choices, editable=False)
     rows = models.PositiveIntegerField(editable=False)
     has_labels = models.BooleanField(editable=False)
     result = models.JSONField(editable=False)
@@ -587,7 +591,7 @@ class BiasCheck(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(verdict__in=["pass", "warn", "fail"]),
+                condition=Q(verdict__in=["pass", "warn", "fail", "insufficient"]),
                 name="governance_biascheck_verdict_valid",
             ),
         ]

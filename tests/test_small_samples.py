@@ -134,3 +134,160 @@ def test_a_figure_reads_with_its_interval_and_rows():
     assert format_with_interval(
         {"roc_auc": None, "roc_auc_reason": "only one class"}, "roc_auc"
     ) == ("— (only one class)")
+
+
+# -- "not enough data" -----------------------------------------------------------
+
+
+def _decisions(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 2, n)
+    y_pred = np.where(rng.random(n) < 0.8, y_true, 1 - y_true)
+    return rng, y_true, y_pred
+
+
+def test_every_group_below_the_minimum_is_not_enough_data():
+    from workers.ml.fairness import INSUFFICIENT, bias_check
+
+    rng, y_true, y_pred = _decisions(56)
+    groups = {"race": rng.choice(["A", "B", "C"], 56)}
+    result = bias_check(groups, y_true, y_pred, n_bootstrap=50)
+    race = result.attribute("race")
+    assert race.verdict == INSUFFICIENT and result.verdict == INSUFFICIENT
+    sizes = {g.label: g.count for g in race.groups}
+    said = [f.sentence for f in result.findings if f.severity == INSUFFICIENT]
+    assert (
+        "Not enough data to measure bias for race: no group has at least 30 rows "
+        "(the minimum group size); the groups have "
+        + ", ".join(f"'{k}' {v} rows" for k, v in sizes.items())
+        + "."
+    ) in said
+    assert any("any checked attribute ('race')" in s for s in said)
+    assert all(d.verdict is None for d in race.disparities)
+    assert result.to_dict()["insufficient_attributes"] == ["race"]
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_a_single_group_attribute_is_not_enough_data():
+    from workers.ml.fairness import INSUFFICIENT, bias_check
+
+    _, y_true, y_pred = _decisions(500)
+    result = bias_check({"sex": ["Female"] * 500}, y_true, y_pred, n_bootstrap=20)
+    assert result.verdict == INSUFFICIENT
+    assert result.attribute("sex").verdict == INSUFFICIENT
+    assert any(
+        "the data holds only one group ('Female', 500 rows)" in f.sentence
+        for f in result.findings
+    )
+
+
+def test_a_measurable_attribute_decides_and_the_others_are_named():
+    from workers.ml.fairness import FAIL, INSUFFICIENT, bias_check
+
+    rng, y_true, _ = _decisions(3_000, 1)
+    sex = rng.choice(["F", "M"], 3_000)
+    y_pred = np.where(sex == "F", rng.random(3_000) < 0.1, rng.random(3_000) < 0.5)
+    groups = {"sex": sex, "country": ["Nowhere"] * 3_000}
+    result = bias_check(
+        groups, y_true, y_pred.astype(int), intersections=[("sex", "country")]
+    )
+    assert result.attribute("country").verdict == INSUFFICIENT
+    assert result.attribute("sex").verdict == FAIL
+    assert result.verdict == FAIL  # the measured attribute's, not "insufficient"
+    summary = result.findings[0]
+    assert summary.severity == INSUFFICIENT and summary.attribute is None
+    # sex x country has the two groups of sex (one country): it is measured.
+    assert summary.sentence == (
+        "Not enough data to measure bias for 'country', which was left out of the "
+        "verdict; the verdict rests on 'sex', 'sex x country'."
+    )
+
+
+@pytest.mark.django_db
+def test_the_database_accepts_not_enough_data_and_nothing_else_new():
+    from django.db import IntegrityError, transaction
+
+    from governance.models import BiasCheck
+    from tests.factories import DomainFactory, ModelVersionFactory
+
+    version = ModelVersionFactory()
+    domain = DomainFactory(dataset=version.dataset)
+    fields = {
+        "model_version": version,
+        "domain": domain,
+        "rows": 56,
+        "has_labels": True,
+        "result": {},
+        "policy": {},
+    }
+    check = BiasCheck(verdict="insufficient", **fields)
+    check.full_clean()
+    check.save()
+    assert check.get_verdict_display() == "not enough data"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        BiasCheck.objects.create(verdict="unknown", **fields)
+
+
+@pytest.mark.django_db
+def test_approval_treats_not_enough_data_as_not_passing(user_in_role):
+    from django.core.exceptions import ValidationError
+
+    from governance import roles
+    from governance.models import BiasCheck, ModelVersion
+    from governance.services.versions import (
+        model_version_approval_gaps,
+        model_version_set_status,
+    )
+    from tests.factories import (
+        DomainFactory,
+        ExplainerFactory,
+        ModelVersionFactory,
+        ReportFactory,
+    )
+
+    version = ModelVersionFactory()
+    source = DomainFactory(dataset=version.dataset, name="source")
+    target = DomainFactory(dataset=version.dataset, name="target")
+    ExplainerFactory(model_version=version, domain=source)
+    ReportFactory(model_version=version)
+    for domain, verdict in ((source, "pass"), (target, "insufficient")):
+        BiasCheck.objects.create(
+            model_version=version,
+            domain=domain,
+            verdict=verdict,
+            rows=56,
+            has_labels=True,
+            result={"findings": [], "attributes": []},
+            policy={},
+        )
+    gaps = model_version_approval_gaps(version)
+    assert gaps.insufficient == ["target"] and gaps.failing == [] and bool(gaps)
+    assert "has not enough data to measure bias on target" in gaps.sentences()
+    model_version_set_status(
+        version=version,
+        status=ModelVersion.Status.IN_REVIEW,
+        actor=user_in_role(roles.DATA_SCIENTIST),
+    )
+    officer = user_in_role(roles.COMPLIANCE_OFFICER)
+    with pytest.raises(ValidationError, match="not enough data to measure bias on"):
+        model_version_set_status(
+            version=version, status=ModelVersion.Status.APPROVED, actor=officer
+        )
+    approved = model_version_set_status(
+        version=version,
+        status=ModelVersion.Status.APPROVED,
+        actor=officer,
+        note="Target too small to measure; a re-check is booked at 500 decisions.",
+    )
+    assert approved.status == ModelVersion.Status.APPROVED
+    # A passing check on target instead leaves no gap.
+    BiasCheck.objects.create(
+        model_version=version,
+        domain=target,
+        verdict="pass",
+        rows=600,
+        has_labels=True,
+        result={"findings": [], "attributes": []},
+        policy={},
+    )
+    assert not model_version_approval_gaps(version)

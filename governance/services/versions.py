@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -126,14 +126,23 @@ class ApprovalGaps:
     unchecked: list[str]  # labelled domains with no bias check of the version
     failing: list[str]  # domains whose latest bias check fails
     no_explainer: bool
+    # Labelled domains whose latest check could measure nothing (verdict
+    # "insufficient"): not a passing check, so approval needs a justification.
+    insufficient: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.unchecked or self.failing or self.no_explainer)
+        return bool(
+            self.unchecked or self.failing or self.insufficient or self.no_explainer
+        )
 
     def sentences(self) -> list[str]:
         said = []
         if self.failing:
             said.append(f"fails its bias check on {', '.join(self.failing)}")
+        if self.insufficient:
+            said.append(
+                f"has not enough data to measure bias on {', '.join(self.insufficient)}"
+            )
         if self.unchecked:
             said.append(f"has no bias check on {', '.join(self.unchecked)}")
         if self.no_explainer:
@@ -146,16 +155,19 @@ def model_version_approval_gaps(version: ModelVersion) -> ApprovalGaps:
 
     Nothing records which population a version will decide on, and an approved
     version may score anyone of its dataset: every labelled domain of the dataset
-    needs a current (latest) bias check that does not fail, and the version needs
-    an explainer. Unlabelled domains are not required, but a failing check on one
-    counts.
+    needs a current (latest) bias check that does not fail and could measure
+    something (a check with "not enough data" is not a passing check), and the
+    version needs an explainer. Unlabelled domains are not required, but a
+    failing check on one counts.
     """
     from governance.services.bias import latest_bias_checks
 
     latest = latest_bias_checks(version)
-    labelled = version.dataset.domains.filter(
-        availability=Domain.Availability.LABELS
-    ).values_list("name", flat=True)
+    labelled = list(
+        version.dataset.domains.filter(
+            availability=Domain.Availability.LABELS
+        ).values_list("name", flat=True)
+    )
     return ApprovalGaps(
         unchecked=sorted(name for name in labelled if name not in latest),
         failing=sorted(
@@ -164,6 +176,11 @@ def model_version_approval_gaps(version: ModelVersion) -> ApprovalGaps:
             if check.verdict == BiasCheck.Verdict.FAIL
         ),
         no_explainer=not version.explainers.exists(),
+        insufficient=sorted(
+            name
+            for name, check in latest.items()
+            if name in labelled and check.verdict == BiasCheck.Verdict.INSUFFICIENT
+        ),
     )
 
 
@@ -182,8 +199,9 @@ def model_version_approval_event(version: ModelVersion) -> AuditEvent | None:
 
 def _check_evidence(version: ModelVersion, justification: str) -> None:
     """Approval rests on a passing (or warning) bias check on every labelled domain
-    and an explainer; without them the officer writes why, and it is recorded in
-    the audit trail and shown in the dossier."""
+    (one with not enough data to measure bias does not count) and an explainer;
+    without them the officer writes why, and it is recorded in the audit trail and
+    shown in the dossier."""
     gaps = model_version_approval_gaps(version)
     if gaps and not justification.strip():
         raise ValidationError(

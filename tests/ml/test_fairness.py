@@ -28,6 +28,7 @@ from workers.ml.fairness import (
     FAIL,
     FOUR_FIFTHS,
     INFO,
+    INSUFFICIENT,
     PASS,
     TOO_SMALL,
     WARN,
@@ -318,10 +319,13 @@ def test_single_group_attribute_says_no_disparity_is_possible():
     assert [g.label for g in sex.groups] == ["Female"]
     assert all(d.value is None for d in sex.disparities)
     assert "only one group" in sex.disparity(DP_DIFFERENCE).reason
-    assert sex.four_fifths == [] and sex.verdict == WARN
+    assert sex.four_fifths == [] and sex.verdict == INSUFFICIENT
     assert any(
-        "only one group in the data ('Female')" in f.sentence for f in result.findings
+        "the data holds only one group ('Female', 500 rows)" in f.sentence
+        for f in result.findings
     )
+    # race is measured, so the check's verdict is race's, not "insufficient".
+    assert result.verdict == result.attribute("race").verdict != INSUFFICIENT
 
 
 def test_no_group_large_enough_means_no_verdict_on_disparity():
@@ -329,10 +333,12 @@ def test_no_group_large_enough_means_no_verdict_on_disparity():
     result = bias_check(groups, y_true, y_pred, min_group_size=5_000, n_bootstrap=0)
     sex = result.attribute("sex")
     assert [g.status for g in sex.groups] == [TOO_SMALL, TOO_SMALL]
-    assert sex.four_fifths == [] and sex.verdict == WARN
+    assert sex.four_fifths == [] and sex.verdict == INSUFFICIENT
+    assert result.verdict == INSUFFICIENT
     assert any(
-        f.sentence == "No disparity can be measured for sex: no group has at least "
-        "5000 rows."
+        f.sentence == "Not enough data to measure bias for sex: no group has at "
+        "least 5000 rows (the minimum group size); the groups have 'Female' 1000 "
+        "rows, 'Male' 2000 rows."
         for f in result.findings
     )
 

@@ -175,30 +175,35 @@ def bootstrap_intervals(
     clipped = np.clip(ps, LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     loss = -(ys * np.log(clipped) + (1 - ys) * np.log(1 - clipped))
     correct = ((ps >= threshold) == (ys == 1)).astype(np.float64)
-    # Per-row columns whose weighted sums give each metric: y, p, correct, loss,
-    # then per calibration bin: count, sum of p, sum of y.
+    # Per-row values whose sums over a resample give each metric (no BLAS: its
+    # threads spin and slow to a crawl when other processes hold the cores).
+    per_row = (ys, ps, correct, loss)
+    # Sorted by p, each calibration bin is a contiguous run of rows.
     index = np.clip(np.ceil(ps * bins).astype(np.int64) - 1, 0, bins - 1)
-    onehot = np.zeros((n, bins))
-    onehot[np.arange(n), index] = 1.0
-    columns = np.column_stack(
-        [ys, ps, correct, loss, onehot, onehot * ps[:, None], onehot * ys[:, None]]
-    )
+    bin_starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
     # Ties: rows with equal probability form one block in the sorted order.
     starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
     tied = starts.size < n
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
 
     rng = np.random.default_rng(seed)
-    sums = np.empty((n_resamples, columns.shape[1]))
+    sums = np.empty((n_resamples, 4))
+    ece = np.empty(n_resamples)
     auc = np.full(n_resamples, np.nan)
     for first in range(0, n_resamples, _BLOCK):
         k = min(_BLOCK, n_resamples - first)
-        # Drawn in original row order, then moved to the sorted order.
-        draws = rng.integers(0, n, size=(k, n))
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n)
-        flat = (np.arange(k)[:, None] * n + rank[draws]).ravel()
+        block = slice(first, first + k)
+        # Drawn in original row order, then counted per row in the sorted order.
+        drawn = rank[rng.integers(0, n, size=(k, n))]
+        flat = (np.arange(k)[:, None] * n + drawn).ravel()
         weights = np.bincount(flat, minlength=k * n).reshape(k, n).astype(np.float64)
-        sums[first : first + k] = weights @ columns
+        for j, values in enumerate(per_row):
+            sums[block, j] = (weights * values).sum(axis=1)
+        # Calibration: |sum of p - sum of y| per (resample, bin).
+        gap = np.add.reduceat(weights * (ps - ys), bin_starts, axis=1)
+        ece[block] = np.abs(gap).sum(axis=1) / n
+        # ROC AUC: positives and negatives drawn per block of tied rows.
         pos = weights * ys
         neg = weights - pos
         if tied:
@@ -208,17 +213,14 @@ def bootstrap_intervals(
         n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
         wins = (pos * (below + 0.5 * neg)).sum(axis=1)
         both = (n_pos > 0) & (n_neg > 0)
-        auc[first : first + k][both] = wins[both] / (n_pos[both] * n_neg[both])
+        auc[block][both] = wins[both] / (n_pos[both] * n_neg[both])
 
     samples = {
         "positive_rate": sums[:, 0] / n,
         "mean_probability": sums[:, 1] / n,
         "accuracy": sums[:, 2] / n,
         "log_loss": sums[:, 3] / n,
-        "ece": np.abs(sums[:, 4 + bins : 4 + 2 * bins] - sums[:, 4 + 2 * bins :]).sum(
-            axis=1
-        )
-        / n,
+        "ece": ece,
         "roc_auc": auc,
     }
     tail = (1 - confidence) / 2 * 100

@@ -27,7 +27,7 @@ from workers.ml.fairness.groups import (
     intersect_groups,
 )
 from workers.ml.fairness.judge import MOST_SELECTED, AttributeJudge, quoted
-from workers.ml.fairness.policy import WARN, FairnessPolicy
+from workers.ml.fairness.policy import INSUFFICIENT, WARN, FairnessPolicy
 from workers.ml.fairness.results import (
     INFO,
     OK,
@@ -181,17 +181,49 @@ def bias_check(
         attributes.append(check)
         findings.extend(view_findings)
 
+    verdict, summary = _overall(attributes, findings)
+    if summary is not None:
+        findings.insert(0, summary)
     return BiasCheckResult(
         n_rows=n,
         has_labels=has_labels,
         attributes=attributes,
         findings=findings,
         missing_attributes=missing,
-        verdict=worst([f.severity for f in findings]),
+        verdict=verdict,
         policy=policy,
         n_bootstrap=n_bootstrap,
         seed=seed,
         method=_method(n_bootstrap, policy.confidence),
+    )
+
+
+def _overall(
+    attributes: list[AttributeCheck], findings: list[Finding]
+) -> tuple[str, Finding | None]:
+    """The check's verdict, and a finding naming the attributes that could not
+    be measured (None when every one could).
+
+    Every checked attribute insufficient: the check is INSUFFICIENT. Otherwise
+    the worst finding decides (INSUFFICIENT findings never move it).
+    """
+    unmeasured = [a.name for a in attributes if not a.measurable]
+    measured = [a.name for a in attributes if a.measurable]
+    if attributes and not measured:
+        return INSUFFICIENT, Finding(
+            INSUFFICIENT,
+            "Not enough data to measure bias on any checked attribute "
+            f"({quoted(unmeasured)}): none has two groups of the minimum size, so "
+            "this check can neither pass nor fail the model.",
+        )
+    verdict = worst([f.severity for f in findings])
+    if not unmeasured:
+        return verdict, None
+    verb = "was" if len(unmeasured) == 1 else "were"
+    return verdict, Finding(
+        INSUFFICIENT,
+        f"Not enough data to measure bias for {quoted(unmeasured)}, which {verb} "
+        f"left out of the verdict; the verdict rests on {quoted(measured)}.",
     )
 
 
@@ -242,7 +274,8 @@ def _check_view(
 
     judge = AttributeJudge(view, policy, n_bootstrap, rates, has_labels)
     judge.group_findings(sizes, positives, eligible)
-    if eligible.sum() < 2:
+    comparable = int(eligible.sum())
+    if comparable < 2:
         disparities = judge.not_comparable(sizes, eligible)
         ratios: list[GroupRatio] = []
         ref, rule = None, MOST_SELECTED
@@ -255,6 +288,8 @@ def _check_view(
         ref, rule = judge.reference(reference, eligible)
         ratios = judge.four_fifths(ref, sizes, eligible) if ref is not None else []
     findings = judge.findings
+    # Nothing measurable is "not enough data", never a pass or a warning.
+    verdict = INSUFFICIENT if comparable < 2 else worst([f.severity for f in findings])
     check = AttributeCheck(
         name=view.name,
         columns=view.columns,
@@ -263,7 +298,7 @@ def _check_view(
         four_fifths=ratios,
         reference_group=view.labels[ref] if ref is not None else None,
         reference_rule=rule,
-        verdict=worst([f.severity for f in findings]),
+        verdict=verdict,
     )
     return check, findings
 

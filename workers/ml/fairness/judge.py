@@ -17,9 +17,9 @@ from workers.ml.fairness.policy import (
     FAIL,
     FOUR_FIFTHS,
     FPR_DIFFERENCE,
+    INSUFFICIENT,
     METRIC_NAMES,
     PASS,
-    WARN,
     FairnessPolicy,
 )
 from workers.ml.fairness.results import INFO, Disparity, Finding, GroupRatio
@@ -87,24 +87,42 @@ class AttributeJudge:
     def not_comparable(
         self, sizes: np.ndarray, eligible: np.ndarray
     ) -> list[Disparity]:
+        """Fewer than two groups of at least min_group_size rows: nothing can be
+        measured, and the attribute's verdict is INSUFFICIENT (not enough data).
+        The sentence gives every group's size and the minimum."""
         present = np.flatnonzero(sizes > 0)
         minimum = self.policy.min_group_size
+        head = f"Not enough data to measure bias for {self.name}"
         if present.size == 1:
-            only = self.labels[present[0]]
+            g = present[0]
+            only = self.labels[g]
             reason = f"only one group ('{only}') in the data"
             sentence = (
-                f"{self.name} has only one group in the data ('{only}'), so no "
-                "disparity can be measured."
+                f"{head}: the data holds only one group ('{only}', "
+                f"{_rows(int(sizes[g]))}), and a disparity needs two groups of at "
+                f"least {minimum} rows."
             )
         else:
-            judged = [self.labels[g] for g in np.flatnonzero(eligible)]
-            reason = f"fewer than two groups have at least {minimum} rows"
-            enough = f"only group {quoted(judged)} has" if judged else "no group has"
-            sentence = (
-                f"No disparity can be measured for {self.name}: {enough} at least "
-                f"{minimum} rows."
+            judged = np.flatnonzero(eligible)
+            others = [g for g in present if not eligible[g]]
+            listed = ", ".join(
+                f"'{self.labels[g]}' {_rows(int(sizes[g]))}" for g in others
             )
-        self.findings.append(Finding(WARN, sentence, attribute=self.name))
+            reason = f"fewer than two groups have at least {minimum} rows"
+            if judged.size:
+                g = judged[0]
+                sentence = (
+                    f"{head}: only group '{self.labels[g]}' "
+                    f"({_rows(int(sizes[g]))}) has at least {minimum} rows (the "
+                    "minimum group size), and a disparity needs two such groups; "
+                    f"the others have {listed}."
+                )
+            else:
+                sentence = (
+                    f"{head}: no group has at least {minimum} rows (the minimum "
+                    f"group size); the groups have {listed}."
+                )
+        self.findings.append(Finding(INSUFFICIENT, sentence, attribute=self.name))
         return [
             Disparity(
                 m, None, None, None, None, None, int(eligible.sum()), None, reason

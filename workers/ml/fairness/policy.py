@@ -9,6 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+# Nothing could be measured: an attribute with fewer than two groups of at least
+# min_group_size rows (one group only, or every group too small). Never a pass,
+# warn or fail: the data cannot say whether the model treats groups alike.
+INSUFFICIENT = "insufficient"
+VERDICT_LABELS = {
+    PASS: "pass",
+    WARN: "warn",
+    FAIL: "fail",
+    INSUFFICIENT: "not enough data",
+}
 
 DP_DIFFERENCE = "demographic_parity_difference"
 DP_RATIO = "demographic_parity_ratio"
@@ -34,7 +44,12 @@ DECISION_RULE = (
     "A check fails when the measured value crosses its fail line. It warns when "
     "the value crosses its warning line, or when the value is inside the lines "
     "but its confidence interval reaches past the fail line. Groups with fewer "
-    "than min_group_size rows are shown but not judged."
+    "than min_group_size rows are shown but not judged. An attribute with fewer "
+    "than two groups of at least min_group_size rows (one group only, or every "
+    'group too small) cannot be measured: its verdict is "not enough data", '
+    "never a pass, warning or failure. A check whose every attribute cannot be "
+    "measured has that verdict too; otherwise its verdict is the worst of the "
+    "measured attributes, and its findings name those that could not be measured."
 )
 
 

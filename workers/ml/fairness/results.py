@@ -10,12 +10,14 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from workers.ml.fairness.policy import FAIL, PASS, WARN, FairnessPolicy
+from workers.ml.fairness.policy import FAIL, INSUFFICIENT, PASS, WARN, FairnessPolicy
 
 OK = "ok"
 TOO_SMALL = "too small to judge"
 INFO = "info"
-_SEVERITY_ORDER = {PASS: 0, INFO: 0, WARN: 1, FAIL: 2}
+# INSUFFICIENT findings say what could not be measured; they never move a
+# verdict among pass / warn / fail (check.py sets the "insufficient" verdict).
+_SEVERITY_ORDER = {PASS: 0, INFO: 0, INSUFFICIENT: 0, WARN: 1, FAIL: 2}
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class GroupRatio:
 
 @dataclass(frozen=True)
 class Finding:
-    severity: str  # pass / info / warn / fail
+    severity: str  # pass / info / warn / fail / insufficient (not enough data)
     sentence: str
     attribute: str | None = None  # "sex" or "sex x race"; None for the whole check
     metric: str | None = None
@@ -83,7 +85,13 @@ class AttributeCheck:
     four_fifths: list[GroupRatio]
     reference_group: str | None
     reference_rule: str  # "most selected group" or "given"
-    verdict: str  # pass / warn / fail
+    # pass / warn / fail, or insufficient: fewer than two groups of at least
+    # min_group_size rows, so nothing could be measured.
+    verdict: str
+
+    @property
+    def measurable(self) -> bool:
+        return self.verdict != INSUFFICIENT
 
     def group(self, label: str) -> GroupStats:
         for item in self.groups:
@@ -111,7 +119,9 @@ class BiasCheckResult:
     attributes: list[AttributeCheck]
     findings: list[Finding]
     missing_attributes: list[str]
-    verdict: str  # pass / warn / fail: the worst finding
+    # The worst of the measurable attributes' findings (pass / warn / fail), or
+    # insufficient when no checked attribute could be measured.
+    verdict: str
     policy: FairnessPolicy
     n_bootstrap: int
     seed: int
@@ -130,6 +140,11 @@ class BiasCheckResult:
             "has_labels": self.has_labels,
             "verdict": self.verdict,
             "findings": [_plain(f) for f in self.findings],
+            # Attributes whose verdict is "insufficient" (not enough data);
+            # checks stored before this key existed lack it.
+            "insufficient_attributes": [
+                a.name for a in self.attributes if not a.measurable
+            ],
             "missing_attributes": list(self.missing_attributes),
             "attributes": [
                 {
