@@ -291,3 +291,142 @@ def test_approval_treats_not_enough_data_as_not_passing(user_in_role):
         policy={},
     )
     assert not model_version_approval_gaps(version)
+
+
+# -- constant inputs ---------------------------------------------------------------
+
+
+def test_constant_inputs_are_named_with_their_value_and_the_filter():
+    import pandas as pd
+
+    from workers.ml.limitations import constant_inputs
+
+    frame = pd.DataFrame(
+        {
+            "sex": ["Female"] * 4,
+            "age_band": [60.0] * 4,
+            "income": [1.0, 2.0, 3.0, 4.0],
+            "note": [None] * 4,
+            "job": ["a", None, "a", "a"],  # a value and missing ones: it varies
+        }
+    )
+    warnings = constant_inputs(
+        frame,
+        ["sex", "age_band", "income", "note", "job"],
+        domain="women",
+        filter_text="sex == Female",
+        filter_columns=["sex"],
+    )
+    assert [(w["feature"], w["value"], w["from_filter"]) for w in warnings] == [
+        ("sex", "Female", True),
+        ("age_band", 60, False),
+        ("note", None, False),
+    ]
+    assert warnings[0]["kind"] == "constant_input" and warnings[0]["rows"] == 4
+    assert warnings[0]["sentence"].startswith(
+        "Input 'sex' is 'Female' in all 4 training rows of domain women "
+        "(its filter: sex == Female): the model never saw it vary"
+    )
+    json.dumps(warnings, allow_nan=False)
+    assert constant_inputs(frame.iloc[:0], ["sex"], domain="women") == []
+
+
+@pytest.mark.django_db
+def test_pretraining_on_a_filtered_domain_records_the_warning(
+    synthetic_dataset, user_in_role
+):
+    from django.test import Client
+
+    from governance import roles
+    from governance.services.training import model_version_pretrain
+
+    # The synthetic source domain is "region in [north]", and region is an input.
+    source = synthetic_dataset.domains.get(name="source")
+    version = model_version_pretrain(domain=source, name="v", actor="t", epochs=1)
+    warnings = version.training["warnings"]
+    assert [(w["feature"], w["value"], w["domain"]) for w in warnings] == [
+        ("region", "north", "source")
+    ]
+    assert "(its filter: region in [north])" in warnings[0]["sentence"]
+    # Stored metrics carry their intervals.
+    assert version.metrics["source"]["intervals"]["roc_auc"] is not None
+    client = Client()
+    client.force_login(user_in_role(roles.COMPLIANCE_OFFICER))
+    page = client.get(f"/admin/governance/modelversion/{version.pk}/change/")
+    html = page.content.decode()
+    assert "Input &#x27;region&#x27; is &#x27;north&#x27; in all" in html
+    assert "95% CI" in html and "percentile bootstrap, 200 resamples" in html
+
+
+# -- small-sample limitations ----------------------------------------------------
+
+
+def _metrics(n: int, **figures):
+    base = {"n": n, "accuracy": 0.8, "roc_auc": 0.85, "log_loss": 0.4, "ece": None}
+    return {**base, **figures}
+
+
+def _check(groups: dict[str, dict[str, int]], insufficient=(), minimum=30):
+    return {
+        "policy": {"min_group_size": minimum},
+        "insufficient_attributes": list(insufficient),
+        "attributes": [
+            {
+                "name": name,
+                "verdict": "insufficient" if name in insufficient else "pass",
+                "groups": [{"label": k, "count": v} for k, v in sizes.items()],
+            }
+            for name, sizes in groups.items()
+        ],
+    }
+
+
+def test_limitations_rank_the_deployment_domain_first_and_merge_figures():
+    from workers.ml.limitations import small_sample_limitations
+
+    metrics = {
+        "source": _metrics(80),
+        "target": _metrics(56),
+        "big": _metrics(9_769),
+        "subpopulation_spread": {"sex": {}},
+    }
+    checks = {
+        "source": _check({"race": {"A": 900, "B": 12, "C": 25}, "sex": {"F": 20}}),
+        "target": _check({"sex": {"F": 56}}, insufficient=["sex"]),
+    }
+    out = small_sample_limitations(metrics, checks, deployment_domain="target")
+    assert [(i["kind"], i["domain"], i["rows"]) for i in out] == [
+        ("small_metric_sample", "target", 56),
+        ("small_bias_groups", "source", 12),
+        ("small_bias_groups", "source", 20),
+        ("small_bias_groups", "target", 56),
+        ("small_metric_sample", "source", 80),
+    ]
+    assert out[0]["metrics"] == ["roc_auc", "accuracy", "log_loss"]  # ece is None
+    assert out[0]["sentence"].startswith(
+        "ROC AUC, accuracy and log loss on target rest on 56 held-out rows "
+        "(fewer than 100)"
+    )
+    race = out[1]
+    assert race["attribute"] == "race" and race["measurable"]
+    assert race["groups"] == [{"label": "B", "count": 12}, {"label": "C", "count": 25}]
+    assert race["sentence"] == (
+        "On source, race groups 'B' (12 rows) and 'C' (25 rows) have fewer than 30 "
+        "rows (the minimum group size) and are not judged: bias against them is "
+        "not measured."
+    )
+    assert out[3]["measurable"] is False
+    assert out[3]["sentence"] == (
+        "Bias for sex on target could not be measured: it needs two groups of at "
+        "least 30 rows, and the only group is 'F' (56 rows)."
+    )
+
+
+def test_limitations_are_empty_when_every_figure_rests_on_enough_rows():
+    from workers.ml.limitations import small_sample_limitations
+
+    checks = {"target": _check({"sex": {"F": 400, "M": 500}})}
+    assert small_sample_limitations({"target": _metrics(500)}, checks) == []
+    assert small_sample_limitations({"target": _metrics(500)}, None, min_rows=600)
+    # Metrics stored before intervals existed, or with no figures, still read.
+    assert small_sample_limitations({"t": {"n": 5, "accuracy": None}}) == []

@@ -230,6 +230,25 @@ def evaluate_on_domains(model: Any, encoder: Any, dataset: Dataset) -> dict[str,
     return metrics
 
 
+def training_warnings(
+    domain: Domain, frame: pd.DataFrame, columns: list[str]
+) -> list[dict[str, Any]]:
+    """Warnings about the rows a version was trained on, for its training record
+    (``training["warnings"]``): each model input the domain's rows hold constant
+    (workers.ml.limitations.constant_inputs gives the structure)."""
+    from workers.ml.filters import FilterError, filter_columns, parse_filter
+    from workers.ml.limitations import constant_inputs
+
+    text = domain.filter_expression or ""
+    try:
+        read = filter_columns(parse_filter(text)) if text.strip() else []
+    except FilterError:  # checked at import; a stored filter should parse
+        read = []
+    return constant_inputs(
+        frame, columns, domain=domain.name, filter_text=text, filter_columns=read
+    )
+
+
 def _device_name() -> str:
     import torch
 
@@ -296,6 +315,9 @@ def model_version_pretrain(
                 "test_rows": int(rows.test.size),
             },
             "device": device,
+            "warnings": training_warnings(
+                domain, rows.frame.iloc[rows.train], [*rows.numeric, *rows.categorical]
+            ),
         },
     )
 
@@ -655,7 +677,16 @@ def finetune_run_execute(*, run_id: int, worker: str) -> FineTuneRun:
                 artifact_path=path,
                 artifact_sha256=sha,
                 metrics=metrics,
-                training={**result.summary(), "run": run.pk, "device": device},
+                training={
+                    **result.summary(),
+                    "run": run.pk,
+                    "device": device,
+                    "warnings": training_warnings(
+                        run.target_domain,
+                        target.frame.iloc[target.train],
+                        [*loaded.encoder.numeric, *loaded.encoder.categorical],
+                    ),
+                },
             )
             return finetune_run_mark_succeeded(
                 run_id=run_id, worker=worker, produced_version=child, device=device
@@ -782,5 +813,8 @@ def glassbox_version_fit(
                 "train_rows": int(rows.train.size),
                 "test_rows": int(rows.test.size),
             },
+            "warnings": training_warnings(
+                domain, rows.frame.iloc[rows.train], [*rows.numeric, *rows.categorical]
+            ),
         },
     )
