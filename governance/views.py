@@ -54,19 +54,24 @@ class RequestForm(forms.Form):
         required=False,
         max_length=4000,
         label="Anything you want us to know",
-        help_text="Optional: your point of view on the decision (GDPR Art. 22(3)).",
+        help_text="Optional: what you want to know, or your point of view on the "
+        "decision.",
         widget=forms.Textarea(attrs={"rows": 4}),
     )
 
 
-def _rate_limited(request: HttpRequest, retry_after: int) -> HttpResponse:
+def _rate_limited(
+    request: HttpRequest, retry_after: int, decision: Decision | None = None
+) -> HttpResponse:
+    pages = (
+        _decision_pages_context(decision)
+        if decision is not None
+        else {"controller": settings.REPORT_CONTROLLER}
+    )
     response = render(
         request,
         "public/rate_limited.html",
-        {
-            "minutes": math.ceil(retry_after / 60),
-            "controller": settings.REPORT_CONTROLLER,
-        },
+        {"minutes": math.ceil(retry_after / 60), **pages},
         status=429,
     )
     response["Retry-After"] = str(retry_after)
@@ -99,7 +104,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     {
                         "filed": filed,
                         "status_url": status_url,
-                        "controller": settings.REPORT_CONTROLLER,
+                        **_decision_pages_context(filed.decision),
                     },
                     status=201,
                 )
@@ -208,7 +213,7 @@ def contest_new(request: HttpRequest, token: str) -> HttpResponse:
     # One count with filing: a contest is as cheap to send as a request.
     retry_after = filing_attempt(request)
     if retry_after is not None:
-        return _rate_limited(request, retry_after)
+        return _rate_limited(request, retry_after, filed.decision)
     form = ContestForm(request.POST)
     if form.is_valid():
         try:
@@ -296,7 +301,7 @@ def request_report(request: HttpRequest, token: str) -> HttpResponse:
         return render(
             request,
             "public/unavailable.html",
-            {"controller": settings.REPORT_CONTROLLER},
+            _decision_pages_context(filed.decision),
             status=503,
         )
     response = HttpResponse(data, content_type="application/pdf")

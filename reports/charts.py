@@ -200,8 +200,10 @@ def bar_chart_horizontal(
     def shown(value: float) -> str:
         if decimals is None:
             return format_number(value, signed=signed)
-        sign = "+" if signed and value > 0 else ""
-        return f"{sign}{value:,.{decimals}f}"
+        text = f"{value:,.{decimals}f}"
+        if float(text.replace(",", "")) == 0:
+            return f"{0:.{decimals}f}"  # neither "-0.0" nor "+0.0"
+        return ("+" if signed and value > 0 else "") + text
 
     if not items:
         raise ValueError("a bar chart needs at least one item")
@@ -284,16 +286,18 @@ def grouped_bar_chart(
     if y_range is None:
         ticks = nice_ticks(min(0.0, *all_values), max(0.0, *all_values), 5)
     else:
+        # The axis is the tick grid around y_range (axis_start tells a caption
+        # where it begins); a bar outside it would be drawn wrong, so refuse.
         ticks = nice_ticks(*_finite(y_range, "y_range"), 5)
-        ticks = [t for t in ticks if y_range[0] - 1e-9 <= t <= y_range[1] + 1e-9]
-        if len(ticks) < 2:
-            raise ValueError("y_range is too narrow for an axis")
+        if min(all_values) < ticks[0] or max(all_values) > ticks[-1]:
+            raise ValueError("a bar value lies outside y_range")
     tick_text = tick_labels(ticks)
     left = int(max(len(t) for t in tick_text) * CHAR_WIDTH) + 14
     if y_label:
         left += 16
     legend_h, bottom = 20, 34
-    plot_top, plot_bottom = legend_h + 8, height - bottom
+    # Room above the tallest bar for its value label, clear of the legend.
+    plot_top, plot_bottom = legend_h + (22 if value_labels else 8), height - bottom
     y = _Scale(ticks[0], ticks[-1], plot_bottom, plot_top)
     plot_w = width - left - 8
     cluster = plot_w / len(groups)
@@ -318,8 +322,7 @@ def grouped_bar_chart(
     for g_index in range(len(groups)):
         x0 = left + round(g_index * cluster + cluster * 0.1)
         for s_index, (_, values) in enumerate(series):
-            value = min(max(values[g_index], ticks[0]), ticks[-1])
-            top = y(value)
+            top = y(values[g_index])
             x = x0 + s_index * bar_w
             bars_by_series[s_index].append(
                 (x, min(top, zero), bar_w - 1, abs(zero - top))
@@ -606,18 +609,20 @@ def _wrap(text: str, chars: int, max_lines: int = 3) -> list[str]:
     name longer than every line together is cut, with an ellipsis."""
     text = " ".join(str(text).split())
     lines: list[str] = []
-    while text and len(lines) < max_lines:
-        if len(text) <= chars:
-            lines.append(text)
-            text = ""
-            break
+    while len(text) > chars and len(lines) < max_lines - 1:
         cut = max(text.rfind(sep, 0, chars) for sep in " /-_.")
         cut = cut + 1 if cut >= chars // 2 else chars
         lines.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text:
-        lines[-1] = truncate(lines[-1] + text, chars)
+        lines.append(truncate(text, chars))
     return lines
+
+
+def axis_start(low: float, high: float) -> float:
+    """Where an axis asked for low..high begins (grouped_bar_chart's y_range):
+    the round tick at or below `low`."""
+    return nice_ticks(low, high, 5)[0]
 
 
 def svg_data_uri(svg: str) -> str:

@@ -106,6 +106,7 @@ def _metrics_rows(version: ModelVersion) -> list[dict[str, Any]]:
                     for k in HEADLINE_METRICS
                 ],
                 "interval_method": metrics.get("interval_method", ""),
+                "interval_confidence": metrics.get("interval_confidence"),
             }
         )
     return rows
@@ -157,7 +158,8 @@ def _performance_chart(version: ModelVersion) -> str | None:
         value_labels=True,
     )
     title = "ROC AUC on each domain's held-out rows"
-    caption = title + (f" (the axis starts at {low:.1f}, not 0)" if low else "")
+    start = charts.axis_start(low, high)
+    caption = title + (f" (the axis starts at {start:g}, not 0)" if start else "")
     return charts.embed(svg, alt=title, caption=caption)
 
 
@@ -612,7 +614,8 @@ def audit_event_details(event: AuditEvent) -> str:
         value = after.get(key)
         if value in (None, ""):
             continue
-        said.append(f"{label} {value:,}" if key == "rows" else f"{label} {value}")
+        count = key == "rows" and isinstance(value, int)
+        said.append(f"{label} {value:,}" if count else f"{label} {value}")
     if isinstance(after.get("agreement"), int | float):
         said.append(f"agreement {after['agreement']:.1%}")
     if after.get("sha256"):
@@ -1142,6 +1145,9 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
     sections = set(SECTIONS[audience])
     system = version.system
     limitations = _limitations(version, runs, bias, explainer)
+    metrics = _metrics_rows(version)
+    # Every figure's interval was computed the same way; the text names it once.
+    interval = next((row for row in metrics if row["interval_method"]), None)
     return {
         "system": system,
         "system_facts": _system_facts(system),
@@ -1168,12 +1174,14 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         "runs": runs,
         "dataset": version.dataset,
         "domains": list(version.dataset.domains.all()),
-        "metrics": _metrics_rows(version),
+        "metrics": metrics,
         "parent_metrics": _metrics_rows(version.parent) if version.parent else [],
         "metric_names": METRIC_NAMES,
-        "metrics_interval_method": next(
-            (row["interval_method"] for row in _metrics_rows(version)), ""
-        ),
+        "metrics_interval": interval
+        and {
+            "method": interval["interval_method"],
+            "confidence": interval["interval_confidence"],
+        },
         "performance_chart": _performance_chart(version),
         "bias": bias,
         "explainer": explainer,

@@ -304,7 +304,7 @@ def contest_law(decision: Decision) -> dict[str, Any]:
     which must lay down the safeguards), "no_ground" (solely automated, no Art.
     22(2) ground recorded), "person" (a person decides with the system's result)
     or "unknown" (no system record). `art12` is whether the Art. 12(3) time limit
-    binds the answer: where Art. 22 applies, a contest is a request under it."""
+    binds the answer: a contest under Art. 22(3) is a request under Art. 22."""
     facts = legal_facts(decision, None, written_at=timezone.now())
     solely = facts["solely_automated"]
     if solely and facts["art22_3_applies"]:
@@ -317,7 +317,10 @@ def contest_law(decision: Decision) -> dict[str, Any]:
         basis = facts["automation"]
     return {
         "basis": basis,
-        "art12": solely,
+        # Art. 12(3)'s month binds a contest made under Art. 22(3); under a
+        # law's own safeguards, or with no ground recorded, it is our undertaking.
+        "art12": basis == "art22_3",
+        "solely_automated": solely,
         "controller": facts["controller"],
     }
 

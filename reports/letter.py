@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from governance.models import Contest, Report
-from governance.services.contests import contest_is_late
+from governance.services.contests import contest_is_late, contest_late_days
 from governance.services.decisions import version_outcomes
 from reports.individual import contest_law
 
@@ -42,9 +42,15 @@ def letter_context(report: Report) -> dict[str, Any]:
     version = automated.model_version
     outcomes = version_outcomes(version)
     standing = contest.human_decision or automated
-    late = contest_is_late(contest)
-    explanation = automated.explanations.order_by("-created_at").first()
     decided_at = contest.decided_at or timezone.now()
+    late = contest_is_late(contest)
+    law = contest_law(automated)
+    # The file as it stood when the reviewer decided, not as it is at rendering.
+    explanation = (
+        automated.explanations.filter(created_at__lte=decided_at)
+        .order_by("-created_at")
+        .first()
+    )
     return {
         "contest": contest,
         "decision": automated,
@@ -55,14 +61,18 @@ def letter_context(report: Report) -> dict[str, Any]:
         "standing_text": outcomes.text(int(standing.positive)),
         "standing_favourable": standing.favourable,
         "late": late,
-        "late_days": (decided_at - contest.due_at).days if late else 0,
+        "late_days": contest_late_days(contest),
         "controller": _controller(version.system),
-        "law": contest_law(automated),
-        # What the review page showed the reviewer (ContestAdmin): the latest
-        # explanation of the decision and its flip test, where they exist.
+        "law": law,
+        # "Automated" only where the record says no person takes the decision.
+        "contested_words": "the automated decision"
+        if law["solely_automated"]
+        else "the decision",
+        # What the case file held when the reviewer decided: the explanation
+        # of the decision and its flip test, where they existed.
         "explained": explanation is not None,
         "flip_tested": bool(explanation and explanation.flips.get("trials")),
         "request": contest.request,
         "reviewer_role": "a compliance officer of the controller who took no part "
-        "in making or explaining the automated decision",
+        "in explaining the decision",
     }

@@ -316,8 +316,8 @@ def test_upholding_needs_reasons_and_sends_a_letter(
     assert "a compliance officer of the controller who took no part" in text
     # The letter says what the review page showed, not that the reviewer read it;
     # this decision was never explained.
-    assert "no explanation of it had been drafted yet" in text
-    assert "no test of protected characteristics had been run" in text
+    assert "no explanation of the decision had been drafted yet" in text
+    assert "no test of protected characteristics" in text
     assert "reviewer" not in text  # the role, not the officer's username
 
 
@@ -348,7 +348,7 @@ def test_changing_makes_a_new_decision_by_the_person_linked_to_the_automated(
     assert "A person reviewed the decision and changed it" in text
     # A reference may break across lines after its hyphen.
     assert made.reference in "".join(text.split())
-    assert "made by a person, not by the automated system" in text
+    assert "made by a person, not by the system" in text
     # The person's status page shows the outcome and reasons and offers the letter.
     page = Client().get(f"/explain/status/{case['token']}/").content.decode()
     assert "The decision was changed" in page
@@ -550,7 +550,7 @@ LAW_CASES = {
     "art22_3": ("solely_automated", "contract", "(GDPR Art. 22(3))"),
     "art22_2b": ("solely_automated", "law", "(GDPR Art. 22(2)(b))"),
     "no_ground": ("solely_automated", "", "is not recorded in this system"),
-    "person": ("human_decides", "", "do not apply"),
+    "person": ("human_decides", "", "we treat it as not solely automated"),
 }
 
 
@@ -566,7 +566,8 @@ def test_the_contest_form_cites_art22_3_only_where_it_applies(case, basis):
         AISystem.objects.filter(pk=case["system"].pk).update(
             automation=automation, art22_ground=ground
         )
-        art12 = automation == "solely_automated"
+        # The month of Art. 12(3) binds a contest under Art. 22(3) only.
+        art12 = basis == "art22_3"
     page = Client().get(f"/explain/status/{case['token']}/").content.decode()
     law = page.split('id="contest-law">', 1)[1].split("</p>", 1)[0]
     assert said in law
@@ -576,7 +577,16 @@ def test_the_contest_form_cites_art22_3_only_where_it_applies(case, basis):
     assert ("Northern Loans plc" in page) is (basis != "unknown")
 
 
-@pytest.mark.parametrize("basis", ["art22_3", "person"])
+def test_pages_about_no_one_decision_state_art22_3_with_its_condition(case):
+    footer = Client().get("/explain/").content.decode().split("<footer>", 1)[1]
+    assert "Where a decision about you is made solely by automated means" in footer
+    assert "(GDPR Art. 22(3))" in footer
+    # A decision's own page states that decision's law instead (tested above).
+    status = Client().get(f"/explain/status/{case['token']}/").content.decode()
+    assert "Where a decision about you" not in status
+
+
+@pytest.mark.parametrize("basis", ["art22_3", "art22_2b", "person"])
 def test_the_letter_cites_art22_3_only_where_it_applies(
     case, basis, django_capture_on_commit_callbacks
 ):
@@ -590,5 +600,6 @@ def test_the_letter_cites_art22_3_only_where_it_applies(
     text = _letter_text(contest)
     assert ("Art. 22(3)" in text) is (basis == "art22_3")
     assert ("time limit of GDPR Art. 12(3)" in text) is (basis == "art22_3")
-    if basis == "person":
-        assert "within the month we undertook" in text
+    assert ("within the month we undertook" in text) is (basis != "art22_3")
+    # "Automated" only where the record says no person takes the decision.
+    assert ("you contested the automated decision" in text) is (basis != "person")

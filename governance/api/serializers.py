@@ -153,7 +153,7 @@ class RequestFileSerializer(serializers.Serializer):
         required=False,
         allow_blank=True,
         default="",
-        help_text="Optional: the person's point of view (GDPR Art. 22(3)).",
+        help_text="Optional: what the person wants to know, or their point of view.",
     )
 
 
@@ -240,7 +240,8 @@ class ContestFiledSerializer(serializers.Serializer):
         help_text="The same status as JSON (keep it secret)."
     )
     due_at = serializers.DateTimeField(
-        help_text="One month from receipt (GDPR Art. 12(3))."
+        help_text="One month from receipt (GDPR Art. 12(3) where Art. 22(3) "
+        "applies; otherwise the controller's undertaking)."
     )
 
 

@@ -190,10 +190,17 @@ def contest_letter(contest: Contest) -> Report | None:
     )
 
 
-def contest_is_late(contest: Contest, *, now: datetime | None = None) -> bool:
-    """Past its due date: decided after it, or still open after it."""
+def contest_late_days(contest: Contest, *, now: datetime | None = None) -> int:
+    """Days past the due date, by calendar day where the controller is (as the
+    person reads the dates): decided after it, or still open after it; else 0."""
     when = contest.decided_at or now or timezone.now()
-    return when > contest.due_at
+    days = (timezone.localdate(when) - timezone.localdate(contest.due_at)).days
+    return max(days, 0)
+
+
+def contest_is_late(contest: Contest, *, now: datetime | None = None) -> bool:
+    """Answered, or still open, after the day it was due."""
+    return contest_late_days(contest, now=now) > 0
 
 
 # --- Review (officers) -------------------------------------------------------------

@@ -171,6 +171,8 @@ def test_a_person_contests_and_an_officer_who_took_no_part_changes_the_decision(
     assert "A person reviewed the decision and changed it" in text
     assert contest.number in text and made.reference in text
     assert REASONS in text and "(GDPR Art. 22(3))" in text
+    # The case file held the explanation and its flip test when they decided.
+    assert "its explanation; and the test of whether a protected" in text
 
     actions = set(
         AuditEvent.objects.filter(

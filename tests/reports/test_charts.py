@@ -125,6 +125,43 @@ def test_grouped_bars_on_a_narrow_range_show_their_values() -> None:
     assert "0.80" in shown and "0.00" not in shown and "0" not in shown
 
 
+@pytest.mark.parametrize("lowest", [0.16, 0.36, 0.56, 0.877])
+def test_a_bounded_axis_starts_where_axis_start_says_and_keeps_every_bar(lowest):
+    low = max(0.0, int((lowest - 0.05) * 10) / 10)
+    svg = charts.grouped_bar_chart(
+        ["a", "b"],
+        [("s", [lowest, 0.95])],
+        title="AUC",
+        y_range=(low, 1.0),
+        value_labels=True,
+    )
+    root = parse(svg)
+    start = charts.axis_start(low, 1.0)
+    assert start <= low
+    ticks = [float(t) for t in texts(root) if t.replace(".", "").isdigit()]
+    assert min(ticks) == pytest.approx(start)
+    # Both bars are drawn: no value was clamped to nothing.
+    [bars] = [p.get("d") for p in root.iter(f"{SVG}path") if p.get("fill") == "#0072B2"]
+    assert bars.count("M") == 2
+    with pytest.raises(ValueError, match="outside"):
+        charts.grouped_bar_chart(["a"], [("s", [0.1])], title="AUC", y_range=(0.5, 1.0))
+
+
+def test_wrapped_names_keep_their_text_and_cut_only_the_end() -> None:
+    assert charts._wrap("abc def ghi", 7) == ["abc", "def ghi"]
+    lines = charts._wrap("uvwxyz abcdefghijk lmnopqrstu vwxyz", 8, max_lines=2)
+    assert lines[0] == "uvwxyz" and lines[1].startswith("abcdefg")
+    assert lines[1].endswith("\u2026") and len(lines[1]) <= 8
+
+
+def test_fixed_decimals_never_print_a_signed_zero() -> None:
+    root = parse(
+        charts.bar_chart_horizontal([("a", -0.04), ("b", 0.04)], title="c", decimals=1)
+    )
+    shown = texts(root)
+    assert "-0.0" not in shown and "+0.0" not in shown and "0.0" in shown
+
+
 def test_lineage_names_wrap_instead_of_being_cut() -> None:
     name = "german-credit-base/ft1-target-after-review"
     root = parse(charts.lineage_tree([(1, None, name, "finetuned · draft")], title="t"))
