@@ -301,7 +301,7 @@ def _bias_step(
                 "findings": [
                     f["sentence"]
                     for f in check.result["findings"]
-                    if f["severity"] in ("fail", "warn")
+                    if f["severity"] in ("fail", "warn", "insufficient")
                 ],
             }
     transfer = bias_transfer_table(child) if child else []

@@ -31,6 +31,7 @@ from governance.services.versions import (
 )
 from reports import charts
 from workers.ml.fairness.policy import METRIC_NAMES as BIAS_METRIC_NAMES
+from workers.ml.limitations import small_sample_limitations
 
 # Which sections each audience gets (business, technical, regulatory; docs/design.md).
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -266,9 +267,13 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
     for domain, check in sorted(checks.items()):
         findings = sorted(
             check.result.get("findings", []),
-            key=lambda f: {"fail": 0, "warn": 1, "info": 2, "pass": 3}.get(
-                f["severity"], 9
-            ),
+            key=lambda f: {
+                "fail": 0,
+                "warn": 1,
+                "insufficient": 2,
+                "info": 3,
+                "pass": 4,
+            }.get(f["severity"], 9),
         )
         disparities = [
             _disparity_row(attribute, disparity)
@@ -281,7 +286,9 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
                 "equalized_odds_difference",
             )
         ]
-        shown = [f for f in findings if f["severity"] in ("fail", "warn")]
+        shown = [
+            f for f in findings if f["severity"] in ("fail", "warn", "insufficient")
+        ]
         rows.append(
             {
                 "domain": domain,
@@ -311,8 +318,22 @@ def _bias_section(version: ModelVersion) -> dict[str, Any]:
 def _limitations(
     version: ModelVersion, runs: list[FineTuneRun], bias: dict[str, Any], explainer: Any
 ) -> list[str]:
-    """Risks the numbers reveal, each sentence quoting the number behind it."""
-    notes: list[str] = []
+    """Risks the numbers reveal, each sentence quoting the number behind it:
+    first the figures that rest on too few rows (the population the version
+    decides on first), then the rest."""
+    checks = {row["domain"]: row["check"].result for row in bias["checks"]}
+    deployment = version.trained_on.name if version.trained_on else None
+    notes: list[str] = [
+        item["sentence"]
+        for item in small_sample_limitations(
+            version.metrics or {}, checks, deployment_domain=deployment
+        )
+    ]
+    notes.extend(
+        f"{warning['sentence']}"
+        for warning in (version.training or {}).get("warnings", [])
+        if warning.get("sentence")
+    )
     own = {row["domain"]: row for row in _metrics_rows(version)}
     if version.parent is not None and runs:
         last = runs[-1]
@@ -481,6 +502,7 @@ def _evidence_gaps(version: ModelVersion) -> dict[str, Any] | None:
     return {
         "unchecked": gaps.unchecked,
         "failing": gaps.failing,
+        "insufficient": gaps.insufficient,
         "no_explainer": gaps.no_explainer,
         "approval": approval,
         "justification": (approval.after or {}).get("note", "") if approval else "",

@@ -218,3 +218,27 @@ def test_the_dossier_reads_in_words_not_codes(dossier, child, settings):
     assert "worker:" not in text and "command:" not in text
     assert "finetune_run." not in text and "model_version.created" not in text
     assert "fine-tuning run succeeded" in text
+
+
+def test_the_dossier_names_small_samples_and_not_enough_data_first(
+    dossier, child, settings
+):
+    from governance.models import BiasCheck
+    from workers.ml.limitations import small_sample_limitations
+
+    # The target's check re-recorded as one where no group was large enough.
+    check = child.bias_checks.filter(domain__name="target").latest("pk")
+    BiasCheck.objects.filter(pk=check.pk).update(verdict="insufficient")
+    text = " ".join(pdf_text(_pdf(dossier(), settings)).split())
+    limitations = text[text.index("7. Limitations") : text.index("8. Approvals")]
+    # The synthetic data's small groups (e.g. gender x age) lead section 7, the
+    # population the version decides on (target) first.
+    checks = {c.domain.name: c.result for c in child.bias_checks.all()}
+    small = small_sample_limitations(child.metrics, checks, deployment_domain="target")
+    assert small and small[0]["domain"] == "target"
+    first = " ".join(small[0]["sentence"].split())
+    assert limitations.index(first) < len(limitations) // 2
+    # The training warning: the target's filter holds an input constant.
+    [warning] = child.training["warnings"]
+    assert " ".join(warning["sentence"].split())[:60] in limitations
+    assert "NOT ENOUGH DATA" in text and "INSUFFICIENT" not in text
