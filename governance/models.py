@@ -1148,8 +1148,8 @@ class Contest(models.Model):
     """A person contests an automated decision (GDPR Art. 22(3)): their point of
     view, a request for human intervention, and the human review that answers it.
 
-    An officer other than the one who drafted the explanation reviews the
-    decision, its explanation, the flip test and the statement, and upholds or
+    An officer who took no part in explaining the decision (who worked no request
+    about it, nor wrote or approved its explanation) reviews the decision, its explanation, the flip test and the statement, and upholds or
     changes the outcome with reasons; a changed outcome is a new Decision made by
     that person, which `replaces` the automated one.
     """
