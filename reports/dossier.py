@@ -399,9 +399,6 @@ def _limitations(
     return notes
 
 
-# A disparity that moved by more than this is a limitation (the bias transfer
-# table's own line: workers.ml.fairness.transfer, worse_by).
-TRANSFER_WORSE_BY = 0.05
 # Items named per merged limitation; the rest are counted.
 TRANSFER_NAMED = 4
 TRANSFER_MOVES = (
@@ -442,14 +439,13 @@ def _transfer_limitations(rows: list[dict[str, Any]]) -> list[str]:
     rest, instead of one near-identical sentence per attribute and measure."""
     lines = []
     for change, before, after, lead in TRANSFER_MOVES:
+        # The transfer table decided which movements were worse (its worse_by).
         moves = []
         for row in rows:
-            delta = row.get(change)
-            if delta is None:
+            if change not in row.get("worse_moves", []):
                 continue
-            harm = delta if row.get("higher_is_worse", True) else -delta
-            if round(harm, 12) > TRANSFER_WORSE_BY:
-                moves.append((harm, row))
+            delta = row[change]
+            moves.append((delta if row.get("higher_is_worse", True) else -delta, row))
         if not moves:
             continue
         moves.sort(key=lambda move: -move[0])

@@ -112,6 +112,17 @@ def _row(
 
     name = METRIC_NAMES[metric]
     sentences = []
+    # Which of the four movements made the disparity worse by more than worse_by.
+    row["worse_moves"] = [
+        move
+        for move in (
+            "fine_tuning_change_source",
+            "fine_tuning_change_target",
+            "domain_change_parent",
+            "domain_change_child",
+        )
+        if worse(row[move])
+    ]
     for domain in ("source", "target"):
         delta = row[f"fine_tuning_change_{domain}"]
         if worse(delta):
