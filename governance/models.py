@@ -1149,9 +1149,10 @@ class Contest(models.Model):
     view, a request for human intervention, and the human review that answers it.
 
     An officer who took no part in explaining the decision (who worked no request
-    about it, nor wrote or approved its explanation) reviews the decision, its explanation, the flip test and the statement, and upholds or
-    changes the outcome with reasons; a changed outcome is a new Decision made by
-    that person, which `replaces` the automated one.
+    about it, nor wrote or approved its explanation) reviews the decision, its
+    explanation, the flip test and the statement, and upholds or changes the
+    outcome with reasons; a changed outcome is a new Decision made by that
+    person, which `replaces` the automated one.
     """
 
     class Status(models.TextChoices):
