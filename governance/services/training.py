@@ -475,7 +475,8 @@ def _finetune_source(parent: ModelVersion, target: Domain) -> Domain:
         raise FineTuneRefused(
             f"{target} has no data: this is domain generalisation, where there is "
             "nothing to fine-tune on. Judge the base model by how evenly it performs "
-            "across sub-populations of the source instead (subpopulation_spread)."
+            "across sub-populations of the source instead (the flow records that "
+            "spread with the base model's metrics)."
         )
     return source
 
