@@ -469,3 +469,25 @@ def test_a_spec_without_the_additions_stores_as_before(tmp_path: Path) -> None:
     stored = make_spec(tmp_path).to_dict()
     assert not {"derive", "values"} & set(stored)
     assert "keep" not in stored["features"]
+
+
+@pytest.mark.django_db
+def test_the_import_command_prints_the_import_s_notes(tmp_path: Path, capsys) -> None:
+    import json
+
+    from django.core.management import call_command
+
+    data = CSV.splitlines()
+    header = data[0].split(",")
+    # The first column repeated with the same values, at the end: read once.
+    rows = [",".join([*line.split(","), line.split(",")[0]]) for line in data[1:]]
+    (tmp_path / "data.csv").write_text(
+        ",".join([*header, header[0]]) + "\n" + "\n".join(rows) + "\n"
+    )
+    (tmp_path / "spec.toml").write_text(
+        f'name = "credit"\nfiles = ["data.csv"]\n{TARGET}\n{STATUS}\n{SEX}'
+        '[features]\ndrop = ["personal_status"]\n'
+    )
+    call_command("import_dataset", str(tmp_path / "spec.toml"))
+    printed = json.loads(capsys.readouterr().out)
+    assert any("read once" in note for note in printed["notes"])

@@ -28,5 +28,7 @@ class Command(BaseCommand):
             "rows": dataset.row_count,
             "sha256": dataset.content_sha256,
             "domains": {d.name: d.row_count for d in dataset.domains.all()},
+            # What the import decided on its own (e.g. a repeated header read once).
+            "notes": [note for f in dataset.files for note in f.get("notes", [])],
         }
         self.stdout.write(json.dumps(result, indent=2))
