@@ -179,6 +179,12 @@ def test_hostile_text_in_the_data_is_printed_not_interpreted(
     assert "root:x:0:0" not in text  # nothing fetched
 
 
+def _has(text: str, phrase: str) -> bool:
+    """`phrase` is in the PDF's text, wherever its lines broke (a line may break
+    after a hyphen, which leaves no space to normalise)."""
+    return "".join(phrase.split()) in "".join(text.split())
+
+
 def test_the_dossier_reads_in_words_not_codes(dossier, child, settings):
     """Issue 14, item 5: human names, verdicts on every row, group sizes beside
     each interval, one number format, chart titles in the text, no internal
@@ -199,7 +205,7 @@ def test_the_dossier_reads_in_words_not_codes(dossier, child, settings):
     # Every row of a check's table carries a verdict: the ratio is judged by the
     # four-fifths rule, and no row says "None".
     assert " None " not in f" {text} "
-    assert "four-fifths rule, per group" in text
+    assert _has(text, "four-fifths rule, per group")
     # The groups a disparity compares, with their sizes.
     sizes = {
         group["label"]: group["count"]
@@ -207,17 +213,17 @@ def test_the_dossier_reads_in_words_not_codes(dossier, child, settings):
         for attribute in check.result["attributes"]
         for group in attribute["groups"]
     }
-    assert any(f"{label} ({count:,})" in text for label, count in sizes.items())
+    assert any(_has(text, f"{label} ({count:,})") for label, count in sizes.items())
     # One number format: counts of a thousand or more carry a separator.
     rows = child.dataset.row_count
     assert rows >= 1000 and f"{rows:,} rows" in text and f"{rows} rows" not in text
     # Chart titles as text; the AUC chart says where its axis starts.
-    assert "ROC AUC on each domain's held-out rows" in text
+    assert _has(text, "ROC AUC on each domain's held-out rows")
     # Readers see domains, processes and events by name, not by internal id.
     assert f"{child.dataset.name}/" not in text
     assert "worker:" not in text and "command:" not in text
     assert "finetune_run." not in text and "model_version.created" not in text
-    assert "fine-tuning run succeeded" in text
+    assert _has(text, "fine-tuning run succeeded")
 
 
 def test_the_dossier_names_small_samples_and_not_enough_data_first(
@@ -236,9 +242,11 @@ def test_the_dossier_names_small_samples_and_not_enough_data_first(
     checks = {c.domain.name: c.result for c in child.bias_checks.all()}
     small = small_sample_limitations(child.metrics, checks, deployment_domain="target")
     assert small and small[0]["domain"] == "target"
-    first = " ".join(small[0]["sentence"].split())
-    assert limitations.index(first) < len(limitations) // 2
+    # Compared without spaces: a line may break after a hyphen ("30-49").
+    squashed = "".join(limitations.split())
+    first = "".join(small[0]["sentence"].split())
+    assert squashed.index(first) < len(squashed) // 2
     # The training warning: the target's filter holds an input constant.
     [warning] = child.training["warnings"]
-    assert " ".join(warning["sentence"].split())[:60] in limitations
+    assert "".join(warning["sentence"].split())[:60] in squashed
     assert "NOT ENOUGH DATA" in text and "INSUFFICIENT" not in text
