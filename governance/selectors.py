@@ -119,3 +119,9 @@ def downloadable_reports(user: Any) -> QuerySet[Report]:
     if user.has_perm("governance.change_report"):
         statuses.append(Report.Status.DRAFT)
     return Report.objects.filter(status__in=statuses).exclude(sha256="")
+
+
+def dataset_reader_names(dataset: Any) -> dict[str, str]:
+    """The spec's [names]: column -> the name a person, officer or auditor reads."""
+    names = (dataset.spec or {}).get("names") or {}
+    return {str(column): str(name) for column, name in names.items()}

@@ -30,6 +30,11 @@ from governance.services.versions import (
     model_version_approval_gaps,
 )
 from reports import charts
+from workers.ml.explain.phrasing import (
+    attribute_label,
+    feature_label,
+    features_label,
+)
 from workers.ml.fairness.policy import METRIC_NAMES as BIAS_METRIC_NAMES
 from workers.ml.limitations import small_sample_limitations
 
@@ -183,7 +188,7 @@ def _global_chart(explainer: Any) -> str | None:
     if not importances:
         return None
     svg = charts.bar_chart_horizontal(
-        [(" x ".join(t["features"]), t["importance"]) for t in importances],
+        [(features_label(t["features"], " x "), t["importance"]) for t in importances],
         title="Term importance in the surrogate (mean absolute effect on the logit)",
         signed=False,
         value_label="mean |effect|",
@@ -203,13 +208,14 @@ def _shape_charts(explainer: Any, count: int = 3) -> list[str]:
         shape = shapes.get(term["term"])
         if shape is None or len(charts_html) == count:
             continue
-        title = f"Effect of {term['term']} on the score"
+        named = features_label(term.get("features") or [term["term"]], " x ")
+        title = f"Effect of {named} on the score"
         if shape.get("centers"):
             svg = charts.line_chart(
                 shape["centers"],
                 shape["scores"],
                 title=title,
-                x_label=term["term"],
+                x_label=named,
                 y_label="effect on the logit",
             )
         elif shape.get("categories"):
@@ -377,12 +383,12 @@ def _limitations(
     notes.extend(_transfer_limitations(bias["transfer"]))
     for row in _proxy_rows(explainer):
         if row["strong"]:
-            carriers = ", ".join(row["strong"])
+            carriers = ", ".join(feature_label(c) for c in row["strong"])
             notes.append(
-                f"{carriers} alone predict {row['attribute']} closely (ROC AUC at or "
-                "above the strong-proxy line): the model can treat its groups "
-                "differently through them even without the attribute. Every "
-                "explained decision is flip-tested on them."
+                f"{carriers} alone predict {attribute_label(row['attribute'])} "
+                "closely (ROC AUC at or above the strong-proxy line): the model "
+                "can treat its groups differently through them even without the "
+                "attribute. Every explained decision is flip-tested on them."
             )
     if explainer is not None and not explainer.fidelity_ok:
         notes.append(
@@ -450,7 +456,8 @@ def _transfer_limitations(rows: list[dict[str, Any]]) -> list[str]:
             continue
         moves.sort(key=lambda move: -move[0])
         named = "; ".join(
-            f"{row['metric_name']} for {row['attribute']} {row[before]:.2f} → "
+            f"{row['metric_name']} for {attribute_label(row['attribute'])} "
+            f"{row[before]:.2f} → "
             f"{row[after]:.2f}"
             for _, row in moves[:TRANSFER_NAMED]
         )
@@ -689,6 +696,12 @@ def _base_model(version: ModelVersion) -> ModelVersion:
     return node
 
 
+def _named_with_column(column: str) -> str:
+    """An auditor's form: the reader's name, and the file's where it differs."""
+    named = feature_label(column)
+    return named if named == column else f"{named} ({column})"
+
+
 def _domain_name(domain: Any) -> str:
     """A domain as readers know it (its name; "dataset/domain" is for logs)."""
     return domain.name if domain is not None else "an unrecorded domain"
@@ -769,12 +782,12 @@ def _annex_iv(
     spec = dataset.spec or {}
     target = spec.get("target", {})
     inputs = [
-        name
+        _named_with_column(name)
         for name, info in (dataset.schema or {}).items()
         if isinstance(info, dict) and info.get("role") == "feature"
     ]
     protected = [
-        f"{entry.get('column')}"
+        _named_with_column(str(entry.get("column")))
         + (" (special-category data)" if entry.get("special_category") else "")
         + (", a model input" if entry.get("input") else ", for bias checks only")
         for entry in spec.get("protected", [])
@@ -911,7 +924,8 @@ def _annex_iv(
                 ),
                 _item(
                     "(b) Design specifications",
-                    f"Predicts whether {target.get('column', 'the target')} is "
+                    f"Predicts whether "
+                    f"{feature_label(target.get('column', 'the target'))} is "
                     f"{', '.join(target.get('positive', [])) or 'the positive label'} "
                     "from the inputs in 2(d); a score at or above 0.5 is the positive "
                     f"outcome. Hyper-parameters: {hyper}.",

@@ -29,7 +29,7 @@ from governance.models import (
 )
 from governance.services.decisions import version_outcomes
 from reports import charts
-from workers.ml.explain.phrasing import feature_label, format_value
+from workers.ml.explain.phrasing import feature_label, features_label, format_value
 
 # Global importances shown in the "How" chart.
 TOP_TERMS = 8
@@ -53,7 +53,7 @@ def _factor_rows(factors: dict[str, Any]) -> list[dict[str, Any]]:
     favourable_sign = 1.0 if factors.get("favourable", 1) == 1 else -1.0
     rows = [
         {
-            "label": feature_label(" and ".join(f["features"])),
+            "label": features_label(f["features"]),
             "values": ", ".join(format_value(v) for v in f["values"]),
             "toward": f["toward_favourable"],
             "score_points": f["contribution"],
@@ -109,10 +109,7 @@ def _how_chart(global_explanation: dict[str, Any]) -> str | None:
     if not importances:
         return None
     svg = charts.bar_chart_horizontal(
-        [
-            (feature_label(" and ".join(t["features"])), t["importance"])
-            for t in importances
-        ],
+        [(features_label(t["features"]), t["importance"]) for t in importances],
         title="What the system weighs most, across everyone",
         signed=False,
         value_label="average effect on the score",
@@ -396,7 +393,7 @@ def _technical(factors: dict[str, Any]) -> dict[str, Any]:
     def rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
             {
-                "label": feature_label(" and ".join(c["features"])),
+                "label": features_label(c["features"]),
                 "contribution": points(c["contribution"]),
                 "network_response": points(c["network_response"]),
                 "agrees": c["agrees"],

@@ -10,9 +10,11 @@ from django.conf import settings
 from django.db import transaction
 
 from governance.models import BiasCheck, Domain, ModelVersion
+from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_spec
 from governance.services.training import domain_rows, model_version_load
+from workers.ml.explain.phrasing import reader_names
 
 
 def fairness_policy() -> Any:
@@ -42,15 +44,16 @@ def bias_check_run(*, version: ModelVersion, domain: Domain, actor: Any) -> Bias
     groups = groups_from_frame(rows.protected.iloc[rows.test], attributes)
     present = [name for name, values in groups.items() if values is not None]
     policy = fairness_policy()
-    result = bias_check(
-        groups,
-        rows.y[rows.test] if rows.labelled else None,
-        predicted,
-        intersections=list(itertools.combinations(present, 2)),
-        policy=policy,
-        n_bootstrap=settings.FAIRNESS_BOOTSTRAP,
-        seed=0,
-    )
+    with reader_names(dataset_reader_names(version.dataset)):
+        result = bias_check(
+            groups,
+            rows.y[rows.test] if rows.labelled else None,
+            predicted,
+            intersections=list(itertools.combinations(present, 2)),
+            policy=policy,
+            n_bootstrap=settings.FAIRNESS_BOOTSTRAP,
+            seed=0,
+        )
     with transaction.atomic():
         check = BiasCheck(
             model_version=version,

@@ -22,10 +22,12 @@ from governance.models import (
     ModelVersion,
     RecourseCheck,
 )
+from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_spec
 from governance.services.decisions import version_outcomes
 from governance.services.training import domain_rows, model_version_scorer
+from workers.ml.explain.phrasing import reader_names
 
 
 def _network_predict(version: ModelVersion) -> Any:
@@ -312,6 +314,14 @@ def decision_explain(
     test; a flip flags the decision for human review); and, for an adverse
     decision, minimal changes that lead to the favourable outcome, each re-scored
     on the network."""
+    version = decision.model_version
+    with reader_names(dataset_reader_names(version.dataset)):
+        return _decision_explain(decision, version, actor=actor, seed=seed)
+
+
+def _decision_explain(
+    decision: Decision, version: ModelVersion, *, actor: Any, seed: int
+) -> DecisionExplanation:
     from workers.ml.explain.counterfactuals import (
         NetworkClassifier,
         counterfactuals_for,
@@ -321,7 +331,6 @@ def decision_explain(
     from workers.ml.explain.faithful import explain_factors
     from workers.ml.explain.protected import flip_test
 
-    version = decision.model_version
     outcomes = version_outcomes(version)
     explainer = latest_explainer(version) or explainer_fit(
         version=version, actor=actor, seed=seed

@@ -21,7 +21,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from governance.models import Decision, ModelVersion, Report
+from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_head, audit_head_check, audit_record
+from workers.ml.explain.phrasing import reader_names
 
 Status = Report.Status
 
@@ -112,6 +114,16 @@ def _claim(report_id: int) -> Report | None:
 
 
 def report_html(report: Report) -> str:
+    """The report's HTML; every column is named as its data set's spec says."""
+    version = report.model_version
+    if version is None and report.decision is not None:
+        version = report.decision.model_version
+    names = dataset_reader_names(version.dataset) if version else {}
+    with reader_names(names):
+        return _report_html(report)
+
+
+def _report_html(report: Report) -> str:
     generated_at = timezone.now()
     common = {
         "reference": report.reference,

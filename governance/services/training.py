@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from governance.models import Dataset, Domain, FineTuneRun, ModelVersion, ShiftReport
+from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_load
 from governance.services.runs import (
@@ -31,6 +32,7 @@ from governance.services.runs import (
 )
 from governance.services.versions import model_version_create
 from workers.ml.dataspec import LoadedTable, domain_mask, split_indices
+from workers.ml.explain.phrasing import reader_names
 
 # Every version of a dataset is scored on the same held-out rows, so parent and
 # child (and source and target) are compared on data neither trained on.
@@ -244,9 +246,10 @@ def training_warnings(
         read = filter_columns(parse_filter(text)) if text.strip() else []
     except FilterError:  # checked at import; a stored filter should parse
         read = []
-    return constant_inputs(
-        frame, columns, domain=domain.name, filter_text=text, filter_columns=read
-    )
+    with reader_names(dataset_reader_names(domain.dataset)):
+        return constant_inputs(
+            frame, columns, domain=domain.name, filter_text=text, filter_columns=read
+        )
 
 
 def _device_name() -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 from django import template
 
+from workers.ml.explain.phrasing import attribute_label
+from workers.ml.fairness.groups import INTERSECTION_SEPARATOR
 from workers.ml.fairness.policy import METRIC_NAMES
 from workers.ml.shift import situation_name
 
@@ -53,3 +55,11 @@ def metric_name(code: Any) -> str:
 @register.filter
 def situation(code: Any) -> str:
     return situation_name(str(code)) if code else "not recorded"
+
+
+@register.filter
+def column_name(column: Any) -> str:
+    """A data set's column as its reader sees it: the spec's [names] entry (in
+    force while a report renders) or the file's name made readable; the parts of
+    an intersection ('race x sex') each."""
+    return attribute_label(column, INTERSECTION_SEPARATOR) if column else ""

@@ -72,6 +72,9 @@ Spec format (TOML; paths are relative to the spec file's folder)::
     [values.status]                     # labels replace codes when loaded
     A11 = "overdrawn (below 0 DM)"
 
+    [names]                             # what a reader sees for a column
+    duration = "loan duration in months"
+
 ``[derive]``: a raw value the map lacks is an error listing the first
 MAX_UNMAPPED_SHOWN; a missing cell stays missing; the name may not be a column of
 the file. ``[values]``: the table holds the labels (a labelled column is
@@ -81,7 +84,9 @@ label by the governance service. A label may not be another code or value of the
 column. A header that repeats a name is refused only when the spec uses the name
 and the columns differ; identical ones are read once and differing unused ones
 not at all, each with a note in ``LoadedTable.notes``. When the header looks like
-data, the duplicate and unknown-column errors add HEADERLESS_HINT.
+data, the duplicate and unknown-column errors add HEADERLESS_HINT. ``[names]``:
+the name a person, officer or auditor reads for a column (``reader_name``); the
+data, the model and the spec keep the file's name; two columns may not share one.
 
 A protected attribute is read into the table for the bias checks, but it is a
 model input only with ``input = true`` (measuring bias needs the attribute,
@@ -205,6 +210,7 @@ _TOP_KEYS = (
     "domains",
     "derive",
     "values",
+    "names",
 )
 
 
@@ -407,6 +413,8 @@ class DatasetSpec:
     derives: tuple[DeriveSpec, ...] = ()
     # [values.COLUMN]: (column, ((code, label), ...)); labels replace codes on load.
     value_labels: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # [names]: (column, the name a reader sees); the file's name everywhere else.
+    reader_names: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         _check_spec(self)
@@ -487,6 +495,7 @@ class DatasetSpec:
         pairs += [(f"domains.{d.name}.filter", d.columns) for d in self.domains]
         pairs += [(f"derive.{d.name}.from", [d.source]) for d in self.derives]
         pairs += [(f"values.{column}", [column]) for column, _ in self.value_labels]
+        pairs += [("names", [column for column, _ in self.reader_names])]
         return pairs
 
     def to_dict(self) -> dict[str, Any]:
@@ -542,6 +551,8 @@ class DatasetSpec:
             }
         if self.value_labels:
             data["values"] = {c: dict(pairs) for c, pairs in self.value_labels}
+        if self.reader_names:
+            data["names"] = dict(self.reader_names)
         if self.keep:
             data["features"]["keep"] = list(self.keep)
         if not self.header:
@@ -846,6 +857,7 @@ def _spec_from_mapping(
         keep=keep,
         derives=_derives(data),
         value_labels=_value_labels(data),
+        reader_names=_lookup(_table(data, "names"), "names", MAX_COLUMNS),
         base_dir=Path(base_dir),
     )
 
@@ -1007,6 +1019,7 @@ def _check_spec(spec: DatasetSpec) -> None:
     _no_duplicates(spec.actionable or (), "actionable")
     _no_duplicates([p.column for p in spec.protected], "protected")
     _no_duplicates(spec.special_category, "special_category")
+    _no_shared_reader_names(spec.reader_names)
     marked = {p.column for p in spec.protected if p.special_category}
     for column in spec.special_category:
         if column in marked:
@@ -1255,6 +1268,18 @@ def _bool(data: Mapping[str, Any], key: str, where: str, *, default: bool) -> bo
             f"{_key(where, key)}: expected true or false, got {_brief(value)}"
         )
     return value
+
+
+def _no_shared_reader_names(names: Sequence[tuple[str, str]]) -> None:
+    """Two columns under one reader name would make a sentence ambiguous."""
+    seen: dict[str, str] = {}
+    for column, name in names:
+        other = seen.setdefault(name.casefold(), column)
+        if other != column:
+            raise SpecError(
+                f"names: '{other}' and '{column}' are both called '{name}'; give "
+                "each column its own name"
+            )
 
 
 def _no_duplicates(values: Sequence[str], where: str) -> None:

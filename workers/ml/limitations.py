@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workers.ml.explain.phrasing import attribute_label, feature_label
+from workers.ml.fairness.groups import INTERSECTION_SEPARATOR
+
 CONSTANT_INPUT = "constant_input"
 SMALL_METRIC_SAMPLE = "small_metric_sample"
 SMALL_BIAS_GROUPS = "small_bias_groups"
@@ -75,10 +78,15 @@ def constant_inputs(
             continue  # varies, or one value besides missing ones
         value = _plain_value(distinct[0]) if distinct.size else None
         if value is None:
-            what = f"Input '{column}' is missing in all {rows} training rows"
+            what = (
+                f"Input '{feature_label(column)}' is missing in all {rows} "
+                "training rows"
+            )
         else:
             said = f"'{value}'" if isinstance(value, str) else f"{value}"
-            what = f"Input '{column}' is {said} in all {rows} training rows"
+            what = (
+                f"Input '{feature_label(column)}' is {said} in all {rows} training rows"
+            )
         where = f" of domain {domain}"
         if column in reads and filter_text:
             where += f" (its filter: {filter_text})"
@@ -198,6 +206,7 @@ def _bias_lines(
     out = []
     for attribute in result.get("attributes") or []:
         name = attribute.get("name", "")
+        shown_name = attribute_label(name, INTERSECTION_SEPARATOR)
         small = sorted(
             (
                 {"label": g["label"], "count": int(g["count"])}
@@ -221,17 +230,17 @@ def _bias_lines(
             sizes = _join([f"'{g['label']}' ({_rows(g['count'])})" for g in every])
             are = "the only group is" if len(every) == 1 else "the groups are"
             sentence = (
-                f"Bias for {name} on {domain} could not be measured: it needs two "
-                f"groups of at least {line} rows, and {are} {sizes}."
+                f"Bias for {shown_name} on {domain} could not be measured: it "
+                f"needs two groups of at least {line} rows, and {are} {sizes}."
             )
             shown = small or every
         else:
             noun = "group" if len(small) == 1 else "groups"
             verb = "has" if len(small) == 1 else "have"
             sentence = (
-                f"On {domain}, {name} {noun} {listed} {verb} fewer than {line} rows "
-                f"(the minimum group size) and {'is' if len(small) == 1 else 'are'} "
-                "not judged: bias against "
+                f"On {domain}, {shown_name} {noun} {listed} {verb} fewer than "
+                f"{line} rows (the minimum group size) and "
+                f"{'is' if len(small) == 1 else 'are'} not judged: bias against "
                 f"{'it' if len(small) == 1 else 'them'} is not measured."
             )
             shown = small

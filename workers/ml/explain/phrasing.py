@@ -6,21 +6,54 @@ person. `factor_sentence` is the older wording (a direction against the
 typical value, no size) that `ebm.local_explanation` still uses.
 
 Feature names and category values come from the data and stay plain text:
-nothing here builds HTML, so templates escape them as they would any text.
+nothing here builds HTML, so templates escape them as they would any text. A
+column's name is the spec's ``[names]`` entry while `reader_names` is in force
+(the explaining service and the report renderer set it), else the file's name
+made readable.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 MISSING_TEXT = "unknown"
 
+_READER_NAMES: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "reader_names", default=None
+)
+
+
+@contextmanager
+def reader_names(names: Mapping[str, str]) -> Iterator[None]:
+    """Every label and sentence built inside names columns as `names` says."""
+    token = _READER_NAMES.set(dict(names))
+    try:
+        yield
+    finally:
+        _READER_NAMES.reset(token)
+
 
 def feature_label(name: str) -> str:
-    """'hours-per-week' -> 'hours per week': easier to read in a sentence."""
+    """The spec's name for the column, else 'hours-per-week' -> 'hours per week'."""
+    named = (_READER_NAMES.get() or {}).get(str(name))
+    if named:
+        return named
     return " ".join(str(name).replace("-", " ").replace("_", " ").split())
+
+
+def features_label(names: Iterable[str], joiner: str = " and ") -> str:
+    """An interaction term's name: 'age and hours per week'."""
+    return joiner.join(feature_label(name) for name in names)
+
+
+def attribute_label(name: str, separator: str = " x ") -> str:
+    """A protected attribute, or an intersection named with the fairness check's
+    separator ('race x sex'), each part as its reader sees it."""
+    return features_label(str(name).split(separator), separator)
 
 
 def format_value(value: Any) -> str:

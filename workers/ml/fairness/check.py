@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from workers.ml.explain.phrasing import attribute_label, feature_label
 from workers.ml.fairness.groups import (
     INTERSECTION_SEPARATOR,
     GroupCodes,
@@ -128,8 +129,8 @@ def bias_check(
         findings.append(
             Finding(
                 WARN,
-                f"Protected attribute '{name}' is not in the data, so it was not "
-                "checked.",
+                f"Protected attribute '{feature_label(name)}' is not in the data, "
+                "so it was not checked.",
                 attribute=name,
             )
         )
@@ -146,8 +147,8 @@ def bias_check(
             findings.append(
                 Finding(
                     WARN,
-                    f"Intersection '{label}' was not checked: "
-                    f"{quoted(absent)} {verb} not in the data.",
+                    f"Intersection '{_shown(label)}' was not checked: "
+                    f"{quoted([_shown(c) for c in absent])} {verb} not in the data.",
                     attribute=label,
                 )
             )
@@ -207,8 +208,8 @@ def _overall(
     Every checked attribute insufficient: the check is INSUFFICIENT. Otherwise
     the worst finding decides (INSUFFICIENT findings never move it).
     """
-    unmeasured = [a.name for a in attributes if not a.measurable]
-    measured = [a.name for a in attributes if a.measurable]
+    unmeasured = [_shown(a.name) for a in attributes if not a.measurable]
+    measured = [_shown(a.name) for a in attributes if a.measurable]
     if attributes and not measured:
         return INSUFFICIENT, Finding(
             INSUFFICIENT,
@@ -355,3 +356,8 @@ def _group_stats(
         accuracy=rate("accuracy", tn + tp, count, ""),
         reasons=reasons,
     )
+
+
+def _shown(name: str) -> str:
+    """An attribute or intersection as its reader sees it (the spec's [names])."""
+    return attribute_label(name, INTERSECTION_SEPARATOR)

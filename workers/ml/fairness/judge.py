@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from workers.ml.explain.phrasing import attribute_label
 from workers.ml.fairness import gates
-from workers.ml.fairness.groups import GroupCodes
+from workers.ml.fairness.groups import INTERSECTION_SEPARATOR, GroupCodes
 from workers.ml.fairness.policy import (
     DP_DIFFERENCE,
     DP_RATIO,
@@ -42,6 +43,9 @@ class AttributeJudge:
     ) -> None:
         self.view = view
         self.name = view.name
+        # How sentences name the attribute (the spec's [names], each part of an
+        # intersection); findings keep `name` for lookups.
+        self.reader = attribute_label(view.name, INTERSECTION_SEPARATOR)
         self.labels = view.labels
         self.policy = policy
         self.n_bootstrap = n_bootstrap
@@ -64,7 +68,7 @@ class AttributeJudge:
             out.append(
                 Finding(
                     INFO,
-                    f"{_count(len(small), 'group')} in {self.name} "
+                    f"{_count(len(small), 'group')} in {self.reader} "
                     f"{'has' if len(small) == 1 else 'have'} fewer than {minimum} "
                     f"rows and {'is' if len(small) == 1 else 'are'} shown but not "
                     f"judged (too small to judge): {listed}.",
@@ -76,7 +80,7 @@ class AttributeJudge:
                 out.append(
                     Finding(
                         INFO,
-                        f"Group '{self.labels[g]}' ({self.name}) has no positive "
+                        f"Group '{self.labels[g]}' ({self.reader}) has no positive "
                         "outcomes, so its true positive rate is undefined and it "
                         "is left out of equal opportunity and equalized odds.",
                         attribute=self.name,
@@ -92,7 +96,7 @@ class AttributeJudge:
         The sentence gives every group's size and the minimum."""
         present = np.flatnonzero(sizes > 0)
         minimum = self.policy.min_group_size
-        head = f"Not enough data to measure bias for {self.name}"
+        head = f"Not enough data to measure bias for {self.reader}"
         if present.size == 1:
             g = present[0]
             only = self.labels[g]
@@ -271,7 +275,7 @@ class AttributeJudge:
             self.findings.append(
                 Finding(
                     INFO,
-                    f"The {METRIC_NAMES[metric]} for {self.name} could not be "
+                    f"The {METRIC_NAMES[metric]} for {self.reader} could not be "
                     f"computed: {disparity.reason}.",
                     attribute=self.name,
                     metric=metric,
@@ -291,7 +295,7 @@ class AttributeJudge:
             low = (low_group, self._point(values, low_group))
         sentence = gates.difference_sentence(
             metric,
-            self.name,
+            self.reader,
             value=value,
             high=high,
             low=low,
@@ -353,7 +357,7 @@ class AttributeJudge:
             self.findings.append(
                 Finding(
                     INFO,
-                    f"The reference group '{given}' for {self.name} {problem}; "
+                    f"The reference group '{given}' for {self.reader} {problem}; "
                     "groups are compared with the most-selected group instead.",
                     attribute=self.name,
                     metric=FOUR_FIFTHS,
@@ -365,7 +369,7 @@ class AttributeJudge:
             self.findings.append(
                 Finding(
                     INFO,
-                    f"Nobody in a judged group of {self.name} was selected, so the "
+                    f"Nobody in a judged group of {self.reader} was selected, so the "
                     "four-fifths rule cannot be applied.",
                     attribute=self.name,
                     metric=FOUR_FIFTHS,
@@ -428,7 +432,7 @@ class AttributeJudge:
         interval = gates.interval_text(ratio.ci_low, ratio.ci_high, confidence)
         sentence = gates.four_fifths_sentence(
             verdict,
-            self.name,
+            self.reader,
             group=ratio.group,
             reference=ratio.reference,
             ratio=ratio.ratio,
