@@ -7,18 +7,10 @@ from typing import Any
 
 from django import template
 
-from workers.ml.fairness.policy import METRIC_NAMES
+from workers.ml.fairness.policy import METRIC_NAMES, VERDICT_LABELS
 from workers.ml.shift import situation_name
 
 register = template.Library()
-
-VERDICT_LABELS = {
-    "pass": "pass",
-    "warn": "warn",
-    "fail": "fail",
-    "insufficient": "not enough data",
-}
-
 
 @register.filter
 def thousands(value: Any) -> str:
