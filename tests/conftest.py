@@ -3,7 +3,10 @@ locally with the reason, and fail in CI (CI=true), where .ci/run provides them."
 
 from __future__ import annotations
 
+import gzip
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +36,32 @@ def worker_arguments(name: str) -> list[str]:
     from workers.command import worker_arguments as arguments
 
     return arguments(f"{name}-{os.getpid()}")
+
+
+@contextmanager
+def hang_guard(seconds: float, what: str) -> Iterator[None]:
+    """Fail the test if the block is still running after `seconds`.
+
+    A bound on a hang, not a timing assertion: set it well above what the block
+    takes on a loaded machine. It works as pytest-timeout's signal method does
+    (pytest-timeout is not installed): SIGALRM interrupts the block in the test's
+    own thread, a blocking system call included, so the block keeps its database
+    connection. Python code is interrupted between bytecodes; a single long C
+    call only when it returns.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("hang_guard uses SIGALRM: only in the main thread")
+
+    def hung(signum: int, frame: object) -> None:
+        pytest.fail(f"{what}: still running after {seconds:g} s", pytrace=False)
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @contextmanager
@@ -89,6 +118,22 @@ def _role_groups(request: pytest.FixtureRequest, django_db_blocker: Any) -> None
 
 
 @pytest.fixture
+def gzip_inflated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of what every gzip read returned during the test: their sum is
+    how much was inflated, whatever the file would have unpacked to."""
+    sizes: list[int] = []
+    real_read = gzip.GzipFile.read
+
+    def counted(self: gzip.GzipFile, *args: Any, **kwargs: Any) -> bytes:
+        data = real_read(self, *args, **kwargs)
+        sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(gzip.GzipFile, "read", counted)
+    return sizes
+
+
+@pytest.fixture
 def user_in_role(db: None):
     def make(role: str, **kwargs: object):
         return UserFactory(role=role, **kwargs)
@@ -107,6 +152,7 @@ __all__ = [
     "ADULT_SPEC",
     "ROOT",
     "celery_broker",
+    "hang_guard",
     "require_service",
     "settings",
     "worker_arguments",

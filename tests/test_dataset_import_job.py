@@ -289,14 +289,12 @@ def test_with_redis_the_post_returns_before_a_worker_process_imports(
     scientist = UserFactory(role=roles.DATA_SCIENTIST)
     client = Client()
     client.force_login(scientist)
-    started = time.monotonic()
     response = _post(client)
-    elapsed = time.monotonic() - started
     job = DatasetImport.objects.get()
     assert response.status_code == 302
-    # No worker runs yet: the message waits in Redis and nothing is imported.
+    # No worker runs yet: the message waits in Redis and nothing is imported, so
+    # the response came before any import (no timing needed to show it).
     assert job.state == DatasetImport.State.QUEUED and not Dataset.objects.exists()
-    assert elapsed < 10, f"the request took {elapsed:.1f} s"
 
     worker = start_worker("imports")
     deadline = time.monotonic() + 120

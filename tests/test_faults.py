@@ -51,7 +51,13 @@ from governance.services.explanations import explainer_fit
 from governance.services.requests import request_assign, request_draft, request_file
 from governance.services.training import model_version_pretrain
 from governance.services.versions import model_version_set_status
-from tests.conftest import ROOT, celery_broker, require_service, worker_arguments
+from tests.conftest import (
+    ROOT,
+    celery_broker,
+    hang_guard,
+    require_service,
+    worker_arguments,
+)
 from tests.factories import ReportFactory
 from workers.tasks import sweep_task
 
@@ -587,13 +593,12 @@ def test_requests_filed_while_redis_is_down_are_kept_and_drafted_when_it_returns
             assert response.status_code == 201
             filed = ExplanationRequest.objects.latest("received_at")
             assert filed.number in response.content.decode()
-            started = time.monotonic()
-            drafted = draft_in_admin(filed)
-            waited = time.monotonic() - started
             # The officer sees the request page again, not an error page, and is
-            # not kept waiting on the broker.
+            # not kept waiting on the broker: publishing gives up after a few
+            # seconds (task_publish_retry_policy in workers/celery.py).
+            with hang_guard(10, "the draft step with Redis down"):
+                drafted = draft_in_admin(filed)
             assert drafted.status_code == 302, drafted.content[:300]
-            assert waited < 10, f"the draft step took {waited:.1f} s, Redis down"
             filed.refresh_from_db()
             assert filed.status == ExplanationRequest.Status.DRAFTING
             assert actions(filed)[-1] == "request.drafting"
@@ -804,9 +809,8 @@ def test_with_postgresql_down_the_person_sees_a_clear_error_and_nothing_is_saved
         rows, events = own_postgres.count(requests_sql), own_postgres.count(events_sql)
 
         own_postgres.stop()
-        started = time.monotonic()
-        failed = site.file(reference, secret)
-        assert time.monotonic() - started < 15
+        with hang_guard(15, "filing a request with PostgreSQL down"):
+            failed = site.file(reference, secret)
         # The site's own error page: it says nothing was saved, and leaks nothing.
         assert failed.status_code == 500
         page = failed.text

@@ -4,12 +4,12 @@ bias verdicts, constant-input warnings and the small-sample limitations."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
+from tests.conftest import hang_guard
 from workers.ml.metrics import (
     _BLOCK,
     INTERVAL_METRICS,
@@ -105,16 +105,12 @@ def test_no_interval_on_one_row_or_none():
 
 
 def test_intervals_are_fast_on_fifty_thousand_rows():
+    # A bound, not a benchmark: about ten times what the blocks take (0.5 s on two
+    # busy cores), under a loop of 200 scikit-learn resamples (7 s there).
     y, p = scored(50_000)
-    classification_metrics(y[:100], p[:100])
-    best = min(_timed(classification_metrics, y, p) for _ in range(3))
-    assert best < 0.5, f"{best:.2f} s"
-
-
-def _timed(fn, *args):
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+    with hang_guard(5, "the intervals on 50,000 rows"):
+        m = classification_metrics(y, p)
+    assert m["interval_resamples"]["accuracy"] == 200
 
 
 def test_a_figure_reads_with_its_interval_and_rows():

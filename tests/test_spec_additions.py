@@ -32,6 +32,16 @@ A11,A92,61,,bad
 A13,A94,19,car,good
 A14,,44,radio,bad
 """
+# CSV as fields, the header first: to build variants of it with csv_text.
+ROWS = [line.split(",") for line in CSV.splitlines()]
+
+
+def csv_text(*rows: str | list[str]) -> str:
+    """A CSV file's text: each row a line (or its fields), each line ended."""
+    return "".join(
+        (row if isinstance(row, str) else ",".join(row)) + "\n" for row in rows
+    )
+
 
 TARGET = """
 [target]
@@ -117,8 +127,8 @@ def test_every_raw_value_present_must_be_mapped(tmp_path: Path) -> None:
 
 
 def test_the_list_of_unmapped_values_is_bounded(tmp_path: Path) -> None:
-    rows = "".join(f"c{i},{'good' if i % 2 else 'bad'}\n" for i in range(30))
-    data = "code,credit\n" + rows
+    rows = (f"c{i},{'good' if i % 2 else 'bad'}" for i in range(30))
+    data = csv_text("code,credit", *rows)
     tables = '[derive.kind]\nfrom = "code"\nmap = { c0 = "zero" }\n'
     with pytest.raises(DatasetError, match=r"29 values .* and 9 more;") as error:
         load(tmp_path, data, tables=tables)
@@ -236,7 +246,7 @@ def test_filters_may_name_the_code_or_the_label(tmp_path: Path) -> None:
 def test_numeric_codes_with_labels_are_categories_and_match_as_numbers(
     tmp_path: Path,
 ) -> None:
-    data = "source,credit\n1,good\n7,bad\n7,good\n2,bad\n"
+    data = csv_text("source,credit", "1,good", "7,bad", "7,good", "2,bad")
     tables = (
         '[values.source]\n1 = "Physician Referral"\n7 = "Emergency Room"\n'
         '[domains.er]\nfilter = "source in [7]"\n'
@@ -306,7 +316,7 @@ def test_the_additions_survive_to_dict_and_from_dict(tmp_path: Path) -> None:
 
 def test_keep_reads_only_what_it_lists_and_the_spec_needs(tmp_path: Path) -> None:
     # "notes" has a text in a column that would otherwise be typed; it is not read.
-    data = CSV.replace("status,", "notes,status,", 1).replace("\nA1", "\n=x,A1")
+    data = csv_text(["notes", *ROWS[0]], *(["=x", *row] for row in ROWS[1:]))
     tables = SEX + '[features]\nkeep = ["status"]\n[[protected]]\ncolumn = "age"\n'
     table = load(tmp_path, data, tables=tables)
     assert list(table.frame.columns) == ["status", "age", "credit", "sex"]
@@ -352,7 +362,7 @@ def test_bad_keeps(
 
 
 def test_a_repeated_column_with_identical_values_is_read_once(tmp_path: Path) -> None:
-    data = "age,purpose,age,credit\n25,car,25,good\n38,tv,38,bad\n"
+    data = csv_text("age,purpose,age,credit", "25,car,25,good", "38,tv,38,bad")
     table = load(tmp_path, data, top='increase_only = ["age"]')
     assert list(table.frame.columns) == ["age", "purpose", "credit"]
     assert table.notes == [
@@ -362,7 +372,7 @@ def test_a_repeated_column_with_identical_values_is_read_once(tmp_path: Path) ->
 
 
 def test_a_repeated_column_the_spec_does_not_use_is_not_read(tmp_path: Path) -> None:
-    data = "age,purpose,age,credit\n25,car,26,good\n38,tv,38,bad\n"
+    data = csv_text("age,purpose,age,credit", "25,car,26,good", "38,tv,38,bad")
     table = load(tmp_path, data)
     assert list(table.frame.columns) == ["purpose", "credit"]
     assert "with different values; the spec does not use it" in table.notes[0]
@@ -371,7 +381,7 @@ def test_a_repeated_column_the_spec_does_not_use_is_not_read(tmp_path: Path) -> 
 
 
 def test_a_repeated_column_the_spec_uses_is_an_error(tmp_path: Path) -> None:
-    data = "age,purpose,age,credit\n25,car,26,good\n38,tv,38,bad\n"
+    data = csv_text("age,purpose,age,credit", "25,car,26,good", "38,tv,38,bad")
     message = (
         r"data.csv line 1: duplicate column name 'age' \(columns 1 and 3\) with "
         r"different values, and the spec uses it; rename one in the file$"
@@ -404,7 +414,7 @@ def test_a_missing_column_in_a_headerless_file_gets_the_hint(tmp_path: Path) -> 
 
 
 def test_a_duplicate_in_a_headerless_file_gets_the_hint(tmp_path: Path) -> None:
-    data = "13,Private,13,good\n13,Private,9,bad\n7,Private,13,good\n"
+    data = csv_text("13,Private,13,good", "13,Private,9,bad", "7,Private,13,good")
     with pytest.raises(DatasetError, match=r"duplicate column name '13'") as error:
         load(tmp_path, data, tables='[[protected]]\ncolumn = "13"\n')
     assert HEADERLESS_HINT in str(error.value)
@@ -426,15 +436,7 @@ def test_a_decision_input_may_give_the_raw_code(tmp_path: Path) -> None:
     from tests.factories import ModelVersionFactory
 
     # age is repeated with the same values: read once, with a note.
-    data = "".join(f"{row},{row.split(',')[2]}\n" for row in CSV.splitlines()).replace(
-        "credit,age", "age,credit", 1
-    )
-    data = "\n".join(
-        ",".join([*line.split(",")[:4], line.split(",")[5], line.split(",")[4]])
-        for line in data.splitlines()[1:]
-    )
-    data = "status,personal_status,age,purpose,age,credit\n" + data + "\n"
-    (tmp_path / "data.csv").write_text(data)
+    (tmp_path / "data.csv").write_text(csv_text(*([*r[:4], r[2], r[4]] for r in ROWS)))
     spec_toml = (
         f'name = "credit"\nfiles = ["data.csv"]\n{TARGET}\n{STATUS}\n{SEX}'
         '[features]\ndrop = ["personal_status"]\n'
@@ -477,13 +479,8 @@ def test_the_import_command_prints_the_import_s_notes(tmp_path: Path, capsys) ->
 
     from django.core.management import call_command
 
-    data = CSV.splitlines()
-    header = data[0].split(",")
     # The first column repeated with the same values, at the end: read once.
-    rows = [",".join([*line.split(","), line.split(",")[0]]) for line in data[1:]]
-    (tmp_path / "data.csv").write_text(
-        ",".join([*header, header[0]]) + "\n" + "\n".join(rows) + "\n"
-    )
+    (tmp_path / "data.csv").write_text(csv_text(*([*row, row[0]] for row in ROWS)))
     (tmp_path / "spec.toml").write_text(
         f'name = "credit"\nfiles = ["data.csv"]\n{TARGET}\n{STATUS}\n{SEX}'
         '[features]\ndrop = ["personal_status"]\n'

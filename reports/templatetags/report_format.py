@@ -9,17 +9,10 @@ from django import template
 
 from workers.ml.explain.phrasing import attribute_label
 from workers.ml.fairness.groups import INTERSECTION_SEPARATOR
-from workers.ml.fairness.policy import METRIC_NAMES
+from workers.ml.fairness.policy import METRIC_NAMES, VERDICT_LABELS
 from workers.ml.shift import situation_name
 
 register = template.Library()
-
-VERDICT_LABELS = {
-    "pass": "pass",
-    "warn": "warn",
-    "fail": "fail",
-    "insufficient": "not enough data",
-}
 
 
 @register.filter

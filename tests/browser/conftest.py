@@ -176,6 +176,29 @@ def admin_login(context: BrowserContext, username: str) -> Page:
     return page
 
 
+def answer_request(governed: Governed, filed: Any) -> None:
+    """What the two officers do to a filed request, through the services (the
+    admin journey does it by clicking): officer A drafts it (the draft task runs
+    eagerly on commit) and officer B approves and releases it."""
+    from governance.models import ExplanationRequest
+    from governance.services.requests import (
+        request_approve,
+        request_assign,
+        request_draft,
+        request_release,
+        request_submit_for_approval,
+    )
+
+    drafter, approver = governed.officer_a, governed.officer_b
+    request_assign(request=filed, officer=drafter, actor=drafter)
+    request_draft(request=filed, actor=drafter)
+    filed.refresh_from_db()
+    assert filed.status == ExplanationRequest.Status.DRAFTED
+    request_submit_for_approval(request=filed, actor=drafter)
+    request_approve(request=filed, actor=approver)
+    request_release(request=filed, actor=approver)
+
+
 @dataclass(frozen=True)
 class Governed:
     """An approved model version with its dossier, and one refused person."""

@@ -16,20 +16,14 @@ from playwright.sync_api import Page, expect
 
 from governance import roles
 from governance.models import AuditEvent, Contest
-from governance.services.requests import (
-    request_approve,
-    request_assign,
-    request_draft,
-    request_file,
-    request_release,
-    request_submit_for_approval,
-)
+from governance.services.requests import request_file
 from reports.pdf import pdf_text
 from tests.browser.conftest import (
     ContextFactory,
     Governed,
     Screenshot,
     admin_login,
+    answer_request,
 )
 from tests.factories import AISystemFactory
 
@@ -56,12 +50,7 @@ def _answered_request(governed: Governed) -> str:
         secret=governed.secret,
         message="Why was I refused?",
     )
-    drafter, approver = governed.officer_a, governed.officer_b
-    request_assign(request=filed, officer=drafter, actor=drafter)
-    request_draft(request=filed, actor=drafter)
-    request_submit_for_approval(request=filed, actor=drafter)
-    request_approve(request=filed, actor=approver)
-    request_release(request=filed, actor=approver)
+    answer_request(governed, filed)
     return token
 
 

@@ -18,20 +18,14 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from governance.models import ExplanationRequest, ModelVersion
-from governance.services.requests import (
-    request_approve,
-    request_assign,
-    request_draft,
-    request_file,
-    request_release,
-    request_submit_for_approval,
-)
+from governance.services.requests import request_file
 from reports.pdf import pdf_text
 from tests.browser.conftest import (
     ContextFactory,
     Governed,
     Screenshot,
     admin_login,
+    answer_request,
 )
 
 # Real commits, so the live server's thread sees what the test wrote; the roles'
@@ -41,8 +35,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-Status = ExplanationRequest.Status
 
 
 def _due(filed: ExplanationRequest) -> str:
@@ -115,16 +107,8 @@ def test_a_person_files_a_request_follows_it_and_downloads_the_answer(
     expect(page.locator("#download")).to_have_count(0)
     screenshot(page, "04-subject-status-being-prepared")
 
-    # Behind the scenes, two officers answer it (the admin journey does this by
-    # clicking; here the services do it). Drafting runs eagerly on commit.
-    drafter, approver = governed.officer_a, governed.officer_b
-    request_assign(request=filed, officer=drafter, actor=drafter)
-    request_draft(request=filed, actor=drafter)
-    filed.refresh_from_db()
-    assert filed.status == Status.DRAFTED
-    request_submit_for_approval(request=filed, actor=drafter)
-    request_approve(request=filed, actor=approver)
-    request_release(request=filed, actor=approver)
+    # Behind the scenes, two officers answer it.
+    answer_request(governed, filed)
 
     page.reload()
     expect(page.locator("#status")).to_have_text("Answered: your explanation is ready")
