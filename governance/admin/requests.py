@@ -1,0 +1,187 @@
+"""Explanation requests (GDPR Art. 15): deadlines and the workflow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from governance.admin.common import (
+    ReadOnlyAdmin,
+    error_text,
+    whole_number,
+)
+from governance.models import (
+    Decision,
+    ExplanationRequest,
+)
+from governance.services.requests import (
+    request_approve,
+    request_assign,
+    request_draft,
+    request_extend,
+    request_reject,
+    request_release,
+    request_submit_for_approval,
+)
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "overdue"), ("week", "due within 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        now = timezone.now()
+        open_requests = queryset.exclude(status=ExplanationRequest.Status.RELEASED)
+        deadline = Coalesce("extended_due_at", "due_at")
+        if self.value() == "overdue":
+            return open_requests.alias(deadline=deadline).filter(deadline__lt=now)
+        if self.value() == "week":
+            return open_requests.alias(deadline=deadline).filter(
+                deadline__gte=now, deadline__lte=now + timedelta(days=7)
+            )
+        return queryset
+
+
+@admin.register(ExplanationRequest)
+class ExplanationRequestAdmin(ReadOnlyAdmin):
+    list_display = (
+        "number",
+        "deadline_flag",
+        "status",
+        "decision",
+        "assigned_to",
+        "received_at",
+    )
+    list_filter = (DeadlineFilter, "status")
+    list_select_related = ("decision__model_version", "assigned_to")
+    search_fields = ("=number", "=decision__reference")
+    ordering = ("due_at",)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        """The number, or the decision's reference through a subquery: an OR across
+        the join would join every request to its decision (bench/bench_scale.py)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        decisions = Decision.objects.filter(reference__iexact=term).values("pk")
+        return queryset.filter(
+            Q(number__iexact=term) | Q(decision__in=decisions)
+        ), False
+
+    fields = (
+        "number",
+        "status",
+        "deadline_flag",
+        "decision",
+        "message",
+        "received_at",
+        "due_at",
+        "extended_due_at",
+        "extension_reason",
+        "assigned_to",
+        "drafted_by",
+        "report",
+        "review_comment",
+        "released_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="due", ordering="due_at")
+    def deadline_flag(self, obj: ExplanationRequest) -> SafeString:
+        deadline = obj.deadline
+        if not obj.is_open:
+            return format_html("{} (answered)", f"{deadline:%Y-%m-%d}")
+        left = deadline - timezone.now()
+        if left.total_seconds() < 0:
+            return format_html(
+                '<strong style="color:#cf222e">{} OVERDUE</strong>',
+                f"{deadline:%Y-%m-%d}",
+            )
+        if left <= timedelta(days=7):
+            return format_html(
+                '<strong style="color:#9a6700">{} (due in {} days)</strong>',
+                f"{deadline:%Y-%m-%d}",
+                left.days,
+            )
+        return format_html("{}", f"{deadline:%Y-%m-%d}")
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.workflow_view)
+        return [
+            path(
+                "<int:pk>/workflow/<str:step>/",
+                view,
+                name="governance_explanationrequest_workflow",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_work": request.user.has_perm("governance.change_explanationrequest"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def workflow_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
+        """One workflow step, by POST from the buttons on the request's page."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not request.user.has_perm("governance.change_explanationrequest"):
+            raise PermissionDenied
+        filed = get_object_or_404(ExplanationRequest, pk=pk)
+        user = request.user
+        steps = {
+            "assign": lambda: request_assign(request=filed, officer=user, actor=user),
+            "draft": lambda: request_draft(request=filed, actor=user),
+            "submit": lambda: request_submit_for_approval(request=filed, actor=user),
+            "approve": lambda: request_approve(request=filed, actor=user),
+            "reject": lambda: request_reject(
+                request=filed, actor=user, comment=request.POST.get("comment", "")
+            ),
+            "release": lambda: request_release(request=filed, actor=user),
+            "extend": lambda: request_extend(
+                request=filed,
+                actor=user,
+                reason=request.POST.get("reason", ""),
+                months=whole_number(request.POST.get("months", ""), "months"),
+            ),
+        }
+        if step not in steps:
+            raise Http404("unknown workflow step")
+        try:
+            steps[step]()
+        except (ValidationError, ValueError) as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+        else:
+            filed.refresh_from_db()
+            self.message_user(
+                request,
+                f"{filed.number}: {filed.get_status_display()}.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:governance_explanationrequest_change", args=[pk])
+        )
