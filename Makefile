@@ -25,8 +25,9 @@ demo: install
 serve: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## test: lint, then the whole suite on SQLite and on PostgreSQL, with real Redis and
-## Celery workers (servers are started on loopback and removed afterwards)
+## test: lint, then the whole suite on SQLite and again on PostgreSQL (less tests/ml,
+## the pure-ML tests that touch no database), with real Redis and Celery workers
+## (servers are started on loopback and removed afterwards)
 test: install lint
 	scripts/with-services.sh $(MAKE) --no-print-directory test-suites
 
@@ -35,7 +36,7 @@ test-suites:
 	$(BIN)/pytest $(PYTEST_ARGS)
 	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
 	  echo "== test suite on PostgreSQL =="; \
-	  DATABASE_URL="$$TEST_POSTGRES_URL" $(BIN)/pytest $(PYTEST_ARGS); \
+	  DATABASE_URL="$$TEST_POSTGRES_URL" $(BIN)/pytest --ignore=tests/ml $(PYTEST_ARGS); \
 	else echo "PostgreSQL not available: skipped the PostgreSQL run"; fi
 
 lint: install
