@@ -32,6 +32,7 @@ _VIEW_ALL = [
     "governance.view_report",
     "governance.view_decision",
     "governance.view_auditevent",
+    "governance.view_job",
 ]
 
 # Nobody may add, change or delete audit events: they are written by services only.
@@ -49,6 +50,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_aisystem",
         "governance.view_contest",
         "governance.change_contest",  # human review of a contested decision
+        "governance.add_job",  # run a check, fit an explainer, explain a decision
     ],
     AUDITOR: [
         *_VIEW_ALL,
@@ -63,6 +65,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_finetunerun",
         "governance.change_finetunerun",
         "governance.add_report",  # generate a dossier (not individual explanations)
+        "governance.add_job",  # shift, bias checks, explainer fits (not decisions)
     ],
     DECISION_SERVICE: [
         "governance.add_decision",  # POST /api/decisions/ with a token

@@ -9,6 +9,7 @@ from governance.models.contests import Contest
 from governance.models.data import Dataset, Domain
 from governance.models.decisions import Decision, DecisionExplanation, RecourseCheck
 from governance.models.imports import DatasetImport
+from governance.models.jobs import Job, JobKind, JobState
 from governance.models.reports import Report
 from governance.models.requests import ExplanationRequest
 from governance.models.systems import AISystem
@@ -33,6 +34,9 @@ __all__ = [
     "Explainer",
     "ExplanationRequest",
     "FineTuneRun",
+    "Job",
+    "JobKind",
+    "JobState",
     "ModelVersion",
     "RecourseCheck",
     "Report",
