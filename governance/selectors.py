@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
 from django.db.models import QuerySet
 
-from governance.models import ExplanationRequest, ModelVersion, Report
+from governance.models import ExplanationRequest, Job, ModelVersion, Report
 
 # One recursive query walks both ways from a version: up to the root, and down to
 # every descendant. Works on SQLite and PostgreSQL alike.
@@ -125,3 +126,40 @@ def dataset_reader_names(dataset: Any) -> dict[str, str]:
     """The spec's [names]: column -> the name a person, officer or auditor reads."""
     names = (dataset.spec or {}).get("names") or {}
     return {str(column): str(name) for column, name in names.items()}
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """A job as the API and `manage.py job` show it: what it works on, where it
+    stands, and the record it made."""
+    made = job.result_object
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "state": job.state,
+        "progress": job.progress_message,
+        "error": job.error,
+        "version": job.model_version.name if job.model_version_id else None,
+        "domain": job.domain.name if job.domain_id else None,
+        "replacement": job.replacement.name if job.replacement_id else None,
+        "decision": job.decision.reference if job.decision_id else None,
+        "seed": job.seed,
+        "attempts": job.attempts,
+        "result": job.result,
+        "made": (
+            {"type": made._meta.model_name, "id": made.pk} if made is not None else None
+        ),
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def job_wait(job: Job, *, timeout_s: float, poll_s: float = 0.5) -> Job:
+    """The job once it has finished (workers run it), or TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job.refresh_from_db()
+        if job.is_terminal:
+            return job
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{job} has not finished after {timeout_s:g} s")
+        time.sleep(poll_s)

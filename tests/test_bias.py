@@ -6,11 +6,11 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from governance import roles
-from governance.models import AuditEvent, BiasCheck, ModelVersion
+from governance.models import AuditEvent, BiasCheck, JobKind, ModelVersion
 from governance.services.bias import bias_check_run, bias_transfer_table
+from governance.services.jobs import job_start
 from governance.services.versions import model_version_set_status
 from tests.factories import ReportFactory
-from workers.tasks import bias_check_task
 
 pytestmark = pytest.mark.django_db
 
@@ -35,10 +35,19 @@ def test_a_check_covers_each_attribute_and_their_intersection(lineage):
     assert AuditEvent.objects.filter(action="bias_check.recorded").count() == 1
 
 
-def test_a_domain_without_labels_gets_selection_rates_only(lineage):
+def test_a_domain_without_labels_gets_selection_rates_only(
+    lineage, django_capture_on_commit_callbacks
+):
     unlabelled = lineage["base"].dataset.domains.get(name="south_unlabelled")
-    outcome = bias_check_task.delay(lineage["base"].pk, unlabelled.pk).get()
-    check = BiasCheck.objects.get(pk=outcome["check"])
+    with django_capture_on_commit_callbacks(execute=True):
+        job = job_start(
+            kind=JobKind.BIAS_CHECK,
+            version=lineage["base"],
+            domain=unlabelled,
+            actor="t",
+        )
+    job.refresh_from_db()
+    check = job.bias_check
     assert check.has_labels is False
     metrics = {d["metric"] for d in check.result["attributes"][0]["disparities"]}
     assert metrics == {"demographic_parity_difference", "demographic_parity_ratio"}

@@ -243,7 +243,11 @@ def test_an_officer_reads_drafts_to_review_them(stored_reports, user_in_role):
 # --- 15. The fine-tune page writes nothing on GET ---------------------------------
 
 
-def test_the_finetune_page_measures_shift_only_by_post(base, user_in_role):
+def test_the_finetune_page_measures_shift_only_through_a_job(
+    base, user_in_role, django_capture_on_commit_callbacks
+):
+    from governance.models import Job
+
     scientist = _client(user_in_role(roles.DATA_SCIENTIST))
     target = base.dataset.domains.get(name="target")
     url = f"/admin/governance/modelversion/{base.pk}/finetune/"
@@ -254,10 +258,20 @@ def test_the_finetune_page_measures_shift_only_by_post(base, user_in_role):
     assert not ShiftReport.objects.exists()
     assert AuditEvent.objects.count() == events
 
-    measured = scientist.post(url, {"target": target.pk, "step": "measure"})
+    # The button starts a shift-report job (run here on commit: no broker).
+    with django_capture_on_commit_callbacks(execute=True):
+        measured = scientist.post(
+            f"/admin/governance/job/start/{base.pk}/",
+            {"kind": "shift_report", "domain": target.pk},
+        )
+    job = Job.objects.get()
     assert measured.status_code == 302
-    assert measured["Location"].endswith(f"?target={target.pk}")
+    assert measured["Location"].endswith(f"/job/{job.pk}/change/")
     assert ShiftReport.objects.count() == 1
+    job.refresh_from_db()
+    assert job.shift_report == ShiftReport.objects.get()
+    status = scientist.get(measured["Location"]).content.decode()
+    assert "Continue to fine-tuning on target" in status
     events = AuditEvent.objects.count()
     plan = scientist.get(url, {"target": target.pk}).content.decode()
     assert "Recommended plan" in plan and "Start fine-tuning" in plan

@@ -60,6 +60,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: True,
         ANONYMOUS: False,
     },
+    "start a job (version page)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
     "version review": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: False,
@@ -188,6 +194,12 @@ def _use(name: str, client: Client, token: str | None, world: dict):
     api = {"HTTP_AUTHORIZATION": f"Token {token}"} if token else {}
     if name == "fine-tune page":
         return client.get(f"/admin/governance/modelversion/{v.pk}/finetune/")
+    if name == "start a job (version page)":
+        # No domain: refused by the service after the permission check (a redirect
+        # back with the reason), so nothing runs.
+        return client.post(
+            f"/admin/governance/job/start/{v.pk}/", {"kind": "bias_check"}
+        )
     if name == "version review":
         return client.post(f"/admin/governance/modelversion/{v.pk}/review/in_review/")
     if name == "request workflow":

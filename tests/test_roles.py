@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from governance import roles
-from governance.models import BiasCheck, ShiftReport
+from governance.models import BiasCheck, Job, ShiftReport
 from tests.factories import (
     AISystemFactory,
     DecisionFactory,
@@ -35,6 +35,7 @@ PAGES = (
     "contest",
     "decision",
     "auditevent",
+    "job",
 )
 
 # role -> page -> operations allowed. list/view: GET the list / an object's page;
@@ -56,6 +57,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "contest": {"list", "view"},
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
+        "job": {"list", "view"},
     },
     roles.AUDITOR: {page: {"list", "view"} for page in PAGES},
     roles.DATA_SCIENTIST: {
@@ -74,6 +76,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "contest": set(),
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
+        "job": {"list", "view"},
     },
 }
 
@@ -134,6 +137,7 @@ def records():
         "finetunerun": run,
         "decision": decision,
         "auditevent": event,
+        "job": Job.objects.create(kind="bias_check", model_version=run.parent),
     }
 
 

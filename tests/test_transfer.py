@@ -296,12 +296,18 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert {"still_valid", "no_longer_valid"} <= set(summary["recourse_recheck"][0])
 
 
-def test_the_admin_shows_the_plan_first_and_starts_a_run(client, user_in_role, base):
+def test_the_admin_shows_the_plan_first_and_starts_a_run(
+    client, user_in_role, base, django_capture_on_commit_callbacks
+):
     target = _domain(base.dataset, "target")
     client.force_login(user_in_role(roles.DATA_SCIENTIST))
     url = f"/admin/governance/modelversion/{base.pk}/finetune/"
-    # A GET writes nothing: the shift is measured (and stored) by POST first.
-    client.post(url, {"target": target.pk, "step": "measure"})
+    # A GET writes nothing: a shift-report job measures (and stores) it first.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            f"/admin/governance/job/start/{base.pk}/",
+            {"kind": "shift_report", "domain": target.pk},
+        )
     page = client.get(url, {"target": target.pk}).content.decode()
     assert "Domain-classifier AUC" in page and "Recommended plan" in page
     assert page.index("Domain-classifier AUC") < page.index("Start fine-tuning")

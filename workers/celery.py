@@ -1,6 +1,6 @@
 """The Celery app. Queues: gpu (fine-tuning, counterfactual search), cpu (shift,
-bias, EBM, dataset imports), reports (PDF rendering). Without CELERY_BROKER_URL
-tasks run in-process.
+bias, EBM, recourse re-checks, dataset imports), reports (PDF rendering). Without
+CELERY_BROKER_URL tasks run in-process.
 """
 
 from __future__ import annotations
@@ -35,12 +35,9 @@ app.conf.task_routes = {
     "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
     "workers.tasks.sweep_task": {"queue": Queue.CPU.value},
     "workers.tasks.dataset_import_task": {"queue": Queue.CPU.value},
-    "workers.tasks.bias_check_task": {"queue": Queue.CPU.value},
     "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
-    "workers.tasks.explainer_fit_task": {"queue": Queue.CPU.value},
-    "workers.tasks.decision_explain_task": {"queue": Queue.GPU.value},
     "workers.tasks.request_draft_task": {"queue": Queue.GPU.value},
-    "workers.tasks.recourse_recheck_task": {"queue": Queue.CPU.value},
+    # job_task goes to its job kind's queue (governance.services.jobs.JOB_QUEUE).
 }
 # The sweeper re-queues lost jobs (run `celery beat`).
 app.conf.beat_schedule = {
@@ -61,7 +58,7 @@ app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeou
 app.autodiscover_tasks(["workers"], related_name="tasks")
 
 
-def enqueue_after_commit(task: Any, *args: Any) -> None:
+def enqueue_after_commit(task: Any, *args: Any, queue: Queue | None = None) -> None:
     """Send `task` once the current transaction commits, never before (the worker
     must see the rows), and never at the cost of the caller's request: if the
     broker is down, the job is logged and left to the sweeper (sweep_task), which
@@ -73,7 +70,8 @@ def enqueue_after_commit(task: Any, *args: Any) -> None:
             # ignore_result: nothing reads these results (the rows record the
             # outcome), and a result subscription would make each publish during
             # an outage retry the result store for ~20 s, then raise RuntimeError.
-            task.apply_async(args, ignore_result=True)
+            options = {"queue": queue.value} if queue else {}
+            task.apply_async(args, ignore_result=True, **options)
         except KombuOperationalError as exc:
             logger.warning(
                 "broker unavailable, %s%s left for the sweeper: %s",

@@ -8,6 +8,8 @@ from __future__ import annotations
 REQUEST_DRAFT_TIME_LIMIT_S = 330
 # dataset_import_task: reading, checking and recording one upload.
 DATASET_IMPORT_TIME_LIMIT_S = 600
+# job_task: the longest job is an explainer fit (surrogate, glass-box, proxies).
+JOB_TIME_LIMIT_S = 660
 # What a lease adds to its task's limit: room for the worker to record the
 # outcome after the limit kills the work.
 LEASE_MARGIN_S = 60

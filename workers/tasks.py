@@ -13,7 +13,11 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from workers.limits import DATASET_IMPORT_TIME_LIMIT_S, REQUEST_DRAFT_TIME_LIMIT_S
+from workers.limits import (
+    DATASET_IMPORT_TIME_LIMIT_S,
+    JOB_TIME_LIMIT_S,
+    REQUEST_DRAFT_TIME_LIMIT_S,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +60,6 @@ def finetune_task(self: Any, run_id: int) -> dict[str, Any]:
     return {"run": run_id, "state": run.state, "version": run.produced_version_id}
 
 
-# Below the job's lease (governance.services.datasets.IMPORT_LEASE), so a live
-# worker never loses its job to the sweeper.
-
-
 # acks_late + reject_on_worker_lost: as for finetune_task, the job's lease makes a
 # second delivery of a finished or live job a no-op, and an expired lease (a dead
 # worker) makes it claimable again, up to three attempts.
@@ -93,15 +93,17 @@ def sweep_task() -> dict[str, Any]:
     """Re-queue work that was lost: jobs enqueued while the broker was down, and
     jobs whose worker died. Every task it re-queues is safe to deliver twice."""
     from governance.services.datasets import dataset_import_reclaim_stale
+    from governance.services.jobs import job_enqueue, job_reclaim_stale
     from governance.services.reports import report_reclaim_stale
     from governance.services.requests import request_stale_ids
     from governance.services.runs import finetune_run_stale_ids
 
-    runs, reports, requests, imports = (
+    runs, reports, requests, imports, jobs = (
         finetune_run_stale_ids(),
         report_reclaim_stale(),
         request_stale_ids(),
         dataset_import_reclaim_stale(),
+        job_reclaim_stale(),
     )
     for run_id in runs:
         finetune_task.delay(run_id)
@@ -111,26 +113,15 @@ def sweep_task() -> dict[str, Any]:
         request_draft_task.delay(request_id)
     for job_id in imports:
         dataset_import_task.delay(job_id)
+    for job in jobs:
+        job_enqueue(job)
     return {
         "runs": runs,
         "reports": reports,
         "requests": requests,
         "dataset_imports": imports,
+        "jobs": [job.pk for job in jobs],
     }
-
-
-@shared_task(soft_time_limit=300, time_limit=360)
-def bias_check_task(version_id: int, domain_id: int) -> dict[str, Any]:
-    """Record a bias check (each delivery records a new, read-only check)."""
-    from governance.models import Domain, ModelVersion
-    from governance.services.bias import bias_check_run
-
-    check = bias_check_run(
-        version=ModelVersion.objects.get(pk=version_id),
-        domain=Domain.objects.get(pk=domain_id),
-        actor="worker:bias_check",
-    )
-    return {"check": check.pk, "verdict": check.verdict}
 
 
 @shared_task(
@@ -147,33 +138,6 @@ def report_render_task(report_id: int) -> dict[str, Any]:
     if report is None:
         return {"report": report_id, "skipped": "not pending"}
     return {"report": report_id, "sha256": report.sha256, "pages": report.pages}
-
-
-@shared_task(soft_time_limit=600, time_limit=660)
-def explainer_fit_task(version_id: int, seed: int = 0) -> dict[str, Any]:
-    """Fit the EBM explainer of a version (each delivery records a new one)."""
-    from governance.models import ModelVersion
-    from governance.services.explanations import explainer_fit
-
-    explainer = explainer_fit(
-        version=ModelVersion.objects.get(pk=version_id),
-        actor="worker:explainer",
-        seed=seed,
-    )
-    return {"explainer": explainer.pk, "agreement": explainer.agreement}
-
-
-# The counterfactual search kills its own child process at the time budget; the
-# task's limits are the outer bound if anything else hangs.
-@shared_task(soft_time_limit=120, time_limit=150)
-def decision_explain_task(decision_id: int) -> dict[str, Any]:
-    from governance.models import Decision
-    from governance.services.explanations import decision_explain
-
-    explanation = decision_explain(
-        decision=Decision.objects.get(pk=decision_id), actor="worker:explain"
-    )
-    return {"explanation": explanation.pk, "status": explanation.counterfactual_status}
 
 
 @shared_task(
@@ -196,17 +160,37 @@ def request_draft_task(request_id: int) -> dict[str, Any]:
     return {"request": request_id, "report": report.pk if report else None}
 
 
-@shared_task(soft_time_limit=600, time_limit=660)
-def recourse_recheck_task(old_version_id: int, new_version_id: int) -> dict[str, Any]:
-    from governance.models import ModelVersion
-    from governance.services.explanations import recourse_recheck_replaced
-
-    checks = recourse_recheck_replaced(
-        old=ModelVersion.objects.get(pk=old_version_id),
-        new=ModelVersion.objects.get(pk=new_version_id),
-        actor="worker:recourse",
+# acks_late + reject_on_worker_lost: as for dataset_import_task. The queue is the
+# job kind's (governance.services.jobs.JOB_QUEUE), given when it is sent.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=JOB_TIME_LIMIT_S - 60,
+    time_limit=JOB_TIME_LIMIT_S,
+)
+def job_task(self: Any, job_id: int) -> dict[str, Any]:
+    """Run a check or an explanation (governance.services.jobs); the job row
+    records the outcome."""
+    from governance.services.jobs import (
+        JobLeaseLost,
+        JobNotClaimable,
+        job_execute,
+        job_mark_failed,
     )
-    return {
-        "checks": len(checks),
-        "no_longer_valid": sum(c.no_longer_valid for c in checks),
-    }
+    from governance.services.training import worker_name
+
+    worker = f"{worker_name()}:{self.request.id or 'eager'}"
+    try:
+        job = job_execute(job_id=job_id, worker=worker)
+    except (JobNotClaimable, JobLeaseLost) as exc:
+        logger.info("skipping: %s", exc)
+        return {"job": job_id, "skipped": str(exc)}
+    except SoftTimeLimitExceeded:
+        job_mark_failed(
+            job_id=job_id,
+            worker=worker,
+            error=f"time limit of {JOB_TIME_LIMIT_S} s reached; nothing was recorded",
+        )
+        return {"job": job_id, "state": "failed", "error": "time limit"}
+    return {"job": job_id, "state": job.state, "result": job.result}

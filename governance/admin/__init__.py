@@ -14,6 +14,7 @@ from governance.admin import (  # noqa: F401  (imported to register)
     contests,
     datasets,
     decisions,
+    jobs,
     reports,
     requests,
     runs,

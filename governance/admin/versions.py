@@ -20,6 +20,10 @@ from governance.admin.common import (
     top_shifted_features,
 )
 from governance.models import (
+    Domain,
+    Job,
+    JobKind,
+    JobState,
     ModelVersion,
     Report,
 )
@@ -33,7 +37,6 @@ from governance.services.training import (
     MAX_EPOCHS,
     MAX_SEED,
     FineTuneRefused,
-    finetune_recommend,
     finetune_recommend_stored,
     finetune_run_create,
 )
@@ -206,14 +209,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
+            "can_start_jobs": request.user.has_perm("governance.add_job"),
+            "job_domains": (
+                version.dataset.domains.exclude(
+                    availability=Domain.Availability.NOTHING
+                )
+                if version is not None
+                else []
+            ),
+            "recent_jobs": (
+                Job.objects.filter(model_version=version).select_related("domain")[:5]
+                if version is not None
+                else []
+            ),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def finetune_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Start a fine-tuning run: the shift figures and the plan come first.
 
-        A GET writes nothing: it shows the stored shift report, or a button that
-        measures (and stores) it by POST."""
+        It shows the stored shift report, or a button that starts a shift-report
+        job (measured by a worker, never in this request)."""
         if not request.user.has_perm("governance.add_finetunerun"):
             raise PermissionDenied
         parent = get_object_or_404(
@@ -235,22 +251,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
         target = get_object_or_404(targets, pk=target_id)
         page = "admin/governance/modelversion/finetune.html"
         try:
-            if request.method == "POST":
-                recommendation = finetune_recommend(
-                    parent=parent, target=target, actor=request.user
-                )
-            else:
-                recommendation = finetune_recommend_stored(parent=parent, target=target)
+            recommendation = finetune_recommend_stored(parent=parent, target=target)
         except (FineTuneRefused, ValidationError) as exc:
             context.update(target=target, refused=error_text(exc))
             return TemplateResponse(request, page, context)
         if recommendation is None:
-            context.update(target=target, unmeasured=True)
+            measuring = Job.objects.filter(
+                kind=JobKind.SHIFT_REPORT,
+                model_version=parent,
+                domain=target,
+                state__in=[JobState.QUEUED, JobState.RUNNING],
+            ).first()
+            context.update(target=target, unmeasured=True, measuring=measuring)
             return TemplateResponse(request, page, context)
-        if request.POST.get("step") == "measure":
-            # Measured and stored above; show the plan by GET (reload-safe).
-            url = reverse("admin:governance_modelversion_finetune", args=[parent.pk])
-            return HttpResponseRedirect(f"{url}?target={target.pk}")
         form = FineTuneForm(
             request.POST or None,
             initial={"trainable": recommendation.recommended.trainable},

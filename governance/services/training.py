@@ -48,7 +48,9 @@ class FineTuneRefused(ValueError):
 # and low enough that a typo cannot run for days (a fine-tuning run is also cut at
 # FINETUNE_TIME_LIMIT_S).
 MAX_EPOCHS = 5000
-MAX_SEED = 2**32 - 1  # numpy's and torch's seeds
+# Every seed column is an integer (PostgreSQL: up to 2**31 - 1), and numpy and
+# torch take any seed up to 2**32 - 1.
+MAX_SEED = 2**31 - 1
 
 
 def training_arguments_check(*, epochs: int | None, seed: int) -> int:
