@@ -414,6 +414,7 @@ def test_a_worker_killed_mid_explanation_leaves_nothing_and_the_sweeper_redoes_i
         "reports": [],
         "requests": [filed.pk],
         "dataset_imports": [],
+        "jobs": [],
     }
     wait_drafted(filed, workers, 180)
 
@@ -435,6 +436,7 @@ def test_a_worker_killed_mid_explanation_leaves_nothing_and_the_sweeper_redoes_i
         "reports": [],
         "requests": [],
         "dataset_imports": [],
+        "jobs": [],
     }
 
 
@@ -472,6 +474,7 @@ def test_a_worker_killed_mid_render_leaves_no_half_written_file_and_renders_once
         "reports": [report.pk],
         "requests": [],
         "dataset_imports": [],
+        "jobs": [],
     }
     wait_drafted(filed, workers, 180)
 
