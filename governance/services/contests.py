@@ -241,6 +241,8 @@ def contest_review_refusal(contest: Contest, officer: Any) -> str:
 def contest_start_review(*, contest: Contest, actor: Any) -> Contest:
     """An officer who did not explain the decision takes the contest into review."""
     contest = locked(Contest, contest.pk)
+    # Checked first, in words that tell the officer what to do; transition()
+    # checks the move against Contest.TRANSITIONS again.
     if contest.status != Status.RECEIVED:
         raise ValidationError(
             f"contest {contest.number} is {contest.get_status_display()}: it cannot "
