@@ -11,6 +11,18 @@ from governance.models.decisions import Decision
 from governance.models.requests import ExplanationRequest
 
 
+class ContestStatus(models.TextChoices):
+    RECEIVED = "received", "received"
+    IN_REVIEW = "in_review", "under human review"
+    DECIDED = "decided", "decided by a person"
+
+
+class ContestOutcome(models.TextChoices):
+    NONE = "", "not decided yet"
+    UPHELD = "upheld", "the decision stands"
+    CHANGED = "changed", "the decision was changed"
+
+
 class Contest(models.Model):
     """A person contests an automated decision (GDPR Art. 22(3)): their point of
     view, a request for human intervention, and the human review that answers it.
@@ -22,15 +34,13 @@ class Contest(models.Model):
     person, which `replaces` the automated one.
     """
 
-    class Status(models.TextChoices):
-        RECEIVED = "received", "received"
-        IN_REVIEW = "in_review", "under human review"
-        DECIDED = "decided", "decided by a person"
-
-    class Outcome(models.TextChoices):
-        NONE = "", "not decided yet"
-        UPHELD = "upheld", "the decision stands"
-        CHANGED = "changed", "the decision was changed"
+    Status = ContestStatus
+    Outcome = ContestOutcome
+    TRANSITIONS = {
+        Status.RECEIVED: {Status.IN_REVIEW},
+        Status.IN_REVIEW: {Status.DECIDED},
+        Status.DECIDED: set(),
+    }
 
     number = models.CharField(max_length=32, unique=True, editable=False)
     decision = models.ForeignKey(
@@ -85,16 +95,20 @@ class Contest(models.Model):
         ordering = ["due_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["received", "in_review", "decided"]),
+                condition=Q(status__in=ContestStatus.values),
                 name="governance_contest_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(status="decided", outcome__in=["upheld", "changed"])
-                | (~Q(status="decided") & Q(outcome="")),
+                condition=Q(
+                    status=ContestStatus.DECIDED,
+                    outcome__in=[ContestOutcome.UPHELD, ContestOutcome.CHANGED],
+                )
+                | (~Q(status=ContestStatus.DECIDED) & Q(outcome=ContestOutcome.NONE)),
                 name="governance_contest_outcome_when_decided",
             ),
             models.CheckConstraint(
-                condition=~Q(outcome="changed") | Q(human_decision__isnull=False),
+                condition=~Q(outcome=ContestOutcome.CHANGED)
+                | Q(human_decision__isnull=False),
                 name="governance_contest_changed_has_decision",
             ),
         ]

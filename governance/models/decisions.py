@@ -114,16 +114,19 @@ class Decision(models.Model):
         return self.decided_by_id is None
 
 
+class CounterfactualStatus(models.TextChoices):
+    FOUND = "found", "counterfactuals found"
+    NONE_FOUND = "none_found", "no counterfactual found"
+    TIMED_OUT = "timed_out", "none found within the time budget"
+    FAILED = "failed", "the search failed"
+    NOT_NEEDED = "not_needed", "the decision was favourable"
+
+
 class DecisionExplanation(models.Model):
     """Why one decision was made (local EBM terms) and what would have changed it
     (counterfactuals re-scored by the network that decided). Read-only."""
 
-    class Status(models.TextChoices):
-        FOUND = "found", "counterfactuals found"
-        NONE_FOUND = "none_found", "no counterfactual found"
-        TIMED_OUT = "timed_out", "none found within the time budget"
-        FAILED = "failed", "the search failed"
-        NOT_NEEDED = "not_needed", "the decision was favourable"
+    Status = CounterfactualStatus
 
     decision = models.ForeignKey(
         Decision, on_delete=models.PROTECT, related_name="explanations", editable=False
@@ -153,15 +156,7 @@ class DecisionExplanation(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(
-                    counterfactual_status__in=[
-                        "found",
-                        "none_found",
-                        "timed_out",
-                        "failed",
-                        "not_needed",
-                    ]
-                ),
+                condition=Q(counterfactual_status__in=CounterfactualStatus.values),
                 name="governance_explanation_status_valid",
             ),
         ]

@@ -10,6 +10,13 @@ from django.urls import reverse
 from governance.models.data import Dataset
 
 
+class DatasetImportState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
 class DatasetImport(models.Model):
     """One upload through Datasets -> Add, imported by a worker off the request.
 
@@ -18,11 +25,7 @@ class DatasetImport(models.Model):
     failed job leaves no Dataset or Domain rows and no staging folder behind.
     """
 
-    class State(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        SUCCEEDED = "succeeded", "succeeded"
-        FAILED = "failed", "failed"
+    State = DatasetImportState
 
     TERMINAL_STATES = (State.SUCCEEDED, State.FAILED)
 
@@ -70,7 +73,7 @@ class DatasetImport(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(state__in=["queued", "running", "succeeded", "failed"]),
+                condition=Q(state__in=DatasetImportState.values),
                 name="governance_datasetimport_state_valid",
             ),
             models.CheckConstraint(

@@ -10,6 +10,16 @@ from django.urls import reverse
 from governance.models.versions import ModelVersion
 
 
+class ReportStatus(models.TextChoices):
+    PENDING = "pending", "waiting to render"
+    RENDERING = "rendering", "rendering"
+    DRAFT = "draft", "draft (rendered, not reviewed)"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
+    RELEASED = "released", "released to the person"
+    FAILED = "failed", "failed to render"
+
+
 class Report(models.Model):
     """A rendered PDF: a model dossier or an individual explanation.
 
@@ -30,14 +40,25 @@ class Report(models.Model):
         REGULATORY = "regulatory", "regulatory"
         SUBJECT = "subject", "the person the decision was about"
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "waiting to render"
-        RENDERING = "rendering", "rendering"
-        DRAFT = "draft", "draft (rendered, not reviewed)"
-        APPROVED = "approved", "approved"
-        REJECTED = "rejected", "rejected"
-        RELEASED = "released", "released to the person"
-        FAILED = "failed", "failed to render"
+    Status = ReportStatus
+    # Rendering is the workers' (conditional UPDATEs in services/reports.py):
+    # a certificate is approved as it renders, a dead render goes back to
+    # pending, a contest letter is released as it renders. Officers review the
+    # drafts and release the approved individual explanations.
+    TRANSITIONS = {
+        Status.PENDING: {Status.RENDERING},
+        Status.RENDERING: {
+            Status.DRAFT,
+            Status.APPROVED,
+            Status.FAILED,
+            Status.PENDING,
+        },
+        Status.DRAFT: {Status.APPROVED, Status.REJECTED, Status.RELEASED},
+        Status.APPROVED: {Status.RELEASED},
+        Status.REJECTED: set(),
+        Status.RELEASED: set(),
+        Status.FAILED: set(),
+    }
 
     reference = models.CharField(max_length=32, unique=True, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices, editable=False)
@@ -138,21 +159,18 @@ class Report(models.Model):
                 name="governance_report_decision_matches_kind",
             ),
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "pending",
-                        "rendering",
-                        "draft",
-                        "approved",
-                        "rejected",
-                        "released",
-                        "failed",
-                    ]
-                ),
+                condition=Q(status__in=ReportStatus.values),
                 name="governance_report_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(status__in=["pending", "rendering", "failed"])
+                # Not rendered (yet): no file, so no hash.
+                condition=Q(
+                    status__in=[
+                        ReportStatus.PENDING,
+                        ReportStatus.RENDERING,
+                        ReportStatus.FAILED,
+                    ]
+                )
                 | Q(sha256__regex=r"^[0-9a-f]{64}$"),
                 name="governance_report_rendered_has_hash",
             ),

@@ -10,6 +10,16 @@ from django.urls import reverse
 from governance.models.decisions import Decision
 
 
+class RequestStatus(models.TextChoices):
+    RECEIVED = "received", "received"
+    ASSIGNED = "assigned", "assigned to an officer"
+    DRAFTING = "drafting", "draft explanation being prepared"
+    DRAFTED = "drafted", "draft ready for review"
+    IN_REVIEW = "in_review", "waiting for a second officer's approval"
+    APPROVED = "approved", "approved"
+    RELEASED = "released", "released to the person"
+
+
 class ExplanationRequest(models.Model):
     """A person's request for an explanation of a decision about them.
 
@@ -18,14 +28,18 @@ class ExplanationRequest(models.Model):
     reasons within the first month.
     """
 
-    class Status(models.TextChoices):
-        RECEIVED = "received", "received"
-        ASSIGNED = "assigned", "assigned to an officer"
-        DRAFTING = "drafting", "draft explanation being prepared"
-        DRAFTED = "drafted", "draft ready for review"
-        IN_REVIEW = "in_review", "waiting for a second officer's approval"
-        APPROVED = "approved", "approved"
-        RELEASED = "released", "released to the person"
+    Status = RequestStatus
+    # Assigning again hands the request to another officer; a rejected draft
+    # goes back to its officer (in review -> assigned).
+    TRANSITIONS = {
+        Status.RECEIVED: {Status.ASSIGNED},
+        Status.ASSIGNED: {Status.ASSIGNED, Status.DRAFTING},
+        Status.DRAFTING: {Status.DRAFTED},
+        Status.DRAFTED: {Status.IN_REVIEW},
+        Status.IN_REVIEW: {Status.APPROVED, Status.ASSIGNED},
+        Status.APPROVED: {Status.RELEASED},
+        Status.RELEASED: set(),
+    }
 
     number = models.CharField(max_length=32, unique=True, editable=False)
     decision = models.ForeignKey(
@@ -82,17 +96,7 @@ class ExplanationRequest(models.Model):
         ordering = ["due_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(
-                    status__in=[
-                        "received",
-                        "assigned",
-                        "drafting",
-                        "drafted",
-                        "in_review",
-                        "approved",
-                        "released",
-                    ]
-                ),
+                condition=Q(status__in=RequestStatus.values),
                 name="governance_request_status_valid",
             ),
             models.CheckConstraint(

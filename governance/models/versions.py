@@ -11,6 +11,14 @@ from governance.models.data import Dataset, Domain
 from governance.models.systems import AISystem
 
 
+class ModelVersionStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    IN_REVIEW = "in_review", "in review"
+    APPROVED = "approved", "approved"
+    REJECTED = "rejected", "rejected"
+    RETIRED = "retired", "retired"
+
+
 class ModelVersion(models.Model):
     """A base (pre-trained) or fine-tuned model. Lineage is the parent tree."""
 
@@ -20,12 +28,16 @@ class ModelVersion(models.Model):
         # An EBM that decides itself; a refit on another domain names its parent.
         GLASSBOX = "glassbox", "glass-box EBM"
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "draft"
-        IN_REVIEW = "in_review", "in review"
-        APPROVED = "approved", "approved"
-        REJECTED = "rejected", "rejected"
-        RETIRED = "retired", "retired"
+    Status = ModelVersionStatus
+    # Which review steps may follow which (governance/services/transitions.py).
+    # Approval's own rules (dossier, bias gates, four eyes) are the services'.
+    TRANSITIONS = {
+        Status.DRAFT: {Status.IN_REVIEW, Status.RETIRED},
+        Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED},
+        Status.REJECTED: {Status.DRAFT, Status.RETIRED},
+        Status.APPROVED: {Status.RETIRED},
+        Status.RETIRED: set(),
+    }
 
     name = models.CharField(max_length=120, unique=True)
     description = models.TextField(blank=True)
@@ -93,9 +105,7 @@ class ModelVersion(models.Model):
                 name="governance_modelversion_kind_valid",
             ),
             models.CheckConstraint(
-                condition=Q(
-                    status__in=["draft", "in_review", "approved", "rejected", "retired"]
-                ),
+                condition=Q(status__in=ModelVersionStatus.values),
                 name="governance_modelversion_status_valid",
             ),
             models.CheckConstraint(
@@ -160,15 +170,29 @@ class ShiftReport(models.Model):
         return reverse("admin:governance_shiftreport_change", args=[self.pk])
 
 
+class FineTuneRunState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
 class FineTuneRun(models.Model):
     """One fine-tuning job: what was planned, what was applied, and how it went."""
 
-    class State(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        SUCCEEDED = "succeeded", "succeeded"
-        FAILED = "failed", "failed"
-        CANCELLED = "cancelled", "cancelled"
+    State = FineTuneRunState
+    STATE_FIELD = "state"
+    # Workers move runs by lease (governance/services/leases.py, runs.py): running
+    # -> running is a takeover of an expired lease, or a cancel waiting for the
+    # run's next progress report.
+    TRANSITIONS = {
+        State.QUEUED: {State.RUNNING, State.CANCELLED},
+        State.RUNNING: {State.RUNNING, State.SUCCEEDED, State.FAILED, State.CANCELLED},
+        State.SUCCEEDED: set(),
+        State.FAILED: set(),
+        State.CANCELLED: set(),
+    }
 
     class Mode(models.TextChoices):
         SUPERVISED = "supervised", "supervised fine-tuning (target labels)"
@@ -229,9 +253,7 @@ class FineTuneRun(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(
-                    state__in=["queued", "running", "succeeded", "failed", "cancelled"]
-                ),
+                condition=Q(state__in=FineTuneRunState.values),
                 name="governance_finetunerun_state_valid",
             ),
             models.CheckConstraint(
@@ -239,7 +261,8 @@ class FineTuneRun(models.Model):
                 name="governance_finetunerun_progress_range",
             ),
             models.CheckConstraint(
-                condition=~Q(state="succeeded") | Q(produced_version__isnull=False),
+                condition=~Q(state=FineTuneRunState.SUCCEEDED)
+                | Q(produced_version__isnull=False),
                 name="governance_finetunerun_success_has_version",
             ),
         ]

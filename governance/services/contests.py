@@ -41,6 +41,7 @@ from governance.services.decisions import (
     version_outcomes,
 )
 from governance.services.requests import token_digest
+from governance.services.transitions import locked, transition
 
 Status = Contest.Status
 Outcome = Contest.Outcome
@@ -236,14 +237,12 @@ def contest_review_refusal(contest: Contest, officer: Any) -> str:
     return ""
 
 
-def _locked(contest: Contest) -> Contest:
-    return Contest.objects.select_for_update().get(pk=contest.pk)
-
-
 @transaction.atomic
 def contest_start_review(*, contest: Contest, actor: Any) -> Contest:
     """An officer who did not explain the decision takes the contest into review."""
-    contest = _locked(contest)
+    contest = locked(Contest, contest.pk)
+    # Checked first, in words that tell the officer what to do; transition()
+    # checks the move against Contest.TRANSITIONS again.
     if contest.status != Status.RECEIVED:
         raise ValidationError(
             f"contest {contest.number} is {contest.get_status_display()}: it cannot "
@@ -252,15 +251,13 @@ def contest_start_review(*, contest: Contest, actor: Any) -> Contest:
     refusal = contest_review_refusal(contest, actor)
     if refusal:
         raise ValidationError(refusal)
-    contest.status = Status.IN_REVIEW
-    contest.reviewer = actor
-    contest.save(update_fields=["status", "reviewer"])
-    audit_record(
+    transition(
+        contest,
+        to=Status.IN_REVIEW,
         actor=actor,
         action="contest.review_started",
-        obj=contest,
-        before={"status": Status.RECEIVED},
-        after={"status": Status.IN_REVIEW, "reviewer": actor.get_username()},
+        fields={"reviewer": actor},
+        after={"reviewer": actor.get_username()},
     )
     return contest
 
@@ -311,7 +308,7 @@ def contest_decide(
     A change is a new decision by the reviewer; the letter is then rendered."""
     from governance.services.reports import report_request
 
-    contest = _locked(contest)
+    contest = locked(Contest, contest.pk)
     if contest.status != Status.IN_REVIEW:
         raise ValidationError(
             f"contest {contest.number} is {contest.get_status_display()}: take it "
@@ -334,33 +331,35 @@ def contest_decide(
     if len(reasons) > MAX_REASONS:
         raise ValidationError(f"the reasons are at most {MAX_REASONS} characters")
     automated = contest.decision
-    if outcome == Outcome.CHANGED:
-        contest.human_decision = decision_by_person(
+    human_decision = (
+        decision_by_person(
             replaces=automated,
             positive=not automated.positive,
             actor=actor,
             contest=contest,
         )
-    contest.status = Status.DECIDED
-    contest.outcome = outcome
-    contest.reasons = reasons
-    contest.decided_at = timezone.now()
-    contest.full_clean()
-    contest.save()
-    audit_record(
+        if outcome == Outcome.CHANGED
+        else None
+    )
+    decided_at = timezone.now()
+    transition(
+        contest,
+        to=Status.DECIDED,
         actor=actor,
         action="contest.decided",
-        obj=contest,
-        before={"status": Status.IN_REVIEW},
-        after={
-            "status": Status.DECIDED,
+        fields={
             "outcome": outcome,
             "reasons": reasons,
-            "human_decision": contest.human_decision.reference
-            if contest.human_decision
-            else None,
-            "late": contest_is_late(contest),
+            "decided_at": decided_at,
+            "human_decision": human_decision,
         },
+        after={
+            "outcome": outcome,
+            "reasons": reasons,
+            "human_decision": human_decision.reference if human_decision else None,
+            "late": contest_is_late(contest, now=decided_at),
+        },
+        full_clean=True,
     )
     report_request(
         kind=Report.Kind.CONTEST_LETTER,

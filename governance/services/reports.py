@@ -23,6 +23,7 @@ from django.utils import timezone
 from governance.models import Decision, ModelVersion, Report
 from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_head, audit_head_check, audit_record
+from governance.services.transitions import locked, refusal, transition
 from workers.ml.explain.phrasing import reader_names
 
 Status = Report.Status
@@ -262,44 +263,43 @@ def report_render(*, report_id: int) -> Report | None:
     return report
 
 
+# The moves an officer makes (of Report.TRANSITIONS; the others are the
+# workers'). Only an individual explanation is released by an officer.
+OFFICER_REVIEW = {
+    Status.DRAFT: {Status.APPROVED, Status.REJECTED},
+    Status.APPROVED: {Status.RELEASED},
+}
+
+
 @transaction.atomic
 def report_set_status(
     *, report: Report, status: str, actor: Any, note: str = ""
 ) -> Report:
     """Review a rendered report. Approving one's own request is refused (four eyes)."""
-    report = Report.objects.select_for_update().get(pk=report.pk)
+    report = locked(Report, report.pk)
     if status == Status.APPROVED == report.status:
         # Approving a model version approves the dossier it rests on (see
         # certificate_issue): approving that dossier again changes nothing.
         return report
-    allowed = {
-        Status.DRAFT: {Status.APPROVED, Status.REJECTED},
-        Status.APPROVED: {Status.RELEASED}
-        if report.kind == Report.Kind.INDIVIDUAL
-        else set(),
-    }
-    if status not in allowed.get(report.status, set()):
-        raise ValidationError(
-            f"report {report.reference} cannot go from {report.get_status_display()} "
-            f"to {Status(status).label}"
-        )
+    if status not in OFFICER_REVIEW.get(report.status, ()) or (
+        status == Status.RELEASED and report.kind != Report.Kind.INDIVIDUAL
+    ):
+        raise refusal(report, status)
     user = _user(actor)
+    approval = {}
     if status == Status.APPROVED:
         if user is not None and report.created_by_id == user.pk:
             raise ValidationError(
                 "you requested this report: another officer must approve it"
             )
-        report.approved_by = user
-        report.approved_at = timezone.now()
-    before = report.status
-    report.status = status
-    report.save(update_fields=["status", "approved_by", "approved_at"])
-    audit_record(
+        approval = {"approved_by": user, "approved_at": timezone.now()}
+    transition(
+        report,
+        to=status,
         actor=actor,
         action=f"report.{status}",
-        obj=report,
-        before={"status": before},
-        after={"status": status, "note": note},
+        fields=approval,
+        after={"note": note},
     )
     return report
 

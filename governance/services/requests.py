@@ -24,6 +24,7 @@ from django.utils import timezone
 from governance.models import ExplanationRequest, Report
 from governance.services.audit import audit_record
 from governance.services.decisions import NO_MATCH, decision_for_secret
+from governance.services.transitions import locked, refusal, transition
 from workers.limits import LEASE_MARGIN_S, REQUEST_DRAFT_TIME_LIMIT_S
 
 Status = ExplanationRequest.Status
@@ -99,47 +100,38 @@ def request_for_token(
 def _transition(
     request: ExplanationRequest,
     *,
-    allowed_from: tuple[str, ...],
     to: str,
     actor: Any,
+    fields: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ExplanationRequest:
-    if request.status not in allowed_from:
-        raise ValidationError(
-            f"request {request.number} is {request.get_status_display()}; it cannot "
-            f"become {Status(to).label}"
-        )
-    before = request.status
-    request.status = to
-    request.status_changed_at = timezone.now()
-    request.save()
-    audit_record(
+    transition(
+        request,
+        to=to,
         actor=actor,
         action=f"request.{to}",
-        obj=request,
-        before={"status": before},
-        after={"status": to, **(extra or {})},
+        # The sweeper finds drafts stuck since their last change.
+        fields={**(fields or {}), "status_changed_at": timezone.now()},
+        after=extra,
     )
     return request
-
-
-def _locked(request: ExplanationRequest) -> ExplanationRequest:
-    return ExplanationRequest.objects.select_for_update().get(pk=request.pk)
 
 
 @transaction.atomic
 def request_assign(
     *, request: ExplanationRequest, officer: Any, actor: Any
 ) -> ExplanationRequest:
-    request = _locked(request)
+    request = locked(ExplanationRequest, request.pk)
     if not officer.has_perm("governance.change_explanationrequest"):
         raise ValidationError(f"{officer} is not a compliance officer")
-    request.assigned_to = officer
+    # A draft under review goes back to an officer only by request_reject.
+    if request.status == Status.IN_REVIEW:
+        raise refusal(request, Status.ASSIGNED)
     return _transition(
         request,
-        allowed_from=(Status.RECEIVED, Status.ASSIGNED),
         to=Status.ASSIGNED,
         actor=actor,
+        fields={"assigned_to": officer},
         extra={"assigned_to": officer.get_username()},
     )
 
@@ -156,7 +148,7 @@ def request_extend(
     """Extend the deadline (GDPR Art. 12(3)): by at most two further months, with a
     reason the person sees, and only before the first month has run out."""
     now = now or timezone.now()
-    request = _locked(request)
+    request = locked(ExplanationRequest, request.pk)
     if request.extended_due_at is not None:
         raise ValidationError(f"request {request.number} was already extended")
     if not 1 <= months <= MAX_EXTENSION_MONTHS:
@@ -187,10 +179,9 @@ def request_extend(
 def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequest:
     """Ask the workers for a draft: local explanation and counterfactuals (gpu queue),
     then the PDF (reports queue)."""
-    request = _locked(request)
-    request.draft_claimed_at = None
+    request = locked(ExplanationRequest, request.pk)
     request = _transition(
-        request, allowed_from=(Status.ASSIGNED,), to=Status.DRAFTING, actor=actor
+        request, to=Status.DRAFTING, actor=actor, fields={"draft_claimed_at": None}
     )
     from workers.celery import enqueue_after_commit
     from workers.tasks import request_draft_task
@@ -233,15 +224,14 @@ def request_prepare_draft(*, request: ExplanationRequest) -> Report | None:
 def request_mark_drafted(*, report: Report) -> None:
     """Called when the request's PDF has rendered."""
     with transaction.atomic():
-        request = _locked(report.request)
+        request = locked(ExplanationRequest, report.request_id)
         if request.status != Status.DRAFTING:
             return
-        request.report = report
         _transition(
             request,
-            allowed_from=(Status.DRAFTING,),
             to=Status.DRAFTED,
             actor="worker:reports",
+            fields={"report": report},
             extra={"report": report.reference},
         )
 
@@ -251,10 +241,9 @@ def request_submit_for_approval(
     *, request: ExplanationRequest, actor: Any
 ) -> ExplanationRequest:
     """The reviewing officer has read the draft and sends it to a second officer."""
-    request = _locked(request)
-    request.drafted_by = actor
+    request = locked(ExplanationRequest, request.pk)
     return _transition(
-        request, allowed_from=(Status.DRAFTED,), to=Status.IN_REVIEW, actor=actor
+        request, to=Status.IN_REVIEW, actor=actor, fields={"drafted_by": actor}
     )
 
 
@@ -263,15 +252,13 @@ def request_approve(*, request: ExplanationRequest, actor: Any) -> ExplanationRe
     """Four eyes: the officer who reviewed the draft may not approve it too."""
     from governance.services.reports import report_set_status
 
-    request = _locked(request)
+    request = locked(ExplanationRequest, request.pk)
     if request.drafted_by_id is not None and request.drafted_by_id == actor.pk:
         raise ValidationError(
             "you reviewed this draft: a different officer must approve it"
         )
     report_set_status(report=request.report, status=Report.Status.APPROVED, actor=actor)
-    return _transition(
-        request, allowed_from=(Status.IN_REVIEW,), to=Status.APPROVED, actor=actor
-    )
+    return _transition(request, to=Status.APPROVED, actor=actor)
 
 
 @transaction.atomic
@@ -283,19 +270,17 @@ def request_reject(
 
     if not comment.strip():
         raise ValidationError("say what must change: a rejection needs a comment")
-    request = _locked(request)
+    request = locked(ExplanationRequest, request.pk)
     if request.status != Status.IN_REVIEW:
         raise ValidationError(f"request {request.number} is not waiting for approval")
     report_set_status(
         report=request.report, status=Report.Status.REJECTED, actor=actor, note=comment
     )
-    request.review_comment = comment.strip()
-    request.report = None
     return _transition(
         request,
-        allowed_from=(Status.IN_REVIEW,),
         to=Status.ASSIGNED,
         actor=actor,
+        fields={"review_comment": comment.strip(), "report": None},
         extra={"comment": comment.strip()},
     )
 
@@ -305,13 +290,15 @@ def request_release(*, request: ExplanationRequest, actor: Any) -> ExplanationRe
     """Make the approved PDF available on the person's status page."""
     from governance.services.reports import report_set_status
 
-    request = _locked(request)
+    request = locked(ExplanationRequest, request.pk)
     if request.status != Status.APPROVED:
         raise ValidationError(f"request {request.number} is not approved yet")
     report_set_status(report=request.report, status=Report.Status.RELEASED, actor=actor)
-    request.released_at = timezone.now()
     return _transition(
-        request, allowed_from=(Status.APPROVED,), to=Status.RELEASED, actor=actor
+        request,
+        to=Status.RELEASED,
+        actor=actor,
+        fields={"released_at": timezone.now()},
     )
 
 

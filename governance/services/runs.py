@@ -17,8 +17,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import FineTuneRun
-from governance.services.audit import audit_record
 from governance.services.leases import lease_claim, state_audit
+from governance.services.transitions import locked, transition
 
 DEFAULT_LEASE = timedelta(minutes=5)
 MAX_ATTEMPTS = 3
@@ -143,21 +143,21 @@ def finetune_run_mark_cancelled(*, run_id: int, worker: str) -> FineTuneRun:
 @transaction.atomic
 def finetune_run_request_cancel(*, run: FineTuneRun, actor: Any) -> FineTuneRun:
     """Queued runs are cancelled at once; running ones stop at their next progress."""
-    run = FineTuneRun.objects.select_for_update().get(pk=run.pk)
+    run = locked(FineTuneRun, run.pk)
     if run.is_terminal:
         return run
-    before = run.state
-    if run.state == FineTuneRun.State.QUEUED:
-        run.state = FineTuneRun.State.CANCELLED
-        run.finished_at = timezone.now()
-    run.cancel_requested = True
-    run.save(update_fields=["state", "finished_at", "cancel_requested"])
-    audit_record(
+    # A running run stays running: its worker sees the flag and cancels it.
+    queued = run.state == FineTuneRun.State.QUEUED
+    transition(
+        run,
+        to=FineTuneRun.State.CANCELLED if queued else run.state,
         actor=actor,
         action="finetune_run.cancel_requested",
-        obj=run,
-        before={"state": before},
-        after={"state": run.state, "cancel_requested": True},
+        fields={
+            "cancel_requested": True,
+            **({"finished_at": timezone.now()} if queued else {}),
+        },
+        after={"cancel_requested": True},
     )
     return run
 

@@ -10,18 +10,9 @@ from django.db import transaction
 
 from governance.models import AuditEvent, BiasCheck, Domain, ModelVersion
 from governance.services.audit import audit_record
+from governance.services.transitions import check_transition, locked, transition
 
 Status = ModelVersion.Status
-
-# Which review steps may follow which. Approval rules beyond this (dossier, bias
-# gates, four eyes) are added by the workflow services that call this one.
-ALLOWED_TRANSITIONS: dict[str, set[str]] = {
-    Status.DRAFT: {Status.IN_REVIEW, Status.RETIRED},
-    Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED},
-    Status.REJECTED: {Status.DRAFT, Status.RETIRED},
-    Status.APPROVED: {Status.RETIRED},
-    Status.RETIRED: set(),
-}
 
 
 @transaction.atomic
@@ -60,7 +51,7 @@ def model_version_describe(
     *, version: ModelVersion, description: str, actor: Any
 ) -> ModelVersion:
     """Change a draft or rejected version's description, audited."""
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+    version = locked(ModelVersion, version.pk)
     if not model_version_describable(version):
         raise ValidationError(
             f"{version} is {version.get_status_display()}: its description is "
@@ -86,29 +77,23 @@ def model_version_describe(
 def model_version_set_status(
     *, version: ModelVersion, status: str, actor: Any, note: str = ""
 ) -> ModelVersion:
-    version = ModelVersion.objects.select_for_update().get(pk=version.pk)
-    if status not in ALLOWED_TRANSITIONS.get(version.status, set()):
-        raise ValidationError(
-            f"{version} cannot go from {version.get_status_display()} to "
-            f"{Status(status).label if status in Status.values else status!r}"
-        )
+    version = locked(ModelVersion, version.pk)
+    # The move first: an approval's own checks say nothing useful about a
+    # version that cannot be approved from where it is.
+    check_transition(version, status)
     user = actor if getattr(actor, "is_authenticated", False) else None
-    if status == Status.IN_REVIEW:
-        version.submitted_by = user
     if status == Status.APPROVED:
         _check_four_eyes(version, user)
         _check_dossier(version)
         _check_evidence(version, note)
         _check_special_category(version)
-    before = version.status
-    version.status = status
-    version.save(update_fields=["status", "submitted_by"])
-    event = audit_record(
+    event = transition(
+        version,
+        to=status,
         actor=actor,
         action="model_version.status_changed",
-        obj=version,
-        before={"status": before},
-        after={"status": status, "note": note},
+        fields={"submitted_by": user} if status == Status.IN_REVIEW else {},
+        after={"note": note},
     )
     if status == Status.APPROVED:
         # The dossier was fixed before this approval: approve it and issue the
