@@ -579,7 +579,8 @@ def _ids(spec: DecisionLogSpec, ids: pd.Series, where: list[str]) -> list[str]:
     empty = ids.isna().to_numpy()
     if empty.any():
         raise DatasetError(
-            f"{key}: {int(empty.sum()):,} rows have no id ({_examples(empty, None, where)})"
+            f"{key}: {int(empty.sum()):,} rows have no id "
+            f"({_examples(empty, None, where)})"
         )
     repeated = ids.duplicated(keep=False).to_numpy()
     if repeated.any():
