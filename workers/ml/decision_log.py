@@ -51,7 +51,6 @@ Pure computation: no Django import.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import tomllib
@@ -73,19 +72,11 @@ from workers.ml.dataspec import (
     FileSpec,
     ProtectedAttribute,
     SpecError,
-    open_data,
     prescan_toml,
     protected_groups,
 )
 from workers.ml.dataspec.base import _SLUG
-from workers.ml.dataspec.csvfile import (
-    _check_size,
-    _check_width,
-    _decode,
-    _parse,
-    _RawFile,
-    _read_bytes,
-)
+from workers.ml.dataspec.csvfile import _RawFile
 from workers.ml.dataspec.files import _real
 from workers.ml.dataspec.keys import (
     _bool,
@@ -96,6 +87,7 @@ from workers.ml.dataspec.keys import (
     _text,
     _texts,
 )
+from workers.ml.dataspec.load import read_raw_files
 from workers.ml.dataspec.spec import _files, _missing_column, _protected
 from workers.ml.fairness import (
     INSUFFICIENT,
@@ -477,50 +469,14 @@ def load_decision_log(
 ) -> DecisionLogTable:
     """Read and check the log's files. Raises DatasetError (or SpecError), never
     half-loads. Files are read only from inside the spec's folder."""
-    roots = [_real(spec.base_dir)]
-    digest = hashlib.sha256()
-    raws: list[_RawFile] = []
-    files: list[dict[str, Any]] = []
-    budget = max_bytes
-    for file_spec, path in zip(spec.files, spec.file_paths(), strict=True):
-        with open_data(path, file_spec, roots) as handle:
-            _check_size(handle, path, max_bytes)
-            _check_width(
-                handle,
-                path.name,
-                spec,  # type: ignore[arg-type]  (header, separator, strip_whitespace)
-                file_spec.skip_rows,
-                max_columns=max_columns,
-                max_line=max_header_bytes,
-                budget=budget,
-            )
-            handle.seek(0)
-            raw, data = _read_bytes(handle, path, max_bytes=max_bytes, budget=budget)
-        budget -= len(data)
-        digest.update(raw)
-        text = _decode(data, path.name, unpacked=raw is not data)
-        parsed = _parse(
-            text,
-            path.name,
-            spec,  # type: ignore[arg-type]
-            file_spec.skip_rows,
-            max_columns=max_columns,
-            max_line=max_line_bytes,
-        )
-        if raws and parsed.names != raws[0].names:
-            raise DatasetError(
-                f"{path.name}: header {_brief(parsed.names, 300)} differs from "
-                f"{raws[0].shown}'s {_brief(raws[0].names, 300)}"
-            )
-        raws.append(parsed)
-        files.append(
-            {
-                "path": path.name,
-                "bytes": len(raw),
-                "sha256": hashlib.sha256(raw).hexdigest(),
-                "rows": len(parsed.lines),
-            }
-        )
+    raws, files, sha256 = read_raw_files(
+        spec,
+        max_bytes=max_bytes,
+        max_columns=max_columns,
+        max_header_bytes=max_header_bytes,
+        max_line_bytes=max_line_bytes,
+        roots=[_real(spec.base_dir)],
+    )
     cells, where = _cells(spec, raws)
     table = DecisionLogTable(
         ids=_ids(spec, cells[spec.id_column], where),
@@ -531,7 +487,7 @@ def load_decision_log(
             if spec.outcome is None
             else _outcomes(spec.outcome, cells[spec.outcome.column], where)
         ),
-        sha256=digest.hexdigest(),
+        sha256=sha256,
         files=files,
     )
     return table
