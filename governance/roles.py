@@ -33,6 +33,8 @@ _VIEW_ALL = [
     "governance.view_decision",
     "governance.view_auditevent",
     "governance.view_job",
+    "governance.view_decisionlog",
+    "governance.view_decisionlogaudit",
 ]
 
 # Nobody may add, change or delete audit events: they are written by services only.

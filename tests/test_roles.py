@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from governance import roles
-from governance.models import BiasCheck, Job, ShiftReport
+from governance.models import BiasCheck, DecisionLog, DecisionLogAudit, Job, ShiftReport
 from tests.factories import (
     AISystemFactory,
     DecisionFactory,
@@ -36,6 +36,8 @@ PAGES = (
     "decision",
     "auditevent",
     "job",
+    "decisionlog",
+    "decisionlogaudit",
 )
 
 # role -> page -> operations allowed. list/view: GET the list / an object's page;
@@ -58,6 +60,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
         "job": {"list", "view"},
+        "decisionlog": {"list", "view"},
+        "decisionlogaudit": {"list", "view"},
     },
     roles.AUDITOR: {page: {"list", "view"} for page in PAGES},
     roles.DATA_SCIENTIST: {
@@ -77,6 +81,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "decision": {"list", "view"},
         "auditevent": {"list", "view"},
         "job": {"list", "view"},
+        "decisionlog": {"list", "view"},
+        "decisionlogaudit": {"list", "view"},
     },
 }
 
@@ -121,6 +127,27 @@ def records():
         policy={},
     )
     recourse = RecourseCheckFactory(explanation__decision=decision)
+    log = DecisionLog.objects.create(
+        name="external-log",
+        title="External log",
+        system=AISystemFactory(),
+        spec={},
+        spec_toml="",
+        content_sha256="0" * 64,
+        files=[],
+        row_count=1,
+        has_outcomes=False,
+        rows_path="decision-logs/external-log.jsonl",
+        rows_sha256="0" * 64,
+    )
+    log_audit = DecisionLogAudit.objects.create(
+        log=log,
+        verdict="insufficient",
+        rows=1,
+        has_outcomes=False,
+        result={},
+        policy={},
+    )
     return {
         "aisystem": AISystemFactory(),
         "explainer": recourse.explanation.explainer,
@@ -138,6 +165,8 @@ def records():
         "decision": decision,
         "auditevent": event,
         "job": Job.objects.create(kind="bias_check", model_version=run.parent),
+        "decisionlog": log,
+        "decisionlogaudit": log_audit,
     }
 
 

@@ -13,6 +13,7 @@ from governance.admin import (  # noqa: F401  (imported to register)
     checks,
     contests,
     datasets,
+    decision_logs,
     decisions,
     jobs,
     reports,

@@ -7,6 +7,7 @@ views, admin actions, commands and tasks never write these models directly.
 from governance.models.audit import AuditEvent
 from governance.models.contests import Contest
 from governance.models.data import Dataset, Domain
+from governance.models.decision_logs import DecisionLog, DecisionLogAudit
 from governance.models.decisions import Decision, DecisionExplanation, RecourseCheck
 from governance.models.imports import DatasetImport
 from governance.models.jobs import Job, JobKind, JobState
@@ -30,6 +31,8 @@ __all__ = [
     "DatasetImport",
     "Decision",
     "DecisionExplanation",
+    "DecisionLog",
+    "DecisionLogAudit",
     "Domain",
     "Explainer",
     "ExplanationRequest",

@@ -50,6 +50,37 @@ def load_table(
     """
     _check_declared_columns(spec, max_columns)
     roots = None if allowed_roots is None else [_real(r) for r in allowed_roots]
+    raws, files, sha256 = read_raw_files(
+        spec,
+        max_bytes=max_bytes,
+        max_columns=max_columns,
+        max_header_bytes=max_header_bytes,
+        max_line_bytes=max_line_bytes,
+        roots=roots,
+    )
+    table = _build(spec, raws)
+    table.sha256 = sha256
+    table.files = files
+    table.domains = validate_domains(spec, table)
+    return table
+
+
+def read_raw_files(
+    spec: Any,
+    *,
+    max_bytes: int,
+    max_columns: int,
+    max_header_bytes: int,
+    max_line_bytes: int,
+    roots: Sequence[Path] | None,
+) -> tuple[list[_RawFile], list[dict[str, Any]], str]:
+    """Each file of the spec read as text cells, with every bound of load_table
+    (size, gzip budget, header width, line length, UTF-8, the same header in
+    every file); the per-file summary and the SHA-256 of all the bytes.
+
+    ``spec`` needs files, file_paths(), header, columns, separator and
+    strip_whitespace: a DatasetSpec, or a decision-log spec.
+    """
     digest = hashlib.sha256()
     files: list[dict[str, Any]] = []
     raws: list[_RawFile] = []
@@ -93,11 +124,7 @@ def load_table(
                 "rows": len(parsed.lines),
             }
         )
-    table = _build(spec, raws)
-    table.sha256 = digest.hexdigest()
-    table.files = files
-    table.domains = validate_domains(spec, table)
-    return table
+    return raws, files, digest.hexdigest()
 
 
 def check_headers(
