@@ -7,5 +7,7 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Connects the receiver that audits each admin login lockout.
+        # Registers the Celery tasks (services enqueue them by name) and connects
+        # the receiver that audits each admin login lockout.
+        import workers.tasks  # noqa: F401
         from governance import lockout  # noqa: F401

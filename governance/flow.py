@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from governance.artifacts import domain_rows, model_version_scorer
 from governance.models import (
     Contest,
     Dataset,
@@ -26,13 +27,16 @@ from governance.models import (
     Report,
 )
 from governance.progress import StepCounter
-from governance.selectors import version_domain_metrics
+from governance.selectors import (
+    latest_bias_checks,
+    model_version_approval_gaps,
+    version_domain_metrics,
+)
 from governance.services.audit import audit_verify
 from governance.services.bias import (
     bias_check_run,
     bias_transfer_table,
     failing_bias_checks,
-    latest_bias_checks,
 )
 from governance.services.datasets import dataset_check_spec, dataset_import_file
 from governance.services.decisions import decision_log, version_outcomes
@@ -53,17 +57,12 @@ from governance.services.requests import (
 )
 from governance.services.training import (
     FineTuneRefused,
-    domain_rows,
     finetune_run_create,
     glassbox_version_fit,
     model_version_pretrain,
-    model_version_scorer,
     subpopulation_spread,
 )
-from governance.services.versions import (
-    model_version_approval_gaps,
-    model_version_set_status,
-)
+from governance.services.versions import model_version_set_status
 
 STEPS = (
     "import dataset",

@@ -22,13 +22,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from governance.http import UploadTooLarge, filing_attempt, refusal
 from governance.models import Contest, Decision, ExplanationRequest
-from governance.selectors import released_answer
+from governance.selectors import contest_is_late, released_answer
 from governance.services.contests import (
     ContestRefused,
     contest_file,
     contest_for_decision,
     contest_for_token,
-    contest_is_late,
     contest_letter,
 )
 from governance.services.reports import report_file

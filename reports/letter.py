@@ -15,7 +15,7 @@ from typing import Any
 from django.utils import timezone
 
 from governance.models import Contest, Report
-from governance.services.contests import contest_is_late, contest_late_days
+from governance.selectors import contest_is_late, contest_late_days
 from governance.services.decisions import version_outcomes
 from reports.individual import contest_law
 

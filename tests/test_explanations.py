@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from governance import roles
+from governance.artifacts import model_version_scorer
 from governance.models import ExplanationRequest, FineTuneRun, Report
 from governance.services.decisions import decision_log
 from governance.services.explanations import (
@@ -27,11 +28,7 @@ from governance.services.requests import (
     request_release,
     request_submit_for_approval,
 )
-from governance.services.training import (
-    finetune_run_create,
-    model_version_pretrain,
-    model_version_scorer,
-)
+from governance.services.training import finetune_run_create, model_version_pretrain
 from reports.pdf import pdf_text
 from tests.factories import approve_version
 from workers.ml.network import predict_proba

@@ -11,16 +11,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
+from governance.artifacts import model_version_load, model_version_scorer
 from governance.models import ModelVersion, Report
 from governance.services.decisions import decision_log
 from governance.services.explanations import decision_explain, explainer_fit
 from governance.services.reports import report_html
-from governance.services.training import (
-    finetune_run_create,
-    glassbox_version_fit,
-    model_version_load,
-    model_version_scorer,
-)
+from governance.services.training import finetune_run_create, glassbox_version_fit
 from tests.factories import ReportFactory, approve_version
 from workers.ml.glassbox import GlassboxError
 

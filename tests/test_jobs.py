@@ -84,8 +84,8 @@ def test_each_kind_runs_its_service_and_links_what_it_made(
 
 def _refused_decision(version, domain):
     """Log held-out people of the domain until one is refused."""
+    from governance.artifacts import domain_rows
     from governance.services.decisions import decision_log
-    from governance.services.training import domain_rows
 
     rows = domain_rows(domain)
     for index in rows.test[:60]:

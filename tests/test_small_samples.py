@@ -230,10 +230,8 @@ def test_approval_treats_not_enough_data_as_not_passing(user_in_role):
 
     from governance import roles
     from governance.models import BiasCheck, ModelVersion
-    from governance.services.versions import (
-        model_version_approval_gaps,
-        model_version_set_status,
-    )
+    from governance.selectors import model_version_approval_gaps
+    from governance.services.versions import model_version_set_status
     from tests.factories import (
         DomainFactory,
         ExplainerFactory,

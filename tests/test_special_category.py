@@ -279,8 +279,8 @@ def bias_only(db: None, tmp_path: Path, settings):
 
 @pytest.mark.django_db
 def test_a_bias_check_still_covers_an_attribute_that_is_not_an_input(bias_only):
+    from governance.artifacts import model_version_scorer
     from governance.services.bias import bias_check_run
-    from governance.services.training import model_version_scorer
 
     version = bias_only["version"]
     encoder = model_version_scorer(version).encoder

@@ -14,12 +14,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from governance import roles
+from governance.artifacts import model_version_load
 from governance.models import AuditEvent, Contest, FineTuneRun, ModelVersion
 from governance.services.training import (
     FineTuneRefused,
     finetune_recommend,
     finetune_run_create,
-    model_version_load,
     model_version_pretrain,
     subpopulation_spread,
 )

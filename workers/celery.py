@@ -58,12 +58,19 @@ app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeou
 app.autodiscover_tasks(["workers"], related_name="tasks")
 
 
-def enqueue_after_commit(task: Any, *args: Any, queue: Queue | None = None) -> None:
-    """Send `task` once the current transaction commits, never before (the worker
-    must see the rows), and never at the cost of the caller's request: if the
-    broker is down, the job is logged and left to the sweeper (sweep_task), which
-    re-queues what is still pending once the broker is back."""
+def enqueue_after_commit(
+    task_name: str, *args: Any, queue: Queue | None = None
+) -> None:
+    """Send the task named `task_name` once the current transaction commits, never
+    before (the worker must see the rows), and never at the cost of the caller's
+    request: if the broker is down, the job is logged and left to the sweeper
+    (sweep_task), which re-queues what is still pending once the broker is back.
+
+    By name, so that the services that enqueue need not import workers.tasks,
+    whose tasks import the services (governance's AppConfig registers them)."""
     from django.db import transaction
+
+    task = app.tasks[task_name]  # an unknown name fails now, in the caller
 
     def send() -> None:
         try:

@@ -132,9 +132,9 @@ def sweep_task() -> dict[str, Any]:
 )
 def report_render_task(report_id: int) -> dict[str, Any]:
     """Render a report once: only a pending report is claimed, so redelivery is safe."""
-    from governance.services.reports import report_render
+    from governance.services.rendering import report_render_and_advance
 
-    report = report_render(report_id=report_id)
+    report = report_render_and_advance(report_id=report_id)
     if report is None:
         return {"report": report_id, "skipped": "not pending"}
     return {"report": report_id, "sha256": report.sha256, "pages": report.pages}

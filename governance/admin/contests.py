@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from governance.admin.common import (
     ReadOnlyAdmin,
-    error_text,
+    WorkflowButtons,
 )
 from governance.models import (
     Contest,
     DecisionExplanation,
 )
+from governance.selectors import contest_is_late
 from governance.services.contests import (
     contest_decide,
-    contest_is_late,
     contest_letter,
     contest_review_refusal,
     contest_start_review,
@@ -30,9 +29,11 @@ from governance.services.contests import (
 
 
 @admin.register(Contest)
-class ContestAdmin(ReadOnlyAdmin):
+class ContestAdmin(WorkflowButtons, ReadOnlyAdmin):
     """Contested decisions (GDPR Art. 22(3)): an officer who did not explain the
     decision reviews it on this page and upholds or changes it, with reasons."""
+
+    workflow_permission = "governance.change_contest"
 
     list_display = (
         "number",
@@ -198,17 +199,6 @@ class ContestAdmin(ReadOnlyAdmin):
             letter.get_status_display(),
         )
 
-    def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(self.workflow_view)
-        return [
-            path(
-                "<int:pk>/workflow/<str:step>/",
-                view,
-                name="governance_contest_workflow",
-            ),
-            *super().get_urls(),
-        ]
-
     def change_view(
         self,
         request: HttpRequest,
@@ -228,15 +218,12 @@ class ContestAdmin(ReadOnlyAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def workflow_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
+    def workflow_steps(
+        self, request: HttpRequest, contest: Contest
+    ) -> dict[str, Callable[[], Any]]:
         """Take into review, or decide: by POST from the contest's page."""
-        if request.method != "POST":
-            return HttpResponse(status=405)
-        if not request.user.has_perm("governance.change_contest"):
-            raise PermissionDenied
-        contest = get_object_or_404(Contest, pk=pk)
         user = request.user
-        steps = {
+        return {
             "review": lambda: contest_start_review(contest=contest, actor=user),
             "decide": lambda: contest_decide(
                 contest=contest,
@@ -245,24 +232,10 @@ class ContestAdmin(ReadOnlyAdmin):
                 reasons=request.POST.get("reasons", "")[:10000],
             ),
         }
-        if step not in steps:
-            raise Http404("unknown workflow step")
-        try:
-            steps[step]()
-        except (ValidationError, ValueError) as exc:
-            self.message_user(request, error_text(exc), messages.ERROR)
-        else:
-            contest.refresh_from_db()
-            self.message_user(
-                request,
-                f"{contest.number}: {contest.get_status_display()}"
-                + (f" ({contest.get_outcome_display()})" if contest.outcome else "")
-                + ".",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(
-            reverse("admin:governance_contest_change", args=[pk])
-        )
+
+    def workflow_done_message(self, contest: Contest) -> str:
+        outcome = f" ({contest.get_outcome_display()})" if contest.outcome else ""
+        return f"{contest.number}: {contest.get_status_display()}{outcome}."
 
 
 def _changed_outcome_text(contest: Contest | None) -> str:

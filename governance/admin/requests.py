@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from governance.admin.common import (
     ReadOnlyAdmin,
-    error_text,
+    WorkflowButtons,
     whole_number,
 )
 from governance.models import (
@@ -57,7 +55,9 @@ class DeadlineFilter(admin.SimpleListFilter):
 
 
 @admin.register(ExplanationRequest)
-class ExplanationRequestAdmin(ReadOnlyAdmin):
+class ExplanationRequestAdmin(WorkflowButtons, ReadOnlyAdmin):
+    workflow_permission = "governance.change_explanationrequest"
+
     list_display = (
         "number",
         "deadline_flag",
@@ -121,17 +121,6 @@ class ExplanationRequestAdmin(ReadOnlyAdmin):
             )
         return format_html("{}", f"{deadline:%Y-%m-%d}")
 
-    def get_urls(self) -> list[Any]:
-        view = self.admin_site.admin_view(self.workflow_view)
-        return [
-            path(
-                "<int:pk>/workflow/<str:step>/",
-                view,
-                name="governance_explanationrequest_workflow",
-            ),
-            *super().get_urls(),
-        ]
-
     def change_view(
         self,
         request: HttpRequest,
@@ -145,15 +134,12 @@ class ExplanationRequestAdmin(ReadOnlyAdmin):
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def workflow_view(self, request: HttpRequest, pk: int, step: str) -> HttpResponse:
-        """One workflow step, by POST from the buttons on the request's page."""
-        if request.method != "POST":
-            return HttpResponse(status=405)
-        if not request.user.has_perm("governance.change_explanationrequest"):
-            raise PermissionDenied
-        filed = get_object_or_404(ExplanationRequest, pk=pk)
+    def workflow_steps(
+        self, request: HttpRequest, filed: ExplanationRequest
+    ) -> dict[str, Callable[[], Any]]:
+        """The steps the buttons on the request's page post."""
         user = request.user
-        steps = {
+        return {
             "assign": lambda: request_assign(request=filed, officer=user, actor=user),
             "draft": lambda: request_draft(request=filed, actor=user),
             "submit": lambda: request_submit_for_approval(request=filed, actor=user),
@@ -169,19 +155,3 @@ class ExplanationRequestAdmin(ReadOnlyAdmin):
                 months=whole_number(request.POST.get("months", ""), "months"),
             ),
         }
-        if step not in steps:
-            raise Http404("unknown workflow step")
-        try:
-            steps[step]()
-        except (ValidationError, ValueError) as exc:
-            self.message_user(request, error_text(exc), messages.ERROR)
-        else:
-            filed.refresh_from_db()
-            self.message_user(
-                request,
-                f"{filed.number}: {filed.get_status_display()}.",
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(
-            reverse("admin:governance_explanationrequest_change", args=[pk])
-        )

@@ -29,9 +29,11 @@ from governance.models import (
 )
 from governance.selectors import (
     LineageNode,
+    latest_bias_checks,
+    model_version_approval_gaps,
     model_version_lineage,
 )
-from governance.services.bias import bias_transfer_table, latest_bias_checks
+from governance.services.bias import bias_transfer_table
 from governance.services.reports import report_request
 from governance.services.training import (
     MAX_EPOCHS,
@@ -41,7 +43,6 @@ from governance.services.training import (
     finetune_run_create,
 )
 from governance.services.versions import (
-    model_version_approval_gaps,
     model_version_describable,
     model_version_describe,
     model_version_set_status,

@@ -279,7 +279,7 @@ class ContestStatusSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_late(self, obj: Contest) -> bool:
-        from governance.services.contests import contest_is_late
+        from governance.selectors import contest_is_late
 
         return contest_is_late(obj)
 

@@ -9,11 +9,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from governance.artifacts import domain_rows, model_version_load
 from governance.models import BiasCheck, Domain, ModelVersion
-from governance.selectors import dataset_reader_names
+from governance.selectors import dataset_reader_names, latest_bias_checks
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_spec
-from governance.services.training import domain_rows, model_version_load
 from workers.ml.explain.phrasing import reader_names
 
 
@@ -78,14 +78,6 @@ def bias_check_run(*, version: ModelVersion, domain: Domain, actor: Any) -> Bias
             },
         )
     return check
-
-
-def latest_bias_checks(version: ModelVersion) -> dict[str, BiasCheck]:
-    """The newest check of the version per domain name."""
-    latest: dict[str, BiasCheck] = {}
-    for check in version.bias_checks.select_related("domain").order_by("-created_at"):
-        latest.setdefault(check.domain.name, check)
-    return latest
 
 
 def bias_transfer_table(version: ModelVersion) -> list[dict[str, Any]]:

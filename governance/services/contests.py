@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.models import Contest, Decision, ExplanationRequest, Report
+from governance.selectors import contest_is_late
 from governance.services.audit import audit_record
 from governance.services.decisions import (
     NO_MATCH,
@@ -189,19 +190,6 @@ def contest_letter(contest: Contest) -> Report | None:
         .order_by("-created_at")
         .first()
     )
-
-
-def contest_late_days(contest: Contest, *, now: datetime | None = None) -> int:
-    """Days past the due date, by calendar day where the controller is (as the
-    person reads the dates): decided after it, or still open after it; else 0."""
-    when = contest.decided_at or now or timezone.now()
-    days = (timezone.localdate(when) - timezone.localdate(contest.due_at)).days
-    return max(days, 0)
-
-
-def contest_is_late(contest: Contest, *, now: datetime | None = None) -> bool:
-    """Answered, or still open, after the day it was due."""
-    return contest_late_days(contest, now=now) > 0
 
 
 # --- Review (officers) -------------------------------------------------------------

@@ -24,12 +24,17 @@ from typing import Any
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import Dataset, DatasetImport, Domain
 from governance.services.audit import audit_record
-from governance.services.leases import lease_claim, state_audit
+from governance.services.leases import (
+    lease_claim,
+    lease_fail_exhausted,
+    lease_finish,
+    lease_stale,
+    state_audit,
+)
 from governance.services.systems import ai_system_record, system_fields_from_spec
 from workers.limits import DATASET_IMPORT_TIME_LIMIT_S
 from workers.ml.dataspec import (
@@ -457,9 +462,8 @@ def dataset_import_enqueue(
                 after={"name": job.spec_name, "files": job.files},
             )
             from workers.celery import enqueue_after_commit
-            from workers.tasks import dataset_import_task
 
-            enqueue_after_commit(dataset_import_task, job.pk)
+            enqueue_after_commit("workers.tasks.dataset_import_task", job.pk)
     except BaseException:
         # Unless the job was committed (and only sending its message failed after
         # commit): then the sweeper sends it again and the files must stay.
@@ -507,14 +511,14 @@ def _report_step(job_id: int, worker: str, number: int) -> None:
 
 def _finish(job_id: int, worker: str, state: str, **fields: Any) -> DatasetImport:
     """Move a leased running job to a terminal state; caller holds a transaction."""
-    updated = DatasetImport.objects.filter(
-        pk=job_id, state=DatasetImport.State.RUNNING, lease_owner=worker
-    ).update(state=state, finished_at=timezone.now(), lease_expires_at=None, **fields)
-    if updated != 1:
-        raise ImportLeaseLost(
-            f"dataset import {job_id} is no longer leased by {worker}"
-        )
-    return DatasetImport.objects.get(pk=job_id)
+    return lease_finish(
+        DatasetImport,
+        job_id,
+        worker=worker,
+        state=state,
+        lost=ImportLeaseLost,
+        **fields,
+    )
 
 
 def _mark_failed(job_id: int, worker: str, error: str) -> DatasetImport:
@@ -597,33 +601,22 @@ def dataset_import_reclaim_stale(*, now: Any = None) -> list[int]:
     return the jobs a sweeper should re-enqueue: queued for a while (sent while
     the broker was down) or running with an expired lease (the worker died)."""
     now = now or timezone.now()
-    expired = Q(state=DatasetImport.State.RUNNING, lease_expires_at__lt=now)
-    for job in DatasetImport.objects.filter(expired, attempts__gte=IMPORT_MAX_ATTEMPTS):
-        error = (
+    failed = lease_fail_exhausted(
+        DatasetImport,
+        now=now,
+        max_attempts=IMPORT_MAX_ATTEMPTS,
+        prefix="dataset_import",
+        error_for=lambda job: (
             f"the worker importing it stopped {job.attempts} times without finishing "
             "(killed, or out of memory?); nothing was recorded, upload it again"
-        )
-        with transaction.atomic():
-            if not DatasetImport.objects.filter(expired, pk=job.pk).update(
-                state=DatasetImport.State.FAILED,
-                finished_at=now,
-                lease_expires_at=None,
-                error=error,
-                progress_message="failed",
-            ):
-                continue
-            job.refresh_from_db()
-            _transition_audit(
-                job,
-                actor="worker:sweeper",
-                before="running",
-                after="failed",
-                extra={"error": error},
-            )
+        ),
+    )
+    for job in failed:
         _remove_staging(_staging_path(job))
-    stale = DatasetImport.objects.filter(
-        expired
-        | Q(state=DatasetImport.State.QUEUED, created_at__lt=now - IMPORT_QUEUED_GRACE),
-        attempts__lt=IMPORT_MAX_ATTEMPTS,
+    stale = lease_stale(
+        DatasetImport,
+        now=now,
+        max_attempts=IMPORT_MAX_ATTEMPTS,
+        queued_grace=IMPORT_QUEUED_GRACE,
     )
     return list(stale.values_list("pk", flat=True))

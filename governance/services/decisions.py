@@ -160,7 +160,7 @@ def decision_log(
     """
     import pandas as pd
 
-    from governance.services.training import model_version_scorer
+    from governance.artifacts import model_version_scorer
     from workers.ml.network import predict_proba
 
     # Read the status afresh: the version may have been retired since it was loaded.

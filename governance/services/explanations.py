@@ -15,6 +15,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from governance.artifacts import domain_rows, model_version_scorer
 from governance.models import (
     Decision,
     DecisionExplanation,
@@ -26,7 +27,6 @@ from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_record
 from governance.services.datasets import dataset_spec
 from governance.services.decisions import version_outcomes
-from governance.services.training import domain_rows, model_version_scorer
 from workers.ml.explain.phrasing import reader_names
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import (
@@ -29,7 +28,13 @@ from governance.models import (
     ModelVersion,
 )
 from governance.services.audit import audit_record
-from governance.services.leases import lease_claim, state_audit
+from governance.services.leases import (
+    lease_claim,
+    lease_fail_exhausted,
+    lease_finish,
+    lease_stale,
+    state_audit,
+)
 from workers.celery import Queue
 from workers.limits import JOB_TIME_LIMIT_S, LEASE_MARGIN_S
 
@@ -187,9 +192,10 @@ def job_start(
 def job_enqueue(job: Job) -> None:
     """Send the job's message to its kind's queue after commit."""
     from workers.celery import enqueue_after_commit
-    from workers.tasks import job_task
 
-    enqueue_after_commit(job_task, job.pk, queue=JOB_QUEUE[JobKind(job.kind)])
+    enqueue_after_commit(
+        "workers.tasks.job_task", job.pk, queue=JOB_QUEUE[JobKind(job.kind)]
+    )
 
 
 def _inputs_summary(job: Job) -> dict[str, Any]:
@@ -287,14 +293,9 @@ _RUNNERS: dict[str, Callable[[Job, Any], dict[str, Any]]] = {
 def _finish(job_id: int, worker: str, state: str, **fields: Any) -> Job:
     """Move a job this worker leases to a terminal state, with its audit event."""
     with transaction.atomic():
-        updated = Job.objects.filter(
-            pk=job_id, state=JobState.RUNNING, lease_owner=worker
-        ).update(
-            state=state, finished_at=timezone.now(), lease_expires_at=None, **fields
+        job = lease_finish(
+            Job, job_id, worker=worker, state=state, lost=JobLeaseLost, **fields
         )
-        if updated != 1:
-            raise JobLeaseLost(f"job {job_id} is no longer leased by {worker}")
-        job = Job.objects.get(pk=job_id)
         state_audit(
             job,
             "job",
@@ -382,32 +383,17 @@ def job_reclaim_stale(*, now: Any = None) -> list[Job]:
     return the jobs a sweeper should send again: queued for a while (sent while
     the broker was down) or running with an expired lease (the worker died)."""
     now = now or timezone.now()
-    expired = Q(state=JobState.RUNNING, lease_expires_at__lt=now)
-    for job in Job.objects.filter(expired, attempts__gte=JOB_MAX_ATTEMPTS):
-        error = (
+    lease_fail_exhausted(
+        Job,
+        now=now,
+        max_attempts=JOB_MAX_ATTEMPTS,
+        prefix="job",
+        error_for=lambda job: (
             f"the worker running it stopped {job.attempts} times without finishing "
             "(killed, or out of memory?); nothing was recorded for this job"
-        )
-        with transaction.atomic():
-            if not Job.objects.filter(expired, pk=job.pk).update(
-                state=JobState.FAILED,
-                finished_at=now,
-                lease_expires_at=None,
-                error=error,
-                progress_message="failed",
-            ):
-                continue
-            job.refresh_from_db()
-            state_audit(
-                job,
-                "job",
-                actor="worker:sweeper",
-                before=JobState.RUNNING,
-                after=JobState.FAILED,
-                extra={"error": error},
-            )
-    stale = Job.objects.filter(
-        expired | Q(state=JobState.QUEUED, created_at__lt=now - JOB_QUEUED_GRACE),
-        attempts__lt=JOB_MAX_ATTEMPTS,
+        ),
+    )
+    stale = lease_stale(
+        Job, now=now, max_attempts=JOB_MAX_ATTEMPTS, queued_grace=JOB_QUEUED_GRACE
     )
     return list(stale.only("pk", "kind"))

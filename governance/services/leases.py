@@ -1,4 +1,4 @@
-"""Jobs a worker takes with a lease: fine-tuning runs and dataset imports.
+"""Work a worker takes with a lease: fine-tuning runs, dataset imports and jobs.
 
 A job is claimed with one conditional UPDATE, so a redelivered message for a
 finished job, or one another worker holds a live lease on, does nothing; a job
@@ -8,6 +8,7 @@ audit event in the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from governance.services.audit import audit_record
 
-QUEUED, RUNNING = "queued", "running"
+QUEUED, RUNNING, FAILED = "queued", "running", "failed"
 
 
 def state_audit(
@@ -86,3 +87,70 @@ def lease_claim(
             },
         )
     return job
+
+
+def lease_finish(
+    model: type[models.Model],
+    pk: int,
+    *,
+    worker: str,
+    state: str,
+    lost: type[Exception],
+    **fields: Any,
+) -> models.Model:
+    """Move a job this worker leases to a terminal state, or raise `lost` when
+    another worker holds it now. The caller holds the transaction and audits."""
+    updated = model.objects.filter(pk=pk, state=RUNNING, lease_owner=worker).update(
+        state=state, finished_at=timezone.now(), lease_expires_at=None, **fields
+    )
+    if updated != 1:
+        raise lost(f"{model._meta.verbose_name} {pk} is no longer leased by {worker}")
+    return model.objects.get(pk=pk)
+
+
+def lease_fail_exhausted(
+    model: type[models.Model],
+    *,
+    now: Any,
+    max_attempts: int,
+    prefix: str,
+    error_for: Callable[[models.Model], str],
+) -> list[models.Model]:
+    """Fail, with an audit event each, the jobs whose lease expired on their last
+    attempt (the worker died each time); returns the jobs failed."""
+    expired = Q(state=RUNNING, lease_expires_at__lt=now)
+    failed = []
+    for job in model.objects.filter(expired, attempts__gte=max_attempts):
+        error = error_for(job)
+        with transaction.atomic():
+            if not model.objects.filter(expired, pk=job.pk).update(
+                state=FAILED,
+                finished_at=now,
+                lease_expires_at=None,
+                error=error,
+                progress_message="failed",
+            ):
+                continue  # finished or taken over meanwhile
+            job.refresh_from_db()
+            state_audit(
+                job,
+                prefix,
+                actor="worker:sweeper",
+                before=RUNNING,
+                after=FAILED,
+                extra={"error": error},
+            )
+        failed.append(job)
+    return failed
+
+
+def lease_stale(
+    model: type[models.Model], *, now: Any, max_attempts: int, queued_grace: timedelta
+) -> models.QuerySet:
+    """The jobs a sweeper should send again: queued for longer than the grace (sent
+    while the broker was down) or running with an expired lease (the worker died)."""
+    return model.objects.filter(
+        Q(state=RUNNING, lease_expires_at__lt=now)
+        | Q(state=QUEUED, created_at__lt=now - queued_grace),
+        attempts__lt=max_attempts,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,8 @@ def report_request(
         },
     )
     from workers.celery import enqueue_after_commit
-    from workers.tasks import report_render_task
 
-    enqueue_after_commit(report_render_task, report.pk)
+    enqueue_after_commit("workers.tasks.report_render_task", report.pk)
     return report
 
 
@@ -174,8 +174,13 @@ def _author(report: Report) -> str:
     return (system.controller_name if system else "") or "not recorded in this system"
 
 
-def report_render(*, report_id: int) -> Report | None:
-    """Render a pending report to PDF and record its hash. Redelivery is a no-op."""
+def report_render(
+    *, report_id: int, on_rendered: Callable[[Report], None] | None = None
+) -> Report | None:
+    """Render a pending report to PDF and record its hash. Redelivery is a no-op.
+
+    `on_rendered(report)` runs in the transaction that records the rendering: what
+    waited for the report moves on with it, or neither does."""
     from reports.pdf import render_pdf
 
     report = _claim(report_id)
@@ -252,14 +257,8 @@ def report_render(*, report_id: int) -> Report | None:
                 "seconds": round(rendered.seconds, 3),
             },
         )
-        if report.request_id:
-            from governance.services.requests import request_mark_drafted
-
-            request_mark_drafted(report=report)
-        if report.kind == Report.Kind.CONTEST_LETTER:
-            from governance.services.contests import contest_letter_rendered
-
-            contest_letter_rendered(report=report)
+        if on_rendered is not None:
+            on_rendered(report)
     return report
 
 
@@ -339,7 +338,7 @@ def dossier_to_certify(version: ModelVersion) -> Report | None:
 def certificate_issue(*, version: ModelVersion, actor: Any, approval: Any) -> Report:
     """On approval of `version` (in its transaction; `approval` is the audit event
     that recorded it): approve the dossier it rests on and request the certificate."""
-    from governance.services.versions import model_version_approval_gaps
+    from governance.selectors import model_version_approval_gaps
 
     dossier = dossier_to_certify(version)
     if dossier is None:

@@ -184,9 +184,8 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
         request, to=Status.DRAFTING, actor=actor, fields={"draft_claimed_at": None}
     )
     from workers.celery import enqueue_after_commit
-    from workers.tasks import request_draft_task
 
-    enqueue_after_commit(request_draft_task, request.pk)
+    enqueue_after_commit("workers.tasks.request_draft_task", request.pk)
     return request
 
 

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from governance.models import FineTuneRun
-from governance.services.leases import lease_claim, state_audit
+from governance.services.leases import lease_claim, lease_finish, state_audit
 from governance.services.transitions import locked, transition
 
 DEFAULT_LEASE = timedelta(minutes=5)
@@ -85,12 +85,9 @@ def finetune_run_report_progress(
 
 def _finish(run_id: int, worker: str, state: str, **fields: Any) -> FineTuneRun:
     """Move a leased running run to a terminal state; caller holds a transaction."""
-    updated = FineTuneRun.objects.filter(
-        pk=run_id, state=FineTuneRun.State.RUNNING, lease_owner=worker
-    ).update(state=state, finished_at=timezone.now(), lease_expires_at=None, **fields)
-    if updated != 1:
-        raise LeaseLost(f"run {run_id} is no longer leased by {worker}")
-    return FineTuneRun.objects.get(pk=run_id)
+    return lease_finish(
+        FineTuneRun, run_id, worker=worker, state=state, lost=LeaseLost, **fields
+    )
 
 
 def finetune_run_mark_succeeded(

@@ -25,7 +25,7 @@ from governance.models import AISystem, ModelVersion
 def version_inputs(version: ModelVersion) -> list[str]:
     """The columns the version reads, in its encoder's order."""
     if version.artifact_path:
-        from governance.services.training import model_version_scorer
+        from governance.artifacts import model_version_scorer
 
         encoder = model_version_scorer(version).encoder
         return [*encoder.numeric, *encoder.categorical]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from governance.models import AuditEvent, BiasCheck, Domain, ModelVersion
+from governance.models import ModelVersion
+from governance.selectors import model_version_approval_gaps
 from governance.services.audit import audit_record
 from governance.services.transitions import check_transition, locked, transition
 
@@ -102,84 +102,6 @@ def model_version_set_status(
 
         certificate_issue(version=version, actor=actor, approval=event)
     return version
-
-
-@dataclass(frozen=True)
-class ApprovalGaps:
-    """The evidence an approval should rest on that is absent or failing."""
-
-    unchecked: list[str]  # labelled domains with no bias check of the version
-    failing: list[str]  # domains whose latest bias check fails
-    no_explainer: bool
-    # Labelled domains whose latest check could measure nothing (verdict
-    # "insufficient"): not a passing check, so approval needs a justification.
-    insufficient: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(
-            self.unchecked or self.failing or self.insufficient or self.no_explainer
-        )
-
-    def sentences(self) -> list[str]:
-        said = []
-        if self.failing:
-            said.append(f"fails its bias check on {', '.join(self.failing)}")
-        if self.insufficient:
-            said.append(
-                f"has not enough data to measure bias on {', '.join(self.insufficient)}"
-            )
-        if self.unchecked:
-            said.append(f"has no bias check on {', '.join(self.unchecked)}")
-        if self.no_explainer:
-            said.append("has no explainer")
-        return said
-
-
-def model_version_approval_gaps(version: ModelVersion) -> ApprovalGaps:
-    """What is missing for an approval on the evidence alone.
-
-    Nothing records which population a version will decide on, and an approved
-    version may score anyone of its dataset: every labelled domain of the dataset
-    needs a current (latest) bias check that does not fail and could measure
-    something (a check with "not enough data" is not a passing check), and the
-    version needs an explainer. Unlabelled domains are not required, but a
-    failing check on one counts.
-    """
-    from governance.services.bias import latest_bias_checks
-
-    latest = latest_bias_checks(version)
-    labelled = list(
-        version.dataset.domains.filter(
-            availability=Domain.Availability.LABELS
-        ).values_list("name", flat=True)
-    )
-    return ApprovalGaps(
-        unchecked=sorted(name for name in labelled if name not in latest),
-        failing=sorted(
-            name
-            for name, check in latest.items()
-            if check.verdict == BiasCheck.Verdict.FAIL
-        ),
-        no_explainer=not version.explainers.exists(),
-        insufficient=sorted(
-            name
-            for name, check in latest.items()
-            if name in labelled and check.verdict == BiasCheck.Verdict.INSUFFICIENT
-        ),
-    )
-
-
-def model_version_approval_event(version: ModelVersion) -> AuditEvent | None:
-    """The audit event of the version's latest approval (its note is the
-    officer's justification), or None if it was never approved."""
-    events = AuditEvent.objects.filter(
-        object_type="governance.modelversion",
-        object_id=str(version.pk),
-        action="model_version.status_changed",
-    ).order_by("-sequence")
-    return next(
-        (e for e in events if (e.after or {}).get("status") == Status.APPROVED), None
-    )
 
 
 def _check_evidence(version: ModelVersion, justification: str) -> None:

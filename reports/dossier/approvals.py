@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Q
 
 from governance.models import AuditEvent, FineTuneRun, ModelVersion, Report
-from governance.services.versions import (
+from governance.selectors import (
     model_version_approval_event,
     model_version_approval_gaps,
 )

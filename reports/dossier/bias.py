@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from governance.models import ModelVersion
-from governance.services.bias import bias_transfer_table, latest_bias_checks
+from governance.selectors import latest_bias_checks
+from governance.services.bias import bias_transfer_table
 from workers.ml.fairness.policy import METRIC_NAMES as BIAS_METRIC_NAMES
 
 # Findings listed per domain; the rest are counted (every one is in the admin).
