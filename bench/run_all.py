@@ -22,6 +22,10 @@ BENCHMARKS = [
         ["bench_explain.py"],
     ),
     ("report rendering (dossier, individual explanation)", ["bench_reports.py"]),
+    (
+        "an external decision log of 1M rows: read, audit, commands",
+        ["bench_decision_log.py"],
+    ),
 ]
 # These need PostgreSQL and Redis: `make bench` starts them (scripts/with-services.sh).
 SERVICE_BENCHMARKS = [
