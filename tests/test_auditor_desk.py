@@ -91,7 +91,7 @@ def approved(synthetic_dataset, user_in_role, django_capture_on_commit_callbacks
 def test_an_uploaded_dossier_and_certificate_are_verified_as_verify_report_says(
     approved, settings, tmp_path, capsys
 ):
-    version, dossier, certificate = approved
+    _, dossier, certificate = approved
     client = _client(roles.AUDITOR)
     page = client.get(VERIFY)
     assert page.status_code == 200 and b'enctype="multipart/form-data"' in page.content
