@@ -385,7 +385,7 @@ REPORT_VERIFY_MAX_BYTES = env_int(
 EVIDENCE_BUNDLE_MAX_BYTES = env_int(
     "EVIDENCE_BUNDLE_MAX_BYTES", 500 * 1024 * 1024, minimum=1024 * 1024
 )
-EVIDENCE_BUNDLE_MAX_EVENTS = env_int("EVIDENCE_BUNDLE_MAX_EVENTS", 200_000, minimum=100)
+EVIDENCE_BUNDLE_MAX_EVENTS = env_int("EVIDENCE_BUNDLE_MAX_EVENTS", 50_000, minimum=100)
 # How long a person's private status link works. It must outlast the longest
 # deadline (one month plus a two-month extension) with room to download the answer.
 REQUEST_LINK_DAYS = env_int("REQUEST_LINK_DAYS", 180, minimum=100)

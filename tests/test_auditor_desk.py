@@ -8,6 +8,7 @@ import hashlib
 import html
 import io
 import json
+import time
 import zipfile
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from governance.services.verification import (
 from governance.services.versions import model_version_set_status
 from reports.dossier.approvals import version_audit_events_query
 from tests.factories import UserFactory
+from tests.test_worker import start_worker  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -282,6 +284,23 @@ def test_a_run_no_worker_picked_up_says_so(settings):
     assert audit_verification_start(actor="test") != run_id
 
 
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_process_verifies_the_trail_and_the_page_follows_it(
+    start_worker,  # noqa: F811  (the fixture imported above)
+):
+    _events(4)
+    start_worker("desk")
+    run_id = audit_verification_start(actor="test")  # sent to Redis on commit
+    deadline = time.monotonic() + 90
+    while audit_verification_status(run_id)["state"] != "done":
+        assert time.monotonic() < deadline, audit_verification_status(run_id)
+        time.sleep(0.5)
+    page = _client(roles.AUDITOR).get(f"{AUDIT_VERIFY}{run_id}/").content.decode()
+    assert "<strong>Intact.</strong>" in page
+    assert '<td id="audit-checked">4 of 4 (100%)</td>' in page
+
+
 # --- The evidence bundle ------------------------------------------------------------
 
 
@@ -373,7 +392,7 @@ def test_the_bundle_is_refused_over_its_bounds_or_with_an_altered_pdf(
     settings.EVIDENCE_BUNDLE_MAX_EVENTS = 1
     response = client.get(url, follow=True)
     assert b"over EVIDENCE_BUNDLE_MAX_EVENTS (1)" in response.content
-    settings.EVIDENCE_BUNDLE_MAX_EVENTS = 200_000
+    settings.EVIDENCE_BUNDLE_MAX_EVENTS = 50_000
     settings.EVIDENCE_BUNDLE_MAX_BYTES = 100
     with pytest.raises(CommandError, match="over EVIDENCE_BUNDLE_MAX_BYTES"):
         call_command("evidence_bundle", "--model", version.name, str(tmp_path / "a"))
