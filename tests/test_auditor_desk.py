@@ -284,6 +284,28 @@ def test_a_run_no_worker_picked_up_says_so(settings):
     assert audit_verification_start(actor="test") != run_id
 
 
+def test_a_run_past_the_task_time_limit_says_so(monkeypatch):
+    # Celery raises SoftTimeLimitExceeded inside the task when its limit is
+    # reached; here audit_verify raises it after reporting some progress.
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from governance.services import verification
+    from workers.tasks import audit_verify_task
+
+    def slow(*, chunk_size, progress):
+        progress(5000)
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(verification, "audit_verify", slow)
+    monkeypatch.setattr(verification, "_PROGRESS_EVERY_S", 0)
+    _events(2)
+    run_id = audit_verification_start(actor="test")
+    assert audit_verify_task(run_id)["error"] == "time limit"
+    page = _client(roles.AUDITOR).get(f"{AUDIT_VERIFY}{run_id}/").content.decode()
+    assert "The verification stopped: time limit of 600 s reached" in page
+    assert '<td id="audit-checked">5,000 of 2' in page
+
+
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_process_verifies_the_trail_and_the_page_follows_it(

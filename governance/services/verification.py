@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from governance.models import AuditEvent, Report
@@ -310,6 +311,8 @@ def audit_verification_execute(*, run_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         result = audit_verify(chunk_size=_CHUNK, progress=progress)
+    except SoftTimeLimitExceeded:
+        raise  # the task marks the run failed with its time limit
     except Exception as exc:
         # The run's page says why; the caller (a worker, or the web request
         # without a broker) carries on.
