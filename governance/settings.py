@@ -376,6 +376,16 @@ REPORT_CONTROLLER = {
 # Where people reach the public pages: links printed by the flow and the API.
 PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 REPORT_TIME_LIMIT_S = env_int("REPORT_TIME_LIMIT_S", 120, minimum=10)
+# The admin's Verify a PDF page refuses a larger upload before reading it.
+REPORT_VERIFY_MAX_BYTES = env_int(
+    "REPORT_VERIFY_MAX_BYTES", 25 * 1024 * 1024, minimum=1024
+)
+# A version's evidence bundle: refused, before anything is written, when its
+# reports' PDFs together or its audit events are more than this.
+EVIDENCE_BUNDLE_MAX_BYTES = env_int(
+    "EVIDENCE_BUNDLE_MAX_BYTES", 500 * 1024 * 1024, minimum=1024 * 1024
+)
+EVIDENCE_BUNDLE_MAX_EVENTS = env_int("EVIDENCE_BUNDLE_MAX_EVENTS", 50_000, minimum=100)
 # How long a person's private status link works. It must outlast the longest
 # deadline (one month plus a two-month extension) with room to download the answer.
 REQUEST_LINK_DAYS = env_int("REQUEST_LINK_DAYS", 180, minimum=100)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -97,6 +98,24 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         ANONYMOUS: False,
     },
     "report download (admin)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "verify a PDF (upload)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "verify the audit trail": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "evidence bundle of a version": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: True,
         roles.DATA_SCIENTIST: False,
@@ -218,6 +237,18 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         return client.get("/admin/policy/")
     if name == "report download (admin)":
         return client.get(f"/admin/governance/report/{r.pk}/download/")
+    if name == "verify a PDF (upload)":
+        # Not a PDF: refused by the form after the permission check (a 400).
+        return client.post(
+            "/admin/governance/report/verify/",
+            {"pdf": SimpleUploadedFile("x.pdf", b"not a pdf")},
+        )
+    if name == "verify the audit trail":
+        return client.get("/admin/governance/auditevent/verify/")
+    if name == "evidence bundle of a version":
+        # The fixture's report has no stored file: refused after the permission
+        # check, with a redirect back to the version's page.
+        return client.get(f"/admin/governance/modelversion/{v.pk}/evidence/")
     if name == "API: log a decision":
         return Client().post(
             "/api/decisions/", {}, content_type="application/json", **api

@@ -208,6 +208,39 @@ def test_each_role_sees_and_changes_exactly_its_pages(role, user_in_role, record
     assert actual == EXPECTED[role]
 
 
+# The auditor's tools (governance/admin/auditor.py): the links each role is shown
+# on the Reports list, the Audit events list and a version's page.
+TOOL_LINKS: dict[str, set[str]] = {
+    roles.COMPLIANCE_OFFICER: {"verify-pdf", "verify-audit", "evidence-bundle"},
+    roles.AUDITOR: {"verify-pdf", "verify-audit", "evidence-bundle"},
+    roles.DATA_SCIENTIST: {"verify-pdf", "verify-audit"},
+}
+
+
+@pytest.mark.parametrize("role", list(TOOL_LINKS))
+def test_each_role_is_shown_exactly_the_auditor_tools_it_may_use(
+    role, user_in_role, records
+):
+    client = Client()
+    client.force_login(user_in_role(role))
+    pages = (
+        "/admin/governance/report/",
+        "/admin/governance/auditevent/",
+        f"/admin/governance/modelversion/{records['modelversion'].pk}/change/",
+    )
+    html = "".join(client.get(page).content.decode() for page in pages)
+    shown = {
+        name
+        for name, marker in (
+            ("verify-pdf", 'id="link-verify-pdf"'),
+            ("verify-audit", 'id="link-verify-audit"'),
+            ("evidence-bundle", 'id="evidence-bundle"'),
+        )
+        if marker in html
+    }
+    assert shown == TOOL_LINKS[role]
+
+
 def test_anonymous_visitors_are_sent_to_the_login_page(records):
     response = Client().get("/admin/governance/decision/")
     assert response.status_code == 302

@@ -8,7 +8,9 @@ from django.contrib import admin
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import path
 
+from governance.admin.auditor import audit_verify_run_view, audit_verify_view
 from governance.admin.common import (
     ReadOnlyAdmin,
     short_hash,
@@ -72,6 +74,15 @@ class AuditEventAdmin(ReadOnlyAdmin):
     # "N total" beside a filtered count is not worth it on every page view.
     show_full_result_count = False
     ordering = ("-sequence",)
+
+    def get_urls(self) -> list[Any]:
+        verify = self.admin_site.admin_view(audit_verify_view)
+        run = self.admin_site.admin_view(audit_verify_run_view)
+        return [
+            path("verify/", verify, name="governance_auditevent_verify"),
+            path("verify/<str:run_id>/", run, name="governance_auditevent_verify_run"),
+            *super().get_urls(),
+        ]
 
     @admin.display(description="hash")
     def hash_short(self, obj: AuditEvent) -> str:

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from governance.admin.auditor import report_verify_view
 from governance.admin.common import (
     ReadOnlyAdmin,
     error_text,
@@ -73,7 +74,9 @@ class ReportAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.download_view)
+        verify = self.admin_site.admin_view(report_verify_view)
         return [
+            path("verify/", verify, name="governance_report_verify"),
             path("<int:pk>/download/", view, name="governance_report_download"),
             *super().get_urls(),
         ]

@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from governance.admin.auditor import evidence_bundle_view, may_download_evidence
 from governance.admin.common import (
     error_text,
     top_shifted_features,
@@ -157,7 +158,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.finetune_view)
         review = self.admin_site.admin_view(self.review_view)
+        evidence = self.admin_site.admin_view(evidence_bundle_view)
         return [
+            path(
+                "<int:pk>/evidence/",
+                evidence,
+                name="governance_modelversion_evidence",
+            ),
             path("<int:pk>/finetune/", view, name="governance_modelversion_finetune"),
             path(
                 "<int:pk>/review/<str:status>/",
@@ -211,6 +218,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
             "can_start_jobs": request.user.has_perm("governance.add_job"),
+            "can_download_evidence": may_download_evidence(request.user),
             "job_domains": (
                 version.dataset.domains.exclude(
                     availability=Domain.Availability.NOTHING

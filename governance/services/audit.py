@@ -63,7 +63,7 @@ import json
 import logging
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -532,10 +532,14 @@ def _check_event(
 
 
 def audit_verify(
-    *, chunk_size: int = 5000, anchor: Path | None = None
+    *,
+    chunk_size: int = 5000,
+    anchor: Path | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> AuditVerification:
     """Recompute the chain from the first event, check every MAC and the anchored
-    head, and report the first broken event and the kind of break."""
+    head, and report the first broken event and the kind of break. `progress`,
+    if given, is called with the number of events checked after each chunk."""
     key = audit_hmac_key()
     head = audit_anchor_head(anchor)
     warnings: list[str] = []
@@ -607,6 +611,8 @@ def audit_verify(
         previous_scheme = event.scheme
         expected_prev = event.hash
         expected_sequence += 1
+        if progress is not None and checked % chunk_size == 0:
+            progress(checked)
     if previous_scheme == LEGACY_SCHEME:
         # Migration 0007 seals every chain it finds; nothing writes scheme 1 since.
         return broken(
