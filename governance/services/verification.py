@@ -269,7 +269,6 @@ def audit_verification_start(*, actor: Any) -> str:
     return its run id; the id of the run already under way if there is one.
     Without a broker the run happens here, before this returns."""
     from workers.celery import enqueue_after_commit
-    from workers.tasks import audit_verify_task
 
     live = _live_run()
     if live is not None:
@@ -287,7 +286,7 @@ def audit_verification_start(*, actor: Any) -> str:
             "events_checked": 0,
         }
     )
-    enqueue_after_commit(audit_verify_task, run_id)
+    enqueue_after_commit("workers.tasks.audit_verify_task", run_id)
     return run_id
 
 
