@@ -108,13 +108,21 @@ def _how_chart(global_explanation: dict[str, Any]) -> str | None:
     importances = global_explanation.get("importances", [])[:TOP_TERMS]
     if not importances:
         return None
+    bars = [(features_label(t["features"]), t["importance"]) for t in importances]
     svg = charts.bar_chart_horizontal(
-        [(features_label(t["features"]), t["importance"]) for t in importances],
+        bars,
         title="What the system weighs most, across everyone",
         signed=False,
         value_label="average effect on the score",
     )
-    return charts.embed(svg, alt="What the system weighs most, across everyone")
+    # The alternative text says what the bars show, with the numbers they draw.
+    return charts.embed(
+        svg,
+        caption="What the system weighs most, across everyone",
+        alt="What the system weighs most across everyone, by the average effect "
+        "of each detail on the score (a bigger number weighs more): "
+        + "; ".join(f"{label} {charts.format_number(value)}" for label, value in bars),
+    )
 
 
 def _what_if(counterfactuals: dict[str, Any]) -> list[dict[str, Any]]:

@@ -27,6 +27,16 @@
   cost no measurable render time (bench/bench_reports_core.py) and adds 3-4
   KiB (the sRGB output intent). WeasyPrint writes the PDF/A structures but
   does not validate them; no validator (veraPDF) has checked these files.
+* Tagged where asked (``pdf_tags=True``, the reports given to the person a
+  decision is about): WeasyPrint writes the structure tree (StructTreeRoot;
+  headings H1-H6, lists, tables, Figure with the image's ``alt`` as /Alt),
+  MarkInfo /Marked true, the document language from ``<html lang>`` and
+  DisplayDocTitle, so a screen reader reads the PDF in order. WeasyPrint 70
+  takes one ``pdf_variant``: PDF/UA-1 ("pdf/ua-1") cannot be claimed together
+  with PDF/A, so the archival PDF/A-3b stays and the tags are added to it. Not
+  "pdf/a-3a" either: that claims the accessible conformance level A, which no
+  validator has checked here; 3b plus tags carries the same structure without
+  the claim.
 * Speed: with the system library libharfbuzz-subset0 WeasyPrint subsets fonts
   in ~2 ms; without it, it falls back to fontTools, ~0.3 s per document.
 """
@@ -140,6 +150,7 @@ def render_pdf(
     pdf_variant: str | None = DEFAULT_VARIANT,
     base_url: str | None = None,
     created: datetime | None = None,
+    pdf_tags: bool = False,
 ) -> RenderedPdf:
     """Render report HTML to PDF bytes through the locked fetcher.
 
@@ -149,7 +160,8 @@ def render_pdf(
     ``/ModelVersion``). ``created`` (timezone-aware) is written as both the
     creation and modification date; leave it None for no date at all.
     ``base_url`` resolves relative URLs; since the fetcher refuses all but
-    ``data:`` URLs, it only changes what the warnings name.
+    ``data:`` URLs, it only changes what the warnings name. ``pdf_tags``
+    writes the structure tree for assistive technology (see module docstring).
     """
     # Imported here: WeasyPrint costs ~0.4 s and a lot of memory to import, and
     # the web process imports reports/ without rendering.
@@ -186,6 +198,7 @@ def render_pdf(
     with _pinned_font_timestamps():
         data = document.write_pdf(
             pdf_variant=pdf_variant,
+            pdf_tags=pdf_tags,
             custom_metadata=True,
             finisher=_refuse_embedded_files,
         )

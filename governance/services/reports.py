@@ -28,6 +28,10 @@ from governance.services.transitions import locked, refusal, transition
 from workers.ml.explain.phrasing import reader_names
 
 Status = Report.Status
+# What the person a decision is about receives is a tagged PDF: a screen reader
+# follows its headings, lists and tables and reads the charts' alternative text
+# (reports/pdf.py says why PDF/A-3b plus tags rather than PDF/UA).
+TAGGED_KINDS = frozenset({Report.Kind.INDIVIDUAL, Report.Kind.CONTEST_LETTER})
 
 
 def new_report_reference() -> str:
@@ -209,6 +213,7 @@ def report_render(
                 **_certifies_metadata(report),
             },
             created=report.created_at,
+            pdf_tags=report.kind in TAGGED_KINDS,
         )
         path = _store(rendered.data, rendered.sha256, reference=report.reference)
     except Exception as exc:
