@@ -7,9 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from governance.models import ExplanationRequest, Job, ModelVersion, Report
+from governance.models import (
+    BiasCheck,
+    Explainer,
+    ExplanationRequest,
+    Job,
+    ModelVersion,
+    Report,
+    ShiftReport,
+)
+from governance.models.jobs import JOB_RESULT_FIELD
 
 # One recursive query walks both ways from a version: up to the root, and down to
 # every descendant. Works on SQLite and PostgreSQL alike.
@@ -163,3 +172,52 @@ def job_wait(job: Job, *, timeout_s: float, poll_s: float = 0.5) -> Job:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{job} has not finished after {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def job_made(job: Job) -> tuple[str, int] | None:
+    """The model name and id of the record a succeeded job made, read from the
+    job's own row (no query); None for a recourse re-check (its result counts
+    the checks) and for a job that made nothing."""
+    field = JOB_RESULT_FIELD.get(job.kind)
+    made_id = getattr(job, f"{field}_id") if field else None
+    if made_id is None:
+        return None
+    return job._meta.get_field(field).related_model._meta.model_name, made_id
+
+
+# The newest of each list a version's checks page shows; the counts say how many
+# there are in all.
+VERSION_CHECKS_LIMIT = 100
+
+
+def version_checks(
+    version: ModelVersion, *, limit: int = VERSION_CHECKS_LIMIT
+) -> dict[str, tuple[list[Any], int]]:
+    """A version's bias checks, the shift reports measured from its training
+    domain, its explainers and its jobs (those on it and the recourse re-checks
+    it replaces): the newest `limit` of each, and how many there are."""
+    shift_reports = (
+        ShiftReport.objects.filter(source_domain_id=version.trained_on_id)
+        if version.trained_on_id
+        else ShiftReport.objects.none()
+    )
+    lists: dict[str, QuerySet[Any]] = {
+        "bias_checks": BiasCheck.objects.filter(model_version=version)
+        .select_related("domain")
+        .defer("result", "policy"),
+        "shift_reports": shift_reports.select_related(
+            "source_domain", "target_domain"
+        ).defer("report"),
+        "explainers": Explainer.objects.filter(model_version=version)
+        .select_related("domain")
+        .defer("surrogate", "global_explanation", "glassbox", "fidelity", "proxies"),
+        "jobs": Job.objects.filter(
+            Q(model_version=version) | Q(replacement=version)
+        ).select_related(
+            "model_version", "domain", "replacement", "decision", "created_by"
+        ),
+    }
+    return {
+        name: (list(rows.order_by("-created_at", "-pk")[:limit]), rows.count())
+        for name, rows in lists.items()
+    }
