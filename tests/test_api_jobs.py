@@ -307,6 +307,11 @@ def test_reading_jobs_and_checks_needs_the_view_permissions(versions, user_in_ro
             "seed",
             "less than or equal to 2147483647",
         ),
+        (
+            {"kind": "explainer_fit", "model_version": "loans-base", "seed": "7"},
+            "seed",
+            "A valid integer is required.",
+        ),
         ({"kind": "decision_explanation"}, "detail", "needs a decision"),
         (
             {"kind": "decision_explanation", "decision": "D-0"},

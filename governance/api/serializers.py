@@ -393,6 +393,16 @@ def _admin_url(context: dict[str, Any], model_name: str, pk: int) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer, not a numeric string or a float that happens to be whole:
+    what the OpenAPI description says the field is."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class JobStartSerializer(serializers.Serializer):
     """What `manage.py job` takes. Which fields a kind needs is the jobs
     service's rule (governance.services.jobs): it answers what is missing."""
@@ -419,7 +429,7 @@ class JobStartSerializer(serializers.Serializer):
         validators=[_encodable],
         help_text="For a decision explanation: the decision's reference.",
     )
-    seed = serializers.IntegerField(min_value=0, max_value=MAX_SEED, default=0)
+    seed = WholeNumberField(min_value=0, max_value=MAX_SEED, default=0)
 
 
 class MadeSerializer(serializers.Serializer):
