@@ -312,14 +312,17 @@ class JobStartView(APIView):
             )
         except DjangoValidationError as exc:
             raise Refused(" ".join(exc.messages)) from None
-        body = s.JobSerializer(_job_for_answer(job.pk), context={"request": request})
+        body = s.JobSerializer(
+            _jobs_answered().get(pk=job.pk), context={"request": request}
+        )
         return Response(body.data, status=202, headers={"Location": body.data["url"]})
 
 
-def _job_for_answer(pk: int) -> Job:
+def _jobs_answered() -> Any:
+    # What a job's answer names, in the one query.
     return Job.objects.select_related(
         "model_version", "domain", "replacement", "decision", "created_by"
-    ).get(pk=pk)
+    )
 
 
 class JobDetailView(APIView):
@@ -332,9 +335,7 @@ class JobDetailView(APIView):
         responses={200: s.JobSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
     )
     def get(self, request: Request, pk: int) -> Response:
-        if not Job.objects.filter(pk=pk).exists():
-            raise NotFound("No job has this id.")
-        job = _job_for_answer(pk)
+        job = get_object_or_404(_jobs_answered(), pk=pk)
         return Response(s.JobSerializer(job, context={"request": request}).data)
 
 
