@@ -257,7 +257,7 @@ def _use(name: str, client: Client, token: str | None, world: dict):
     if name.startswith("API: start a"):
         # No version, or no such decision: refused after the permission check
         # (400), so nothing is queued.
-        kind = "bias_check" if "check (a job)" in name else "decision_explanation"
+        kind = "decision_explanation" if "decision" in name else "bias_check"
         return Client().post(
             "/api/jobs/",
             {"kind": kind, "decision": "D-X"},
