@@ -4,6 +4,7 @@
 services; checks and explanations go the one path every job takes (`job_start`,
 then a worker, or in-process without a broker) and the flow waits for them. The
 summary it returns holds only ids, figures and paths that were made.
+Running it again on the same database reuses what is already there.
 """
 
 from __future__ import annotations
