@@ -430,3 +430,33 @@ def test_the_checks_list_is_bounded_and_counts_the_rest(versions, user_in_role):
     assert body["counts"]["jobs"] == VERSION_CHECKS_LIMIT + 5
     newest = Job.objects.filter(model_version=base).first()
     assert body["jobs"][0]["id"] == newest.pk
+
+
+def test_the_checks_list_runs_the_same_queries_for_more_rows(versions, user_in_role):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    base, source = versions["base"], versions["source"]
+    client = _client(user_in_role(roles.AUDITOR))
+    path = f"/api/models/{base.pk}/checks/"
+
+    def add_jobs(count: int) -> None:
+        Job.objects.bulk_create(
+            Job(
+                kind=JobKind.BIAS_CHECK,
+                model_version=base,
+                domain=source,
+                created_by=UserFactory(),
+            )
+            for _ in range(count)
+        )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(path).status_code == 200
+        return len(captured)
+
+    add_jobs(1)
+    few = queries()
+    add_jobs(20)
+    assert queries() == few
