@@ -1,7 +1,9 @@
 """The whole flow for one dataset spec, step by step (docs/design.md, "The flow").
 
 `run_flow` is what `manage.py run_flow SPEC.toml` and the demo call. Each step calls
-services; the summary it returns holds only ids, figures and paths that were made.
+services; checks and explanations go the one path every job takes (`job_start`,
+then a worker, or in-process without a broker) and the flow waits for them. The
+summary it returns holds only ids, figures and paths that were made.
 Running it again on the same database reuses what is already there.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from governance.artifacts import domain_rows, model_version_scorer
 from governance.models import (
@@ -23,29 +26,30 @@ from governance.models import (
     Domain,
     ExplanationRequest,
     FineTuneRun,
+    Job,
+    JobKind,
+    JobState,
     ModelVersion,
+    RecourseCheck,
     Report,
+    ShiftReport,
 )
 from governance.progress import StepCounter
 from governance.selectors import (
+    job_wait,
     latest_bias_checks,
     model_version_approval_gaps,
     version_domain_metrics,
 )
 from governance.services.audit import audit_verify
 from governance.services.bias import (
-    bias_check_run,
     bias_transfer_table,
     failing_bias_checks,
 )
 from governance.services.datasets import dataset_check_spec, dataset_import_file
 from governance.services.decisions import decision_log, version_outcomes
-from governance.services.explanations import (
-    decision_explain,
-    explainer_fit,
-    latest_explainer,
-    recourse_recheck_replaced,
-)
+from governance.services.explanations import latest_explainer
+from governance.services.jobs import job_start
 from governance.services.reports import report_request, report_set_status
 from governance.services.requests import (
     request_approve,
@@ -76,8 +80,28 @@ STEPS = (
     "a contest reviewed by a third officer",
     "verify audit trail",
 )
-# How long the flow waits for a fine-tuning run queued on a real broker.
+# How long the flow waits for a fine-tuning run or a job queued on a real broker.
 RUN_WAIT_S = 3600
+
+
+class FlowJobFailed(RuntimeError):
+    """A job the flow started failed: the flow stops there, saying why."""
+
+
+def _job(kind: str, *, actor: Any, **inputs: Any) -> Job:
+    """Start a job on the one path (governance.services.jobs) and wait for it:
+    it runs on a worker with a broker, in-process on commit without one."""
+    if transaction.get_connection().in_atomic_block:
+        # The job is sent when its row commits: inside a transaction it would
+        # never start, and the flow would wait for nothing.
+        raise RuntimeError(
+            "run_flow must run outside a database transaction: its jobs start "
+            "when their rows commit"
+        )
+    job = job_wait(job_start(kind=kind, actor=actor, **inputs), timeout_s=RUN_WAIT_S)
+    if job.state == JobState.FAILED:
+        raise FlowJobFailed(f"{job} failed: {job.error}")
+    return job
 
 
 def _pick_domains(dataset: Dataset) -> tuple[Domain, Domain | None]:
@@ -192,7 +216,9 @@ def run_flow(
     with progress.step("Logging decisions by the base model; explaining one"):
         base_decisions = log_decisions(base, source, count=DECISIONS_PER_VERSION)
         refused = _first_adverse(base_decisions)
-        explained = decision_explain(decision=refused[0], actor=actor)
+        explained = _job(
+            JobKind.DECISION_EXPLANATION, decision=refused[0], actor=actor
+        ).explanation
     summary["base_decisions"] = {
         "logged": len(base_decisions),
         "explained": _explanation_summary(explained),
@@ -222,7 +248,7 @@ def run_flow(
                 note=f"Replaced by {child.name}.",
             )
             summary["glassbox"] = _glassbox_step(base, source, target, actor=actor)
-            checks = recourse_recheck_replaced(old=base, new=child, actor=actor)
+            checks = _recourse_recheck(base, child, actor=actor)
             summary["recourse_recheck"] = [
                 {
                     "decision": c.explanation.decision.reference,
@@ -242,6 +268,24 @@ def run_flow(
     with progress.step("Verifying the audit trail"):
         summary["audit"] = audit_verify().to_dict()
     return summary
+
+
+def _recourse_recheck(
+    base: ModelVersion, child: ModelVersion, *, actor: Any
+) -> list[RecourseCheck]:
+    """Re-check the base model's advice on its replacement, as a job; the checks
+    it recorded in its (last) attempt, in the order it made them."""
+    job = _job(JobKind.RECOURSE_RECHECK, version=base, replacement=child, actor=actor)
+    return list(
+        RecourseCheck.objects.filter(
+            model_version=child,
+            explanation__decision__model_version=base,
+            created_at__gte=job.started_at,
+            created_at__lte=job.finished_at,
+        )
+        .select_related("explanation__decision")
+        .order_by("pk")
+    )
 
 
 def _glassbox_step(
@@ -291,8 +335,11 @@ def _bias_step(
         for domain in domains:
             if domain is None or domain.availability == Domain.Availability.NOTHING:
                 continue
-            check = existing.get(domain.name) or bias_check_run(
-                version=version, domain=domain, actor=actor
+            check = (
+                existing.get(domain.name)
+                or _job(
+                    JobKind.BIAS_CHECK, version=version, domain=domain, actor=actor
+                ).bias_check
             )
             checks[f"{version.name} on {domain.name}"] = {
                 "id": check.pk,
@@ -324,6 +371,9 @@ def _finetune_step(
         parent=base, target_domain=target, state=FineTuneRun.State.SUCCEEDED
     ).first()
     if run is None:
+        # Without target data fine-tuning is refused before any shift is measured.
+        if target.availability != Domain.Availability.NOTHING:
+            _shift_measured(base, target, actor=actor)
         try:
             run = finetune_run_create(
                 parent=base, target=target, actor=actor, epochs=epochs
@@ -364,6 +414,15 @@ def _finetune_step(
     elif run.error:
         result["error"] = run.error
     return result
+
+
+def _shift_measured(base: ModelVersion, target: Domain, *, actor: Any) -> None:
+    """The shift from the base model's training domain to the target, as a job
+    the first time; the fine-tuning run then reads the stored report."""
+    if not ShiftReport.objects.filter(
+        source_domain_id=base.trained_on_id, target_domain=target
+    ).exists():
+        _job(JobKind.SHIFT_REPORT, version=base, domain=target, actor=actor)
 
 
 # --- Review, decisions and requests ----------------------------------------------
@@ -434,8 +493,9 @@ def review_and_approve(
     labelled = version.dataset.domains.filter(availability=Domain.Availability.LABELS)
     wanted = {domain.pk: domain for domain in [*domains, *labelled] if domain}
     _bias_step(version, None, list(wanted.values()), actor=submitter)
-    explainer = latest_explainer(version) or explainer_fit(
-        version=version, actor=submitter
+    explainer = (
+        latest_explainer(version)
+        or _job(JobKind.EXPLAINER_FIT, version=version, actor=submitter).explainer
     )
     dossier = _rendered(
         report_request(kind=Report.Kind.DOSSIER, model_version=version, actor=submitter)

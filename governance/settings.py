@@ -418,13 +418,17 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Model governance API",
     "DESCRIPTION": "Log automated decisions, file and follow right-to-explanation "
-    "requests, and read model lineage and approved reports. See docs/api.md.",
+    "requests, start and follow checks and explanations as jobs, and read model "
+    "lineage, a version's checks and approved reports. See docs/api.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ModelVersionStatusEnum": "governance.models.ModelVersion.Status",
         "RequestStatusEnum": "governance.models.ExplanationRequest.Status",
+        "ModelVersionKindEnum": "governance.models.ModelVersion.Kind",
+        "JobKindEnum": "governance.models.JobKind",
+        "JobStateEnum": "governance.models.JobState",
     },
 }
 

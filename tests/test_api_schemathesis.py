@@ -32,7 +32,7 @@ from schemathesis.checks import (
 )
 
 from governance import roles
-from governance.models import ExplanationRequest, ModelVersion, Report
+from governance.models import ExplanationRequest, Job, JobKind, ModelVersion, Report
 from governance.services.decisions import decision_log
 from governance.services.requests import request_file
 from governance.services.versions import model_version_set_status
@@ -57,6 +57,13 @@ PERMISSIONS = [
     "view_aisystem",
     "add_aisystem",
     "change_aisystem",
+    "add_job",
+    "view_job",
+    "view_biascheck",
+    "view_shiftreport",
+    "view_explainer",
+    # Explaining a decision and re-checking recourse are officers' jobs.
+    "change_explanationrequest",
 ]
 PERSON = {
     "age": 40,
@@ -124,12 +131,15 @@ def records(synthetic_dataset, user_in_role, settings: Any) -> dict[str, Any]:
     ExplanationRequest.objects.filter(pk=filed.pk).update(
         status=ExplanationRequest.Status.RELEASED, report=individual
     )
+    # A job to follow. Jobs the fuzzer starts wait for the test's commit: none runs.
+    job = Job.objects.create(kind=JobKind.EXPLAINER_FIT, model_version=base)
     user = UserFactory(username="api-fuzzer", is_staff=False)
     user.user_permissions.add(*Permission.objects.filter(codename__in=PERMISSIONS))
     return {
         "headers": {"Authorization": f"Token {Token.objects.create(user=user).key}"},
         "version": base,
         "report": report,
+        "job": job,
         "token": token,
         "decision": {"reference": decision.reference, "secret": secret},
     }
@@ -149,6 +159,9 @@ OPERATIONS = [
     ("GET", "/api/requests/{token}/report/"),
     ("GET", "/api/models/"),
     ("GET", "/api/models/{id}/lineage/"),
+    ("GET", "/api/models/{id}/checks/"),
+    ("POST", "/api/jobs/"),
+    ("GET", "/api/jobs/{id}/"),
     ("GET", "/api/reports/{id}/download/"),
     ("GET", "/api/systems/"),
     ("POST", "/api/systems/"),
@@ -169,7 +182,13 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
     ]
     path = operation.path
     if "{id}" in path:
-        owner = records["report"] if "/reports/" in path else records["version"]
+        owner = (
+            records["report"]
+            if "/reports/" in path
+            else records["job"]
+            if "/jobs/" in path
+            else records["version"]
+        )
         strategies.append(operation.as_strategy(path_parameters={"id": owner.pk}))
     if "{token}" in path:
         strategies.append(
@@ -190,6 +209,22 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
                 "subject_reference": st.text(min_size=1, max_size=130),
                 "inputs": st.fixed_dictionaries({name: value for name in PERSON}),
             }
+        )
+        strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    if path == "/api/jobs/":
+        # Each kind on the records that exist, so the fuzzer reaches job_start.
+        version = st.sampled_from([records["version"].name, records["version"].pk])
+        bodies = st.fixed_dictionaries(
+            {"kind": st.sampled_from(JobKind.values)},
+            optional={
+                "model_version": version,
+                "replacement": st.just("child"),
+                "domain": st.sampled_from(["source", "target", "new_market"])
+                | st.text(max_size=70),
+                "decision": st.just(records["decision"]["reference"])
+                | st.text(max_size=40),
+                "seed": st.integers(min_value=-1, max_value=2**31),
+            },
         )
         strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
     if path == "/api/requests/":

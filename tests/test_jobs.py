@@ -317,3 +317,34 @@ def test_a_real_worker_on_the_cpu_queue_runs_a_bias_check_job(
     assert job.state == JobState.SUCCEEDED, job.error
     assert job.lease_owner.split(":")[1] == str(worker.pid)
     assert job.bias_check.model_version == base
+
+
+def test_the_flow_will_not_wait_for_a_job_that_cannot_start(synthetic_dataset):
+    """Inside a transaction (this test's) a job is sent only on commit: the flow
+    says so at once rather than wait an hour for nothing."""
+    from governance.flow import _job
+    from tests.factories import ModelVersionFactory
+
+    version = ModelVersionFactory(
+        dataset=synthetic_dataset,
+        trained_on=synthetic_dataset.domains.get(name="source"),
+    )
+    with pytest.raises(RuntimeError, match="outside a database transaction"):
+        _job(JobKind.EXPLAINER_FIT, version=version, actor="flow")
+    assert not Job.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_job_stops_the_flow_with_its_error(synthetic_dataset):
+    from governance.flow import FlowJobFailed, _job
+    from tests.factories import ModelVersionFactory
+
+    hollow = ModelVersionFactory(
+        name="hollow",
+        dataset=synthetic_dataset,
+        trained_on=synthetic_dataset.domains.get(name="source"),
+    )
+    with pytest.raises(FlowJobFailed, match="refused: hollow has no stored artifact"):
+        _job(JobKind.EXPLAINER_FIT, version=hollow, actor="flow")
+    job = Job.objects.get()
+    assert job.state == JobState.FAILED and job.started_by == "flow"

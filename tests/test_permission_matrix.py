@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from governance import roles
-from governance.models import DatasetImport, ExplanationRequest, Report
+from governance.models import DatasetImport, ExplanationRequest, Job, Report
 from governance.services.contests import contest_file
 from tests.factories import (
     DecisionFactory,
@@ -145,6 +145,30 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: False,
         ANONYMOUS: False,
     },
+    "API: start a check (a job)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "API: start a decision explanation or recourse re-check (a job)": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "API: follow a job": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
+    "API: a version's checks": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: True,
+        roles.DATA_SCIENTIST: True,
+        ANONYMOUS: False,
+    },
     "API: file a request": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: True,
@@ -176,7 +200,9 @@ def world():
     )
     job = DatasetImport.objects.create(spec_name="matrix", spec_toml="", files=[])
     contest, _ = contest_file(decision=decision, statement="I disagree.")
+    queued = Job.objects.create(kind="explainer_fit", model_version=version)
     return {
+        "job": queued,
         "contest": contest,
         "version": version,
         "run": run,
@@ -259,6 +285,20 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         return Client().get(f"/api/models/{v.pk}/lineage/", **api)
     if name == "API: report download":
         return Client().get(f"/api/reports/{r.pk}/download/", **api)
+    if name.startswith("API: start a"):
+        # No version, or no such decision: refused after the permission check
+        # (400), so nothing is queued.
+        kind = "decision_explanation" if "decision" in name else "bias_check"
+        return Client().post(
+            "/api/jobs/",
+            {"kind": kind, "decision": "D-X"},
+            content_type="application/json",
+            **api,
+        )
+    if name == "API: follow a job":
+        return Client().get(f"/api/jobs/{world['job'].pk}/", **api)
+    if name == "API: a version's checks":
+        return Client().get(f"/api/models/{v.pk}/checks/", **api)
     if name == "API: file a request":
         return Client().post(
             "/api/requests/",
@@ -298,4 +338,9 @@ def test_the_decision_service_logs_decisions_and_nothing_else(world):
     )
     assert response.status_code == 400
     assert Client().get("/api/models/", **api).status_code == 403
+    jobs = Client().post(
+        "/api/jobs/", {"kind": "bias_check"}, content_type="application/json", **api
+    )
+    assert jobs.status_code == 403
+    assert Client().get(f"/api/jobs/{world['job'].pk}/", **api).status_code == 403
     assert client.get("/admin/governance/decision/").status_code == 403

@@ -284,6 +284,24 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     page = Client().get(f"/explain/status/{token}/report.pdf")
     assert page.status_code == 200 and page.content.startswith(b"%PDF")
     assert summary["recourse_recheck"]
+    # Every check and explanation took the one path: a job, run in-process here.
+    from governance.models import Job, JobKind
+
+    jobs = Job.objects.all()
+    assert {job.state for job in jobs} == {"succeeded"}
+    assert {job.kind for job in jobs} == set(JobKind.values)
+    assert {c["id"] for c in summary["bias"]["checks"].values()} <= {
+        job.bias_check_id for job in jobs
+    }
+    for review in ("base_review", "child_review"):
+        assert summary[review]["explainer"]["id"] in {job.explainer_id for job in jobs}
+    assert summary["finetuning"]["shift"]["id"] in {job.shift_report_id for job in jobs}
+    assert jobs.filter(
+        kind=JobKind.DECISION_EXPLANATION, decision__reference=explained["decision"]
+    ).exists()
+    recheck = jobs.get(kind=JobKind.RECOURSE_RECHECK)
+    assert (recheck.model_version, recheck.replacement) == (base, child)
+    assert recheck.result["explanations_rechecked"] == len(summary["recourse_recheck"])
     # Run again on the same database: refused before anything is written (it
     # used to approve a new dossier for a retired version, then fail half-way).
     events, versions = AuditEvent.objects.count(), ModelVersion.objects.count()

@@ -6,12 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from governance.models import AISystem, Contest, ExplanationRequest, ModelVersion
-from governance.selectors import released_answer, version_domain_metrics
+from governance.models import (
+    AISystem,
+    BiasCheck,
+    Contest,
+    Explainer,
+    ExplanationRequest,
+    Job,
+    JobKind,
+    ModelVersion,
+    ShiftReport,
+)
+from governance.selectors import job_made, released_answer, version_domain_metrics
 from governance.services.systems import SYSTEM_FIELDS
+from governance.services.training import MAX_SEED
 
 MAX_INPUT_FEATURES = 500
 MAX_INPUT_TEXT = 200
@@ -370,6 +382,204 @@ class LineageNodeSerializer(serializers.Serializer):
 
 # The tree is recursive: each node lists its children in the same shape.
 LineageNodeSerializer._declared_fields["children"] = LineageNodeSerializer(many=True)
+
+
+# --- Jobs and a version's checks -----------------------------------------------------
+
+
+def _admin_url(context: dict[str, Any], model_name: str, pk: int) -> str:
+    path = reverse(f"admin:governance_{model_name}_change", args=[pk])
+    request = context.get("request")
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer, not a numeric string or a float that happens to be whole:
+    what the OpenAPI description says the field is."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class JobStartSerializer(serializers.Serializer):
+    """What `manage.py job` takes. Which fields a kind needs is the jobs
+    service's rule (governance.services.jobs): it answers what is missing."""
+
+    kind = serializers.ChoiceField(choices=JobKind.choices)
+    model_version = ModelVersionField(
+        required=False,
+        help_text="The version the job works on (not for a decision explanation).",
+    )
+    domain = serializers.CharField(
+        max_length=64,
+        required=False,
+        validators=[_encodable],
+        help_text="A domain of the version's dataset: the target of a shift "
+        "report, the rows of a bias check.",
+    )
+    replacement = ModelVersionField(
+        required=False,
+        help_text="For a recourse re-check: the version that replaces model_version.",
+    )
+    decision = serializers.CharField(
+        max_length=32,
+        required=False,
+        validators=[_encodable],
+        help_text="For a decision explanation: the decision's reference.",
+    )
+    seed = WholeNumberField(min_value=0, max_value=MAX_SEED, default=0)
+
+
+class MadeSerializer(serializers.Serializer):
+    type = serializers.CharField(
+        help_text="biascheck, shiftreport, explainer or decisionexplanation."
+    )
+    id = serializers.IntegerField()
+    url = serializers.URLField(help_text="The record's page in the admin.")
+
+
+class JobSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This job, to follow it.")
+    model_version = serializers.CharField(
+        source="model_version.name", allow_null=True, default=None
+    )
+    domain = serializers.CharField(source="domain.name", allow_null=True, default=None)
+    replacement = serializers.CharField(
+        source="replacement.name", allow_null=True, default=None
+    )
+    decision = serializers.CharField(
+        source="decision.reference", allow_null=True, default=None
+    )
+    started_by = serializers.SerializerMethodField(
+        help_text="The account, or the command, that started it."
+    )
+    result = serializers.JSONField(
+        help_text="The figures the job recorded once succeeded (by kind)."
+    )
+    made = serializers.SerializerMethodField(
+        help_text="The record a succeeded job made; null for a recourse re-check "
+        "(its result counts the checks) and until the job succeeds."
+    )
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "state",
+            "progress_message",
+            "error",
+            "result",
+            "made",
+            "model_version",
+            "domain",
+            "replacement",
+            "decision",
+            "seed",
+            "attempts",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, obj: Job) -> str:
+        path = reverse("api:job_detail", args=[obj.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_started_by(self, obj: Job) -> str:
+        return obj.created_by.get_username() if obj.created_by_id else obj.started_by
+
+    @extend_schema_field(MadeSerializer(allow_null=True))
+    def get_made(self, obj: Job) -> dict[str, Any] | None:
+        made = job_made(obj)
+        if made is None:
+            return None
+        model_name, pk = made
+        return {"type": model_name, "id": pk, "url": _admin_url(self.context, *made)}
+
+
+class _AdminLinked(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="The record's page in the admin.")
+
+    def get_url(self, obj: Any) -> str:
+        return _admin_url(self.context, obj._meta.model_name, obj.pk)
+
+
+class BiasCheckBriefSerializer(_AdminLinked):
+    domain = serializers.CharField(source="domain.name")
+
+    class Meta:
+        model = BiasCheck
+        fields = ["id", "url", "domain", "verdict", "rows", "has_labels", "created_at"]
+        read_only_fields = fields
+
+
+class ShiftReportBriefSerializer(_AdminLinked):
+    source_domain = serializers.CharField(source="source_domain.name")
+    target_domain = serializers.CharField(source="target_domain.name")
+
+    class Meta:
+        model = ShiftReport
+        fields = [
+            "id",
+            "url",
+            "source_domain",
+            "target_domain",
+            "situation",
+            "domain_auc",
+            "label_shift",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ExplainerBriefSerializer(_AdminLinked):
+    domain = serializers.CharField(source="domain.name")
+
+    class Meta:
+        model = Explainer
+        fields = [
+            "id",
+            "url",
+            "domain",
+            "seed",
+            "agreement",
+            "surrogate_auc",
+            "fidelity_ok",
+            "fit_seconds",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CheckCountsSerializer(serializers.Serializer):
+    bias_checks = serializers.IntegerField()
+    shift_reports = serializers.IntegerField()
+    explainers = serializers.IntegerField()
+    jobs = serializers.IntegerField()
+
+
+class VersionChecksSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    bias_checks = BiasCheckBriefSerializer(many=True)
+    shift_reports = ShiftReportBriefSerializer(
+        many=True, help_text="Measured from the version's training domain."
+    )
+    explainers = ExplainerBriefSerializer(many=True)
+    jobs = JobSerializer(
+        many=True,
+        help_text="Jobs on the version, and recourse re-checks it replaces.",
+    )
+    counts = CheckCountsSerializer(
+        help_text="How many of each there are; each list shows the newest 100."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -45,6 +45,13 @@ urlpatterns = [
         name="model_version_lineage",
     ),
     path(
+        "models/<int:pk>/checks/",
+        views.ModelVersionChecksView.as_view(),
+        name="model_version_checks",
+    ),
+    path("jobs/", views.JobStartView.as_view(), name="job_start"),
+    path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job_detail"),
+    path(
         "reports/<int:pk>/download/",
         views.ReportDownloadView.as_view(),
         name="report_download",

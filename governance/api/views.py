@@ -18,7 +18,12 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.exceptions import APIException, NotFound, ParseError
+from rest_framework.exceptions import (
+    APIException,
+    NotFound,
+    ParseError,
+    PermissionDenied,
+)
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser
@@ -33,15 +38,28 @@ from governance.api.permissions import (
     CanChangeSystems,
     CanDownloadReports,
     CanLogDecisions,
+    CanStartJobs,
+    CanViewChecks,
+    CanViewJobs,
     CanViewModels,
     CanViewSystems,
 )
 from governance.http import FilingThrottle
-from governance.models import AISystem, ExplanationRequest, ModelVersion, Report
+from governance.models import (
+    AISystem,
+    Decision,
+    Domain,
+    ExplanationRequest,
+    Job,
+    JobKind,
+    ModelVersion,
+    Report,
+)
 from governance.selectors import (
     downloadable_reports,
     model_version_lineage,
     released_answer,
+    version_checks,
 )
 from governance.services.contests import (
     ContestRefused,
@@ -50,6 +68,7 @@ from governance.services.contests import (
     contest_letter,
 )
 from governance.services.decisions import DecisionInputError, decision_log
+from governance.services.jobs import job_may_start, job_permissions, job_start
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
 from governance.services.systems import (
@@ -216,6 +235,133 @@ class DecisionLogView(APIView):
             "decided_at": decision.decided_at,
         }
         return Response(s.DecisionLoggedSerializer(body).data, status=201)
+
+
+# --- Jobs: checks and explanations run by workers ------------------------------------
+
+
+def _job_inputs(data: dict[str, Any]) -> dict[str, Any]:
+    """The records the job names, looked up as `manage.py job` does; a name that
+    matches nothing is refused with what was looked for."""
+    version = data.get("model_version")
+    domain = None
+    if "domain" in data:
+        if version is None:
+            raise Refused("domain needs model_version (the domain's dataset)")
+        domain = Domain.objects.filter(
+            dataset=version.dataset, name=data["domain"]
+        ).first()
+        if domain is None:
+            raise Refused(
+                f"no domain {data['domain']!r:.80} in dataset {version.dataset.name!r}"
+            )
+    decision = None
+    if "decision" in data:
+        decision = (
+            Decision.objects.select_related("model_version")
+            .filter(reference=data["decision"])
+            .first()
+        )
+        if decision is None:
+            raise Refused(f"no decision {data['decision']!r:.40}")
+    return {
+        "version": version,
+        "domain": domain,
+        "replacement": data.get("replacement"),
+        "decision": decision,
+        "seed": data["seed"],
+    }
+
+
+class JobStartView(APIView):
+    permission_classes = [CanStartJobs]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="job_start",
+        summary="Start a shift report, bias check, explainer fit, decision "
+        "explanation or recourse re-check (needs governance.add_job; audited)",
+        description="The job runs on a worker; follow it at the answer's `url` "
+        "(also the `Location` header). Without a broker it has run by the time "
+        "the answer comes. A decision explanation and a recourse re-check also "
+        "need governance.change_explanationrequest (officers).",
+        request=s.JobStartSerializer,
+        responses={
+            202: s.JobSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.JobStartSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        kind = given.validated_data["kind"]
+        # Before any lookup: who may not start the kind learns nothing of the
+        # records it names (a decision's reference).
+        if not job_may_start(request.user, kind):
+            raise PermissionDenied(
+                f"Your account lacks the permissions to start a "
+                f"{JobKind(kind).label} job: {', '.join(job_permissions(kind))}."
+            )
+        try:
+            job = job_start(
+                kind=kind, actor=request.user, **_job_inputs(given.validated_data)
+            )
+        except DjangoValidationError as exc:
+            raise Refused(" ".join(exc.messages)) from None
+        body = s.JobSerializer(
+            _jobs_answered().get(pk=job.pk), context={"request": request}
+        )
+        return Response(body.data, status=202, headers={"Location": body.data["url"]})
+
+
+def _jobs_answered() -> Any:
+    # What a job's answer names, in the one query.
+    return Job.objects.select_related(
+        "model_version", "domain", "replacement", "decision", "created_by"
+    )
+
+
+class JobDetailView(APIView):
+    permission_classes = [CanViewJobs]
+
+    @extend_schema(
+        operation_id="job_detail",
+        summary="Follow a job: its state, progress, error, result and the record "
+        "it made (needs governance.view_job)",
+        responses={200: s.JobSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        job = get_object_or_404(_jobs_answered(), pk=pk)
+        return Response(s.JobSerializer(job, context={"request": request}).data)
+
+
+class ModelVersionChecksView(APIView):
+    permission_classes = [CanViewChecks]
+
+    @extend_schema(
+        operation_id="model_version_checks",
+        summary="A version's bias checks, shift reports, explainers and jobs, "
+        "newest first",
+        responses={200: s.VersionChecksSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        version = get_object_or_404(
+            ModelVersion.objects.only("pk", "name", "trained_on"), pk=pk
+        )
+        lists = version_checks(version)
+        body = {
+            "id": version.pk,
+            "name": version.name,
+            **{name: rows for name, (rows, _count) in lists.items()},
+            "counts": {name: count for name, (_rows, count) in lists.items()},
+        }
+        return Response(
+            s.VersionChecksSerializer(body, context={"request": request}).data
+        )
 
 
 # --- AI systems --------------------------------------------------------------------

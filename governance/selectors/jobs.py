@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from governance.models import Job
+from governance.models.jobs import JOB_RESULT_FIELD
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -43,3 +44,14 @@ def job_wait(job: Job, *, timeout_s: float, poll_s: float = 0.5) -> Job:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{job} has not finished after {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def job_made(job: Job) -> tuple[str, int] | None:
+    """The model name and id of the record a succeeded job made, read from the
+    job's own row (no query); None for a recourse re-check (its result counts
+    the checks) and for a job that made nothing."""
+    field = JOB_RESULT_FIELD.get(job.kind)
+    made_id = getattr(job, f"{field}_id") if field else None
+    if made_id is None:
+        return None
+    return job._meta.get_field(field).related_model._meta.model_name, made_id

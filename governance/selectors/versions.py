@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q, QuerySet
 
-from governance.models import AuditEvent, BiasCheck, Domain, ModelVersion
+from governance.models import (
+    AuditEvent,
+    BiasCheck,
+    Domain,
+    Explainer,
+    Job,
+    ModelVersion,
+    ShiftReport,
+)
 
 # One recursive query walks both ways from a version: up to the root, and down to
 # every descendant. Works on SQLite and PostgreSQL alike.
@@ -176,3 +185,41 @@ def model_version_approval_event(version: ModelVersion) -> AuditEvent | None:
         ),
         None,
     )
+
+
+# The newest of each list a version's checks page shows; the counts say how many
+# there are in all.
+VERSION_CHECKS_LIMIT = 100
+
+
+def version_checks(
+    version: ModelVersion, *, limit: int = VERSION_CHECKS_LIMIT
+) -> dict[str, tuple[list[Any], int]]:
+    """A version's bias checks, the shift reports measured from its training
+    domain, its explainers and its jobs (those on it and the recourse re-checks
+    it replaces): the newest `limit` of each, and how many there are."""
+    shift_reports = (
+        ShiftReport.objects.filter(source_domain_id=version.trained_on_id)
+        if version.trained_on_id
+        else ShiftReport.objects.none()
+    )
+    lists: dict[str, QuerySet[Any]] = {
+        "bias_checks": BiasCheck.objects.filter(model_version=version)
+        .select_related("domain")
+        .defer("result", "policy"),
+        "shift_reports": shift_reports.select_related(
+            "source_domain", "target_domain"
+        ).defer("report"),
+        "explainers": Explainer.objects.filter(model_version=version)
+        .select_related("domain")
+        .defer("surrogate", "global_explanation", "glassbox", "fidelity", "proxies"),
+        "jobs": Job.objects.filter(
+            Q(model_version=version) | Q(replacement=version)
+        ).select_related(
+            "model_version", "domain", "replacement", "decision", "created_by"
+        ),
+    }
+    return {
+        name: (list(rows.order_by("-created_at", "-pk")[:limit]), rows.count())
+        for name, rows in lists.items()
+    }

@@ -71,10 +71,14 @@ class JobLeaseLost(Exception):
     """Another worker took the job over (this worker's lease expired)."""
 
 
+def job_permissions(kind: str) -> tuple[str, ...]:
+    """The permissions starting a job of this kind needs."""
+    return ("governance.add_job", *JOB_EXTRA_PERMISSIONS.get(JobKind(kind), ()))
+
+
 def job_may_start(user: Any, kind: str) -> bool:
     """Whether `user` holds the permissions to start a job of this kind."""
-    needed = ("governance.add_job", *JOB_EXTRA_PERMISSIONS.get(JobKind(kind), ()))
-    return all(user.has_perm(name) for name in needed)
+    return all(user.has_perm(name) for name in job_permissions(kind))
 
 
 # --- Starting --------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from governance.flow import run_flow
+from governance.flow import FlowJobFailed, run_flow
 
 
 class Command(BaseCommand):
@@ -23,6 +23,6 @@ class Command(BaseCommand):
             raise CommandError(f"spec: {spec} is not a file")
         try:
             summary = run_flow(spec_path=spec, actor="command:run_flow")
-        except ValueError as exc:
+        except (ValueError, FlowJobFailed) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(json.dumps(summary, indent=2, default=str))
