@@ -35,6 +35,7 @@ _VIEW_ALL = [
     "governance.view_job",
     "governance.view_decisionlog",
     "governance.view_decisionlogaudit",
+    "governance.view_decisionoutcome",
 ]
 
 # Nobody may add, change or delete audit events: they are written by services only.
@@ -71,6 +72,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     DECISION_SERVICE: [
         "governance.add_decision",  # POST /api/decisions/ with a token
+        "governance.add_decisionoutcome",  # POST /api/decisions/<ref>/outcome/
     ],
 }
 

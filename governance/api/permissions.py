@@ -25,6 +25,7 @@ def require_perm(perm: str) -> type[BasePermission]:
 
 
 CanLogDecisions = require_perm("governance.add_decision")
+CanRecordOutcomes = require_perm("governance.add_decisionoutcome")
 CanViewModels = require_perm("governance.view_modelversion")
 CanDownloadReports = require_perm("governance.download_report")
 CanViewSystems = require_perm("governance.view_aisystem")

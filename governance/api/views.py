@@ -33,11 +33,18 @@ from governance.api.permissions import (
     CanChangeSystems,
     CanDownloadReports,
     CanLogDecisions,
+    CanRecordOutcomes,
     CanViewModels,
     CanViewSystems,
 )
 from governance.http import FilingThrottle
-from governance.models import AISystem, ExplanationRequest, ModelVersion, Report
+from governance.models import (
+    AISystem,
+    Decision,
+    ExplanationRequest,
+    ModelVersion,
+    Report,
+)
 from governance.selectors import (
     downloadable_reports,
     model_version_lineage,
@@ -50,6 +57,7 @@ from governance.services.contests import (
     contest_letter,
 )
 from governance.services.decisions import DecisionInputError, decision_log
+from governance.services.outcomes import OutcomeError, decision_outcome_record
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
 from governance.services.systems import (
@@ -216,6 +224,52 @@ class DecisionLogView(APIView):
             "decided_at": decision.decided_at,
         }
         return Response(s.DecisionLoggedSerializer(body).data, status=201)
+
+
+class DecisionOutcomeView(APIView):
+    permission_classes = [CanRecordOutcomes]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="decision_outcome_record",
+        summary="Record the real outcome of a logged decision, once known "
+        "(systems; needs governance.add_decisionoutcome; audited)",
+        request=s.DecisionOutcomeSerializer,
+        responses={
+            201: s.DecisionOutcomeRecordedSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request, reference: str) -> Response:
+        if (
+            len(reference) > 32
+            or not Decision.objects.filter(reference=reference.strip().upper()).exists()
+        ):
+            raise NotFound("No decision has this reference.")
+        given = s.DecisionOutcomeSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            outcome = decision_outcome_record(
+                reference=reference,
+                label=given.validated_data["outcome"],
+                known_at=given.validated_data["known_at"],
+                actor=request.user,
+            )
+        except OutcomeError as exc:
+            raise Refused(str(exc)) from None
+        body = {
+            "reference": outcome.decision.reference,
+            "outcome": outcome.label,
+            "favourable": outcome.favourable,
+            "decided": outcome.decision.outcome,
+            "known_at": outcome.known_at,
+        }
+        return Response(s.DecisionOutcomeRecordedSerializer(body).data, status=201)
 
 
 # --- AI systems --------------------------------------------------------------------
