@@ -16,8 +16,19 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from governance.models import AuditEvent, DecisionOutcome
-from tests.factories import DecisionFactory, ModelVersionFactory, UserFactory
+from governance.models import (
+    AuditEvent,
+    DecisionOutcome,
+    ModelVersion,
+    MonitoringFinding,
+    MonitoringRun,
+)
+from tests.factories import (
+    DecisionFactory,
+    ModelVersionFactory,
+    UserFactory,
+    approve_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -133,3 +144,205 @@ def test_log_outcomes_refuses_a_file_over_its_bounds(logged, tmp_path, settings)
     with pytest.raises(CommandError, match="at most 1,024 are read"):
         call_command("log_outcomes", big)
     assert DecisionOutcome.objects.count() == 0
+
+
+# --- Monitoring passes ----------------------------------------------------------------
+
+
+@pytest.fixture
+def deployed(synthetic_dataset, user_in_role, settings) -> ModelVersion:
+    """The loans base version, trained on the northern branches and approved."""
+    from governance.services.training import model_version_pretrain
+
+    settings.MONITORING_POLICY = {
+        **settings.MONITORING_POLICY,
+        "min_decisions": 100,
+        "min_outcomes": 60,
+    }
+    source = synthetic_dataset.domains.get(name="source")
+    version = model_version_pretrain(domain=source, name="loans-live", actor="t")
+    return approve_version(version, user_in_role)
+
+
+def _rows(version: ModelVersion, domain: str, part: str = "test") -> Any:
+    """Model inputs and true labels of a domain's held-out (or training) rows."""
+    from governance.services.training import domain_rows
+
+    rows = domain_rows(version.dataset.domains.get(name=domain))
+    positions = rows.test if part == "test" else rows.train
+    return rows.frame.iloc[positions].reset_index(drop=True), rows.y[positions]
+
+
+def _decide(
+    version: ModelVersion, frame: Any, truth: Any = None, *, ago_hours: float = 1
+) -> list[Any]:
+    """Log the version's real decisions on these rows (scored by its network),
+    then, when `truth` is given, their real outcomes through log_outcomes' path."""
+    from governance.services.decisions import version_outcomes
+    from governance.services.training import model_version_scorer
+    from workers.ml.network import predict_proba
+
+    loaded = model_version_scorer(version)
+    scores = predict_proba(loaded.model, loaded.encoder, frame)
+    said = version_outcomes(version)
+    when = timezone.now() - dt.timedelta(hours=ago_hours)
+    decisions = []
+    for record, score in zip(frame.to_dict("records"), scores, strict=True):
+        positive = bool(score >= 0.5)
+        decisions.append(
+            DecisionFactory(
+                model_version=version,
+                inputs={
+                    k: v.item() if hasattr(v, "item") else v for k, v in record.items()
+                },
+                outcome=said.labels[int(positive)],
+                positive=positive,
+                favourable=said.is_favourable(int(positive)),
+                score=float(score),
+                decided_at=when,
+            )
+        )
+    if truth is not None:
+        _log_outcomes(decisions, truth)
+    return decisions
+
+
+def _log_outcomes(decisions: list[Any], truth: Any) -> None:
+    """The real outcomes (1 = repaid), through log_outcomes' own path."""
+    from governance.services.outcomes import outcomes_import_csv
+
+    lines = ["reference,outcome,known_at"] + [
+        f"{d.reference},{'yes' if y else 'no'},"
+        for d, y in zip(decisions, truth, strict=True)
+    ]
+    outcomes_import_csv(data="\n".join(lines).encode(), actor="test")
+
+
+def _monitor(version: ModelVersion) -> dict[str, Any]:
+    out = StringIO()
+    call_command("monitor", "--model", version.name, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def _raised(summary: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [f for f in summary["findings"] if f["kind"] == kind]
+
+
+def test_decisions_from_another_domain_raise_input_drift(deployed):
+    home, _ = _rows(deployed, "source")
+    _decide(deployed, home)
+    at_home = _monitor(deployed)
+    (run,) = at_home["runs"]
+    assert run["decisions"] == len(home) >= 100
+    assert run["statuses"]["input_drift"] != "fail"
+    assert not [f for f in _raised(at_home, "input_drift") if f["severity"] == "fail"]
+
+    # The southern branches: another income and debt distribution, another region.
+    south, _ = _rows(deployed, "target")
+    _decide(deployed, south[:200])
+    drifted = _monitor(deployed)
+    (finding,) = _raised(drifted, "input_drift")
+    assert finding["severity"] == "fail" and finding["version"] == deployed.name
+    numbers = finding["numbers"]
+    # Half the window is still from home, so the classifier is not perfect; the
+    # run at home recorded its AUC too (a pass records its numbers).
+    home_auc = MonitoringRun.objects.get(pk=at_home["runs"][0]["id"]).result[
+        "input_drift"
+    ]["domain_auc"]
+    assert numbers["domain_auc"] >= 0.6 and numbers["domain_auc"] > home_auc + 0.1
+    shifted = {f["name"]: f for f in numbers["features"]}
+    assert shifted["region"]["psi"] >= 0.25
+    assert shifted["income"]["mean_live"] > shifted["income"]["mean_training"]
+    assert "domain-classifier AUC" in finding["sentence"]
+    # Findings are records, audited, open in the officer's queue.
+    recorded = MonitoringFinding.objects.get(pk=finding["id"])
+    assert recorded.state == MonitoringFinding.State.OPEN
+    assert AuditEvent.objects.filter(
+        action="monitoring_finding.raised", object_id=str(recorded.pk)
+    ).exists()
+    assert MonitoringRun.objects.filter(model_version=deployed).count() == 2
+
+
+def test_outcomes_that_worsen_raise_performance(deployed):
+    home, labels = _rows(deployed, "source")
+    _decide(deployed, home, labels)
+    before = _monitor(deployed)
+    assert before["runs"][0]["outcomes"] == len(home)
+    assert before["runs"][0]["statuses"]["performance"] == "pass", before
+    # Then the outcomes turn against the model: on more rows, every one the
+    # opposite of what the training data would say.
+    more, more_labels = _rows(deployed, "source", "train")
+    _decide(deployed, more[:150], 1 - more_labels[:150])
+    after = _monitor(deployed)
+    (finding,) = _raised(after, "performance")
+    assert finding["severity"] == "fail"
+    drops = finding["numbers"]["drops"]
+    assert drops["accuracy"] >= 0.10
+    live = finding["numbers"]["live"]
+    assert live["n"] == len(home) + 150
+    low, high = live["intervals"]["accuracy"]
+    assert low <= live["accuracy"] <= high
+
+
+def test_a_group_whose_error_rate_rises_raises_bias(deployed):
+    rows, labels = _rows(deployed, "source", "train")
+    rows, labels = rows[:300], labels[:300]
+    decisions = _decide(deployed, rows)
+    # The real outcomes agree with the model for men and contradict it for women.
+    women = (rows["gender"] == "female").to_numpy()
+    decided = [int(d.positive) for d in decisions]
+    truth = [1 - p if w else p for p, w in zip(decided, women, strict=True)]
+    _log_outcomes(decisions, truth)
+    summary = _monitor(deployed)
+    errors = [
+        f for f in _raised(summary, "bias") if f["numbers"]["basis"] == "error_rates"
+    ]
+    (finding,) = errors
+    assert finding["severity"] == "fail"
+    gender = next(a for a in finding["numbers"]["attributes"] if a["name"] == "gender")
+    rates = {g["label"]: g for g in gender["groups"]}
+    assert rates["female"]["accuracy"] == 0.0 and rates["male"]["accuracy"] == 1.0
+    odds = next(
+        d for d in gender["disparities"] if d["metric"] == "equalized_odds_difference"
+    )
+    assert odds["verdict"] == "fail" and odds["value"] == pytest.approx(1.0)
+    # Selection rates by group carry their intervals.
+    selection = summary["runs"][0]
+    assert selection["statuses"]["bias"] == "fail"
+
+
+def test_too_little_data_is_insufficient_never_a_pass(deployed):
+    home, labels = _rows(deployed, "source")
+    _decide(deployed, home[:20], labels[:20])
+    # Decisions older than the window are not counted.
+    _decide(deployed, home[20:], labels[20:], ago_hours=24 * 400)
+    summary = _monitor(deployed)
+    (run,) = summary["runs"]
+    assert run["decisions"] == 20 and run["outcomes"] == 20
+    assert set(run["statuses"].values()) == {"insufficient"}
+    kinds = {f["kind"] for f in summary["findings"]}
+    assert kinds == {"input_drift", "score_drift", "performance", "bias"}
+    for finding in summary["findings"]:
+        assert finding["severity"] == "insufficient"
+        assert "not a pass" in finding["sentence"]
+
+
+def test_the_beat_schedule_runs_the_pass_at_the_configured_interval(settings):
+    from workers.celery import app
+
+    app.loader.import_default_modules()
+    entry = app.conf.beat_schedule["monitoring"]
+    assert entry["task"] == "workers.tasks.monitoring_task"
+    assert float(entry["schedule"]) == float(settings.MONITORING_SCHEDULE_S)
+
+
+def test_the_policy_page_shows_the_monitoring_window_and_lines(
+    client, user_in_role, settings
+):
+    from governance import roles
+
+    settings.MONITORING_WINDOW_DAYS = 45
+    settings.MONITORING_POLICY = {**settings.MONITORING_POLICY, "psi_fail": 0.3}
+    client.force_login(user_in_role(roles.AUDITOR))
+    page = client.get("/admin/policy/").content.decode()
+    assert "the last 45 days" in page and "fail from 0.3" in page
