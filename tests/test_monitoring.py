@@ -346,3 +346,74 @@ def test_the_policy_page_shows_the_monitoring_window_and_lines(
     client.force_login(user_in_role(roles.AUDITOR))
     page = client.get("/admin/policy/").content.decode()
     assert "the last 45 days" in page and "fail from 0.3" in page
+
+
+# --- Findings worked ----------------------------------------------------------------
+
+
+def test_an_officer_acknowledges_a_finding_with_a_note(deployed, client, user_in_role):
+    from governance import roles
+
+    home, _ = _rows(deployed, "source")
+    _decide(deployed, home[:20])
+    summary = _monitor(deployed)
+    finding = MonitoringFinding.objects.get(pk=summary["findings"][0]["id"])
+    officer = user_in_role(roles.COMPLIANCE_OFFICER)
+    client.force_login(officer)
+    page = f"/admin/governance/monitoringfinding/{finding.pk}/"
+    listing = client.get(
+        "/admin/governance/monitoringfinding/", {"state__exact": "open"}
+    ).content.decode()
+    assert finding.sentence[:60] in listing
+    assert 'id="finding-acknowledge"' in client.get(page + "change/").content.decode()
+    client.post(page + "acknowledge/", {"note": "  "})
+    finding.refresh_from_db()
+    assert finding.state == MonitoringFinding.State.OPEN  # a note is required
+    client.post(page + "acknowledge/", {"note": "Logging more decisions first."})
+    finding.refresh_from_db()
+    assert finding.state == MonitoringFinding.State.ACKNOWLEDGED
+    assert finding.acknowledged_by == officer
+    assert finding.note == "Logging more decisions first."
+    event = AuditEvent.objects.get(action="monitoring_finding.acknowledged")
+    assert event.after["note"] == finding.note and event.before == {"state": "open"}
+    # The results themselves stay as measured: the admin changes nothing else.
+    client.post(page + "change/", {"sentence": "all is well"})
+    finding.refresh_from_db()
+    assert finding.sentence == summary["findings"][0]["sentence"]
+
+
+def test_a_suspended_version_refuses_decisions_with_the_reason(
+    deployed, client, user_in_role
+):
+    from governance import roles
+
+    system = UserFactory(username="loan-engine", is_staff=False)
+    system.user_permissions.add(Permission.objects.get(codename="add_decision"))
+    person = {"age": 40, "income": 45.0, "debt": 10.0, "gender": "female"}
+    person |= {"job": "nurse", "region": "north"}
+    body = {"model_version": deployed.name, "subject_reference": "c-1"}
+    body["inputs"] = person
+    assert (
+        _client(system).post("/api/decisions/", body, format="json").status_code == 201
+    )
+
+    client.force_login(user_in_role(roles.COMPLIANCE_OFFICER))
+    review = f"/admin/governance/modelversion/{deployed.pk}/review/suspended/"
+    client.post(review, {"note": ""})  # a suspension says why
+    deployed.refresh_from_db()
+    assert deployed.status == ModelVersion.Status.APPROVED
+    client.post(review, {"note": "Input drift: decisions from the south."})
+    deployed.refresh_from_db()
+    assert deployed.status == ModelVersion.Status.SUSPENDED
+
+    refused = _client(system).post("/api/decisions/", body, format="json")
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert "suspended" in detail and "Input drift: decisions from the south." in detail
+    # Suspended versions are not monitored (they take no decisions) and go back
+    # through review before deciding again.
+    from governance.services.monitoring import monitored_versions
+
+    assert deployed not in monitored_versions()
+    assert ModelVersion.Status.IN_REVIEW in ModelVersion.TRANSITIONS["suspended"]
+    assert ModelVersion.Status.APPROVED not in ModelVersion.TRANSITIONS["suspended"]

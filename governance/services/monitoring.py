@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,6 +31,7 @@ from governance.services.audit import audit_record
 from governance.services.bias import fairness_policy
 from governance.services.datasets import dataset_spec
 from governance.services.training import domain_rows, model_version_scorer
+from governance.services.transitions import locked, transition
 
 logger = logging.getLogger(__name__)
 
@@ -227,3 +229,32 @@ def monitoring_summary(runs: list[MonitoringRun]) -> dict[str, Any]:
         ],
         "findings": findings,
     }
+
+
+MAX_NOTE_CHARS = 2000
+
+
+@transaction.atomic
+def monitoring_finding_acknowledge(
+    *, finding: MonitoringFinding, actor: Any, note: str
+) -> MonitoringFinding:
+    """An officer has read the finding and says what was done about it."""
+    finding = locked(MonitoringFinding, finding.pk)
+    if not getattr(actor, "is_authenticated", False):
+        raise ValidationError("a finding is acknowledged by a named officer")
+    note = (note or "").strip()
+    if not 1 <= len(note) <= MAX_NOTE_CHARS:
+        raise ValidationError(
+            f"write what was done about the finding (1 to {MAX_NOTE_CHARS} "
+            "characters): the note is recorded in the audit trail"
+        )
+    now = timezone.now()
+    transition(
+        finding,
+        to=MonitoringFinding.State.ACKNOWLEDGED,
+        actor=actor,
+        action="monitoring_finding.acknowledged",
+        fields={"note": note, "acknowledged_by": actor, "acknowledged_at": now},
+        after={"note": note},
+    )
+    return finding
