@@ -29,6 +29,7 @@ from tests.factories import (
     UserFactory,
     approve_version,
 )
+from tests.test_worker import start_worker  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -334,6 +335,30 @@ def test_the_beat_schedule_runs_the_pass_at_the_configured_interval(settings):
     entry = app.conf.beat_schedule["monitoring"]
     assert entry["task"] == "workers.tasks.monitoring_task"
     assert float(entry["schedule"]) == float(settings.MONITORING_SCHEDULE_S)
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduled_task_runs_the_pass_in_a_real_worker(
+    start_worker,  # noqa: F811  (the fixture imported above)
+    deployed,
+):
+    from workers.celery import app
+
+    home, labels = _rows(deployed, "source")
+    _decide(deployed, home[:30], labels[:30])
+    worker = start_worker("monitoring")
+    # What beat sends: the task its schedule entry names, through the broker.
+    task = app.tasks[app.conf.beat_schedule["monitoring"]["task"]]
+    summary = task.delay().get(timeout=180)
+    assert worker.poll() is None  # a live worker answered, not eager mode
+    (run,) = MonitoringRun.objects.filter(model_version=deployed)
+    assert summary == {"runs": [run.pk], "findings": run.findings.count()}
+    # The worker reads the default minimum (200 decisions): 30 are not enough.
+    assert run.decisions == 30 and set(run.statuses.values()) == {"insufficient"}
+    assert AuditEvent.objects.filter(
+        action="monitoring_run.recorded", actor_name="task:monitoring"
+    ).exists()
 
 
 def test_the_policy_page_shows_the_monitoring_window_and_lines(
