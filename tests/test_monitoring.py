@@ -442,3 +442,65 @@ def test_a_suspended_version_refuses_decisions_with_the_reason(
     assert deployed not in monitored_versions()
     assert ModelVersion.Status.IN_REVIEW in ModelVersion.TRANSITIONS["suspended"]
     assert ModelVersion.Status.APPROVED not in ModelVersion.TRANSITIONS["suspended"]
+
+
+# --- The pure computation -------------------------------------------------------------
+
+
+def test_the_pass_judges_each_kind_from_its_own_numbers():
+    import numpy as np
+    import pandas as pd
+
+    from workers.ml.monitoring import (
+        LiveWindow,
+        MonitoringPolicy,
+        TrainingReference,
+        monitor_version,
+        wilson_interval,
+    )
+
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-4)
+    assert high == pytest.approx(0.7634, abs=1e-4)
+    with pytest.raises(ValueError, match="psi_warn"):
+        MonitoringPolicy(psi_warn=0.3, psi_fail=0.2)
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"x": rng.normal(0, 1, 2000)})
+    held_scores = rng.uniform(0, 1, 500)
+    reference = TrainingReference(
+        frame=train,
+        numeric=["x"],
+        categorical=[],
+        held_scores=held_scores,
+        held_y=(rng.uniform(0, 1, 500) < held_scores).astype(int),
+        # The class the model scores is the adverse one here.
+        favourable_class=0,
+    )
+    n = 400
+    live_scores = rng.uniform(0.3, 1, n)  # more scores above 0.5: more adverse
+    window = LiveWindow(
+        inputs=pd.DataFrame({"x": rng.normal(0, 1, n)}),
+        scores=live_scores,
+        positive=(live_scores >= 0.5).astype(np.int8),
+        truth=np.full(n, -1, dtype=np.int8),
+        start="2026-11-01",
+        end="2026-12-01",
+    )
+    result = monitor_version("v", reference, window, n_bootstrap=20)
+    assert result.statuses["input_drift"] == "pass"  # the same distribution
+    assert result.statuses["score_drift"] == "fail"
+    drift = result.numbers["score_drift"]
+    # Adverse = the scored class: about 50% in training, about 71% live.
+    assert drift["adverse_rate_training"] == pytest.approx(
+        float((held_scores >= 0.5).mean())
+    )
+    assert drift["adverse_rate_change"] > 0.10
+    low, high = drift["adverse_rate_change_interval"]
+    assert low < drift["adverse_rate_change"] < high
+    # No outcomes known and no protected attribute: insufficient, not a pass.
+    assert result.statuses["performance"] == "insufficient"
+    assert result.statuses["bias"] == "insufficient"
+    kinds = {(f.kind, f.severity) for f in result.findings}
+    assert ("input_drift", "warn") not in kinds and ("input_drift", "fail") not in kinds
+    assert {("score_drift", "fail"), ("performance", "insufficient")} <= kinds

@@ -332,6 +332,12 @@ def _score_drift(
             window,
         )
         return SCORE_DRIFT, INSUFFICIENT, sentence, numbers
+    if reference.held_scores.size == 0:
+        sentence = (
+            f"The score drift of {version} cannot be measured: its training domain "
+            "has no held-out rows to compare with; this is not a pass."
+        )
+        return SCORE_DRIFT, INSUFFICIENT, sentence, numbers
     scores = _numeric_shift(
         "score", pd.Series(reference.held_scores), pd.Series(window.scores)
     )
@@ -418,7 +424,7 @@ def _performance(
     known = window.known
     count = int(known.sum())
     numbers: dict[str, Any] = {"decisions": window.n, "outcomes": count}
-    if reference.held_y is None:
+    if reference.held_y is None or reference.held_y.size == 0:
         sentence = (
             f"The performance of {version} cannot be compared: its training domain "
             "has no labels to measure it on; this is not a pass."
