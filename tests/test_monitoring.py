@@ -144,6 +144,10 @@ def test_log_outcomes_refuses_a_file_over_its_bounds(logged, tmp_path, settings)
     big = _csv(tmp_path, [f"{logged[0].reference},yes,"] + ["," * 2] * 600)
     with pytest.raises(CommandError, match="at most 1,024 are read"):
         call_command("log_outcomes", big)
+    # A NUL byte (PostgreSQL cannot store one) is a bad line, not a crash.
+    nul = _csv(tmp_path, [f"{logged[0].reference}\x00,yes,"])
+    with pytest.raises(CommandError, match="line 2: "):
+        call_command("log_outcomes", nul)
     assert DecisionOutcome.objects.count() == 0
 
 

@@ -57,7 +57,11 @@ from governance.services.contests import (
     contest_letter,
 )
 from governance.services.decisions import DecisionInputError, decision_log
-from governance.services.outcomes import OutcomeError, decision_outcome_record
+from governance.services.outcomes import (
+    OutcomeError,
+    decision_outcome_record,
+    reference_shape_ok,
+)
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
 from governance.services.systems import (
@@ -247,7 +251,7 @@ class DecisionOutcomeView(APIView):
     )
     def post(self, request: Request, reference: str) -> Response:
         if (
-            len(reference) > 32
+            not reference_shape_ok(reference)
             or not Decision.objects.filter(reference=reference.strip().upper()).exists()
         ):
             raise NotFound("No decision has this reference.")

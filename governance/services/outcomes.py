@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,9 +101,22 @@ def _known_at_check(decision: Decision, given: Any, now: dt.datetime) -> dt.date
     return moment
 
 
+# What new_decision_reference makes ("D-" and hex), with room for other issuers.
+REFERENCE_PATTERN = re.compile(r"[A-Za-z0-9-]{1,32}")
+
+
+def reference_shape_ok(reference: Any) -> bool:
+    return isinstance(reference, str) and bool(
+        REFERENCE_PATTERN.fullmatch(reference.strip())
+    )
+
+
 def _decision(reference: Any) -> Decision:
-    if not isinstance(reference, str) or not 1 <= len(reference.strip()) <= 32:
-        raise OutcomeError("reference: expected a decision reference")
+    if not reference_shape_ok(reference):
+        raise OutcomeError(
+            f"reference: expected a decision reference (letters, digits and "
+            f"dashes, at most 32), not {str(reference)!r:.40}"
+        )
     decision = (
         Decision.objects.select_related("model_version__dataset")
         .filter(reference=reference.strip().upper())
@@ -166,6 +180,17 @@ def decision_outcome_record(
     return _write(checked, actor)
 
 
+def _bounded_rows(reader: Any) -> Any:
+    """(line number, cells) of each record, refusing past OUTCOMES_MAX_ROWS."""
+    for number, row in enumerate(reader, start=2):
+        if number - 1 > settings.OUTCOMES_MAX_ROWS:
+            raise OutcomeError(
+                f"the file has more than {settings.OUTCOMES_MAX_ROWS:,} outcomes "
+                "(OUTCOMES_MAX_ROWS); split it"
+            )
+        yield number, row
+
+
 def outcomes_import_csv(*, data: bytes, actor: Any) -> list[DecisionOutcome]:
     """Record a CSV of outcomes (reference, outcome, known_at), all or nothing.
 
@@ -193,12 +218,13 @@ def outcomes_import_csv(*, data: bytes, actor: Any) -> list[DecisionOutcome]:
     seen: dict[str, int] = {}
     targets: dict[int, Any] = {}  # each dataset's spec read once
     now = timezone.now()
-    for number, row in enumerate(reader, start=2):
-        if number - 1 > settings.OUTCOMES_MAX_ROWS:
-            raise OutcomeError(
-                f"the file has more than {settings.OUTCOMES_MAX_ROWS:,} outcomes "
-                "(OUTCOMES_MAX_ROWS); split it"
-            )
+    try:
+        rows = list(_bounded_rows(reader))
+    except csv.Error as exc:
+        raise OutcomeError(
+            f"line {reader.line_num}: not readable as CSV ({exc})"
+        ) from None
+    for number, row in rows:
         if not row or not any(cell.strip() for cell in row):
             continue
         try:
