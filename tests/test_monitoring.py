@@ -394,6 +394,9 @@ def test_an_officer_acknowledges_a_finding_with_a_note(deployed, client, user_in
         "/admin/governance/monitoringfinding/", {"state__exact": "open"}
     ).content.decode()
     assert finding.sentence[:60] in listing
+    opened = len(summary["findings"])
+    index = client.get("/admin/").content.decode()
+    assert f"Open monitoring findings: {opened}" in index
     assert 'id="finding-acknowledge"' in client.get(page + "change/").content.decode()
     client.post(page + "acknowledge/", {"note": "  "})
     finding.refresh_from_db()
@@ -403,6 +406,8 @@ def test_an_officer_acknowledges_a_finding_with_a_note(deployed, client, user_in
     assert finding.state == MonitoringFinding.State.ACKNOWLEDGED
     assert finding.acknowledged_by == officer
     assert finding.note == "Logging more decisions first."
+    index = client.get("/admin/").content.decode()
+    assert f"Open monitoring findings: {opened - 1}" in index
     event = AuditEvent.objects.get(action="monitoring_finding.acknowledged")
     assert event.after["note"] == finding.note and event.before == {"state": "open"}
     # The results themselves stay as measured: the admin changes nothing else.
