@@ -35,6 +35,9 @@ _VIEW_ALL = [
     "governance.view_job",
     "governance.view_decisionlog",
     "governance.view_decisionlogaudit",
+    "governance.view_decisionoutcome",
+    "governance.view_monitoringrun",
+    "governance.view_monitoringfinding",
 ]
 
 # Nobody may add, change or delete audit events: they are written by services only.
@@ -53,6 +56,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.view_contest",
         "governance.change_contest",  # human review of a contested decision
         "governance.add_job",  # run a check, fit an explainer, explain a decision
+        "governance.change_monitoringfinding",  # acknowledge a finding
     ],
     AUDITOR: [
         *_VIEW_ALL,
@@ -71,6 +75,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     DECISION_SERVICE: [
         "governance.add_decision",  # POST /api/decisions/ with a token
+        "governance.add_decisionoutcome",  # POST /api/decisions/<ref>/outcome/
     ],
 }
 

@@ -479,6 +479,44 @@ FAIRNESS_POLICY = {
 }
 FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
 
+# --- Post-market monitoring (AI Act Art. 72) ---------------------------------------
+# Outcomes files (manage.py log_outcomes): bounded before a line is read.
+OUTCOMES_MAX_BYTES = env_int("OUTCOMES_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+OUTCOMES_MAX_ROWS = env_int("OUTCOMES_MAX_ROWS", 200_000, minimum=1)
+# Each pass looks at the last MONITORING_WINDOW_DAYS of a version's automated
+# decisions (the newest MONITORING_MAX_DECISIONS of them); celery beat runs a pass
+# every MONITORING_SCHEDULE_S seconds. Fewer decisions (or outcomes) than the
+# minimum is "insufficient", never a pass.
+MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 30, minimum=1)
+MONITORING_SCHEDULE_S = env_int("MONITORING_SCHEDULE_S", 24 * 3600, minimum=60)
+MONITORING_MAX_DECISIONS = env_int("MONITORING_MAX_DECISIONS", 50_000, minimum=10)
+MONITORING_POLICY = {
+    "min_decisions": env_int("MONITORING_MIN_DECISIONS", 200, minimum=10),
+    "min_outcomes": env_int("MONITORING_MIN_OUTCOMES", 100, minimum=10),
+    # Population stability index of a feature or of the scores: 0.1 / 0.25 are
+    # the usual "watch" / "act" lines.
+    "psi_warn": env_float("MONITORING_PSI_WARN", 0.1, minimum=0.0),
+    "psi_fail": env_float("MONITORING_PSI_FAIL", 0.25, minimum=0.0),
+    # A classifier telling live inputs from training rows (0.5 = alike).
+    "domain_auc_warn": env_float("MONITORING_AUC_WARN", 0.6, minimum=0.5, maximum=1),
+    "domain_auc_fail": env_float("MONITORING_AUC_FAIL", 0.75, minimum=0.5, maximum=1),
+    # Change of the adverse-decision rate against the training domain, absolute.
+    "adverse_rate_change_warn": env_float(
+        "MONITORING_ADVERSE_CHANGE_WARN", 0.05, minimum=0.0, maximum=1.0
+    ),
+    "adverse_rate_change_fail": env_float(
+        "MONITORING_ADVERSE_CHANGE_FAIL", 0.10, minimum=0.0, maximum=1.0
+    ),
+    # Drops of accuracy and ROC AUC, and rise of calibration error, against the
+    # version's held-out rows of its training domain.
+    "performance_drop_warn": env_float(
+        "MONITORING_PERFORMANCE_DROP_WARN", 0.05, minimum=0.0, maximum=1.0
+    ),
+    "performance_drop_fail": env_float(
+        "MONITORING_PERFORMANCE_DROP_FAIL", 0.10, minimum=0.0, maximum=1.0
+    ),
+}
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(

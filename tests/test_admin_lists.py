@@ -8,7 +8,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from governance.models import BiasCheck, ExplanationRequest, ShiftReport
+from governance.models import (
+    BiasCheck,
+    DecisionOutcome,
+    ExplanationRequest,
+    MonitoringFinding,
+    MonitoringRun,
+    ShiftReport,
+)
 from governance.services.audit import audit_record
 from tests.factories import (
     DecisionFactory,
@@ -51,6 +58,32 @@ def _add_rows(count: int) -> None:
             has_labels=True,
             result={"findings": [], "attributes": []},
             policy={},
+        )
+        DecisionOutcome.objects.create(
+            decision=decision,
+            label="no",
+            positive=False,
+            favourable=False,
+            known_at=timezone.now(),
+        )
+        monitoring = MonitoringRun.objects.create(
+            model_version=run.parent,
+            window_start=timezone.now(),
+            window_end=timezone.now(),
+            decisions=0,
+            outcomes=0,
+            statuses={"bias": "insufficient"},
+            result={},
+            policy={},
+            seconds=0.0,
+        )
+        MonitoringFinding.objects.create(
+            run=monitoring,
+            model_version=run.parent,
+            kind="bias",
+            severity="insufficient",
+            sentence="Too little data.",
+            numbers={},
         )
 
 

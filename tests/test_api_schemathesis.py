@@ -52,6 +52,7 @@ CHECKS = [
 ]
 PERMISSIONS = [
     "add_decision",
+    "add_decisionoutcome",
     "view_modelversion",
     "download_report",
     "view_aisystem",
@@ -154,6 +155,7 @@ def api_schema(_in_test_transaction: None, db: None) -> Any:
 # fails when the description gains an operation this list lacks.
 OPERATIONS = [
     ("POST", "/api/decisions/"),
+    ("POST", "/api/decisions/{reference}/outcome/"),
     ("POST", "/api/requests/"),
     ("GET", "/api/requests/{token}/"),
     ("GET", "/api/requests/{token}/report/"),
@@ -227,6 +229,20 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
             },
         )
         strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    if path == "/api/decisions/{reference}/outcome/":
+        # The logged decision, with its target's labels and fuzzed dates.
+        bodies = st.fixed_dictionaries(
+            {"outcome": st.sampled_from(["yes", "no"]) | st.text(max_size=130)},
+            optional={"known_at": st.datetimes().map(str) | st.text(max_size=50)},
+        )
+        reference = records["decision"]["reference"]
+        strategies.append(
+            bodies.flatmap(
+                lambda body: operation.as_strategy(
+                    path_parameters={"reference": reference}, body=body
+                )
+            )
+        )
     if path == "/api/requests/":
         bodies = st.fixed_dictionaries(
             {**{k: st.just(v) for k, v in records["decision"].items()}},

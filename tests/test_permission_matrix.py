@@ -14,7 +14,14 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from governance import roles
-from governance.models import DatasetImport, ExplanationRequest, Job, Report
+from governance.models import (
+    DatasetImport,
+    ExplanationRequest,
+    Job,
+    MonitoringFinding,
+    MonitoringRun,
+    Report,
+)
 from governance.services.contests import contest_file
 from tests.factories import (
     DecisionFactory,
@@ -73,6 +80,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: False,
         ANONYMOUS: False,
     },
+    "monitoring finding: acknowledge": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
     "request workflow": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: False,
@@ -122,6 +135,12 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         ANONYMOUS: False,
     },
     "API: log a decision": {
+        roles.COMPLIANCE_OFFICER: False,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "API: record an outcome": {
         roles.COMPLIANCE_OFFICER: False,
         roles.AUDITOR: False,
         roles.DATA_SCIENTIST: False,
@@ -201,9 +220,29 @@ def world():
     job = DatasetImport.objects.create(spec_name="matrix", spec_toml="", files=[])
     contest, _ = contest_file(decision=decision, statement="I disagree.")
     queued = Job.objects.create(kind="explainer_fit", model_version=version)
+    finding = MonitoringFinding.objects.create(
+        run=MonitoringRun.objects.create(
+            model_version=version,
+            window_start=timezone.now(),
+            window_end=timezone.now(),
+            decisions=0,
+            outcomes=0,
+            statuses={},
+            result={},
+            policy={},
+            seconds=0.0,
+        ),
+        model_version=version,
+        kind="bias",
+        severity="insufficient",
+        sentence="Too little data.",
+        numbers={},
+    )
     return {
         "job": queued,
         "contest": contest,
+        "decision": decision,
+        "finding": finding,
         "version": version,
         "run": run,
         "report": report,
@@ -247,6 +286,11 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         )
     if name == "version review":
         return client.post(f"/admin/governance/modelversion/{v.pk}/review/in_review/")
+    if name == "monitoring finding: acknowledge":
+        # No note: refused by the service after the permission check.
+        return client.post(
+            f"/admin/governance/monitoringfinding/{world['finding'].pk}/acknowledge/"
+        )
     if name == "request workflow":
         return client.post(
             f"/admin/governance/explanationrequest/{q.pk}/workflow/assign/"
@@ -278,6 +322,13 @@ def _use(name: str, client: Client, token: str | None, world: dict):
     if name == "API: log a decision":
         return Client().post(
             "/api/decisions/", {}, content_type="application/json", **api
+        )
+    if name == "API: record an outcome":
+        return Client().post(
+            f"/api/decisions/{world['decision'].reference}/outcome/",
+            {},
+            content_type="application/json",
+            **api,
         )
     if name == "API: list models":
         return Client().get("/api/models/", **api)
@@ -337,6 +388,14 @@ def test_the_decision_service_logs_decisions_and_nothing_else(world):
         "/api/decisions/", {}, content_type="application/json", **api
     )
     assert response.status_code == 400
+    # And records outcomes: through to the validation too.
+    outcome = Client().post(
+        f"/api/decisions/{world['decision'].reference}/outcome/",
+        {},
+        content_type="application/json",
+        **api,
+    )
+    assert outcome.status_code == 400
     assert Client().get("/api/models/", **api).status_code == 403
     jobs = Client().post(
         "/api/jobs/", {"kind": "bias_check"}, content_type="application/json", **api

@@ -38,6 +38,9 @@ PAGES = (
     "job",
     "decisionlog",
     "decisionlogaudit",
+    "decisionoutcome",
+    "monitoringrun",
+    "monitoringfinding",
 )
 
 # role -> page -> operations allowed. list/view: GET the list / an object's page;
@@ -62,6 +65,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "job": {"list", "view"},
         "decisionlog": {"list", "view"},
         "decisionlogaudit": {"list", "view"},
+        "decisionoutcome": {"list", "view"},
+        "monitoringrun": {"list", "view"},
+        # Acknowledging is its own form (tests/test_permission_matrix.py).
+        "monitoringfinding": {"list", "view"},
     },
     roles.AUDITOR: {page: {"list", "view"} for page in PAGES},
     roles.DATA_SCIENTIST: {
@@ -83,6 +90,9 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "job": {"list", "view"},
         "decisionlog": {"list", "view"},
         "decisionlogaudit": {"list", "view"},
+        "decisionoutcome": {"list", "view"},
+        "monitoringrun": {"list", "view"},
+        "monitoringfinding": {"list", "view"},
     },
 }
 
@@ -148,7 +158,38 @@ def records():
         result={},
         policy={},
     )
+    from django.utils import timezone
+
+    from governance.models import DecisionOutcome, MonitoringFinding, MonitoringRun
+
+    monitoring = MonitoringRun.objects.create(
+        model_version=run.parent,
+        window_start=timezone.now(),
+        window_end=timezone.now(),
+        decisions=0,
+        outcomes=0,
+        statuses={"bias": "insufficient"},
+        result={},
+        policy={},
+        seconds=0.0,
+    )
     return {
+        "decisionoutcome": DecisionOutcome.objects.create(
+            decision=decision,
+            label="no",
+            positive=False,
+            favourable=False,
+            known_at=timezone.now(),
+        ),
+        "monitoringrun": monitoring,
+        "monitoringfinding": MonitoringFinding.objects.create(
+            run=monitoring,
+            model_version=run.parent,
+            kind="bias",
+            severity="insufficient",
+            sentence="Too little data.",
+            numbers={},
+        ),
         "aisystem": AISystemFactory(),
         "explainer": recourse.explanation.explainer,
         "decisionexplanation": recourse.explanation,

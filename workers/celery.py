@@ -34,12 +34,14 @@ app.conf.task_routes = {
     "workers.tasks.audit_verify_task": {"queue": Queue.CPU.value},
     "workers.tasks.finetune_task": {"queue": Queue.GPU.value},
     "workers.tasks.sweep_task": {"queue": Queue.CPU.value},
+    "workers.tasks.monitoring_task": {"queue": Queue.CPU.value},
     "workers.tasks.dataset_import_task": {"queue": Queue.CPU.value},
     "workers.tasks.report_render_task": {"queue": Queue.REPORTS.value},
     "workers.tasks.request_draft_task": {"queue": Queue.GPU.value},
     # job_task goes to its job kind's queue (governance.services.jobs.JOB_QUEUE).
 }
-# The sweeper re-queues lost jobs (run `celery beat`).
+# The sweeper re-queues lost jobs (run `celery beat`); the monitoring pass is
+# added once the Django settings are read (monitoring_schedule below).
 app.conf.beat_schedule = {
     "sweep": {"task": "workers.tasks.sweep_task", "schedule": 60.0},
 }
@@ -56,6 +58,19 @@ app.conf.task_publish_retry_policy = {
 }
 app.conf.broker_transport_options = {"socket_connect_timeout": 2, "socket_timeout": 5}
 app.autodiscover_tasks(["workers"], related_name="tasks")
+
+
+@app.on_after_configure.connect
+def monitoring_schedule(sender: Celery, **kwargs: Any) -> None:
+    """Post-market monitoring of every approved version, every
+    MONITORING_SCHEDULE_S seconds (a Django setting, so read after configure)."""
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        float(settings.MONITORING_SCHEDULE_S),
+        sender.signature("workers.tasks.monitoring_task"),
+        name="monitoring",
+    )
 
 
 def enqueue_after_commit(

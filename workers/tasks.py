@@ -214,3 +214,15 @@ def job_task(self: Any, job_id: int) -> dict[str, Any]:
         )
         return {"job": job_id, "state": "failed", "error": "time limit"}
     return {"job": job_id, "state": job.state, "result": job.result}
+
+
+@shared_task(soft_time_limit=1800, time_limit=1860)
+def monitoring_task() -> dict[str, Any]:
+    """One post-market monitoring pass over every approved version (celery beat)."""
+    from governance.services.monitoring import monitoring_run
+
+    runs = monitoring_run(actor="task:monitoring")
+    return {
+        "runs": [run.pk for run in runs],
+        "findings": sum(run.findings.count() for run in runs),
+    }

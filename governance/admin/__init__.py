@@ -16,6 +16,7 @@ from governance.admin import (  # noqa: F401  (imported to register)
     decision_logs,
     decisions,
     jobs,
+    monitoring,
     reports,
     requests,
     runs,

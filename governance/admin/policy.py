@@ -12,6 +12,7 @@ def policy_view(request: HttpRequest) -> HttpResponse:
     """The thresholds the product applies, as an officer reads them (read-only;
     they are set by environment variables, see .env.example)."""
     from governance.services.bias import fairness_policy
+    from governance.services.monitoring import monitoring_policy
     from governance.services.training import freeze_policy
 
     freeze = freeze_policy()
@@ -25,5 +26,9 @@ def policy_view(request: HttpRequest) -> HttpResponse:
         "counterfactuals_per_decision": settings.COUNTERFACTUALS_PER_DECISION,
         "request_link_days": settings.REQUEST_LINK_DAYS,
         "rate_limit": settings.REQUEST_RATE_LIMIT_PER_HOUR,
+        "monitoring": monitoring_policy().to_dict(),
+        "monitoring_window_days": settings.MONITORING_WINDOW_DAYS,
+        "monitoring_max_decisions": settings.MONITORING_MAX_DECISIONS,
+        "monitoring_schedule_s": settings.MONITORING_SCHEDULE_S,
     }
     return TemplateResponse(request, "admin/governance/policy.html", context)

@@ -32,6 +32,7 @@ def require_perm(*perms: str) -> type[BasePermission]:
 
 
 CanLogDecisions = require_perm("governance.add_decision")
+CanRecordOutcomes = require_perm("governance.add_decisionoutcome")
 CanViewModels = require_perm("governance.view_modelversion")
 CanDownloadReports = require_perm("governance.download_report")
 CanViewSystems = require_perm("governance.view_aisystem")

@@ -150,6 +150,28 @@ class DecisionLoggedSerializer(serializers.Serializer):
     decided_at = serializers.DateTimeField()
 
 
+class DecisionOutcomeSerializer(serializers.Serializer):
+    outcome = serializers.CharField(
+        max_length=120, help_text="What really happened: one of the target's labels."
+    )
+    known_at = serializers.DateTimeField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="When the outcome became known (ISO 8601); default now.",
+    )
+
+
+class DecisionOutcomeRecordedSerializer(serializers.Serializer):
+    reference = serializers.CharField()
+    outcome = serializers.CharField(help_text="The label recorded.")
+    favourable = serializers.BooleanField(
+        help_text="The outcome is the one good for the person."
+    )
+    decided = serializers.CharField(help_text="What the model decided.")
+    known_at = serializers.DateTimeField()
+
+
 # --- Right-to-explanation requests -------------------------------------------------
 
 

@@ -12,6 +12,11 @@ urlpatterns = [
     # their assets from a CDN, and the product must work offline.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("decisions/", views.DecisionLogView.as_view(), name="decision_log"),
+    path(
+        "decisions/<str:reference>/outcome/",
+        views.DecisionOutcomeView.as_view(),
+        name="decision_outcome",
+    ),
     path("requests/", views.RequestFileView.as_view(), name="request_file"),
     path(
         "requests/<str:token>/",

@@ -38,6 +38,7 @@ from governance.api.permissions import (
     CanChangeSystems,
     CanDownloadReports,
     CanLogDecisions,
+    CanRecordOutcomes,
     CanStartJobs,
     CanViewChecks,
     CanViewJobs,
@@ -69,6 +70,11 @@ from governance.services.contests import (
 )
 from governance.services.decisions import DecisionInputError, decision_log
 from governance.services.jobs import job_may_start, job_permissions, job_start
+from governance.services.outcomes import (
+    OutcomeError,
+    decision_outcome_record,
+    reference_shape_ok,
+)
 from governance.services.reports import report_file
 from governance.services.requests import RequestRefused, request_file, request_for_token
 from governance.services.systems import (
@@ -362,6 +368,52 @@ class ModelVersionChecksView(APIView):
         return Response(
             s.VersionChecksSerializer(body, context={"request": request}).data
         )
+
+
+class DecisionOutcomeView(APIView):
+    permission_classes = [CanRecordOutcomes]
+    parser_classes = [BoundedJSONParser]
+
+    @extend_schema(
+        operation_id="decision_outcome_record",
+        summary="Record the real outcome of a logged decision, once known "
+        "(systems; needs governance.add_decisionoutcome; audited)",
+        request=s.DecisionOutcomeSerializer,
+        responses={
+            201: s.DecisionOutcomeRecordedSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            404: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request, reference: str) -> Response:
+        if (
+            not reference_shape_ok(reference)
+            or not Decision.objects.filter(reference=reference.strip().upper()).exists()
+        ):
+            raise NotFound("No decision has this reference.")
+        given = s.DecisionOutcomeSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        try:
+            outcome = decision_outcome_record(
+                reference=reference,
+                label=given.validated_data["outcome"],
+                known_at=given.validated_data["known_at"],
+                actor=request.user,
+            )
+        except OutcomeError as exc:
+            raise Refused(str(exc)) from None
+        body = {
+            "reference": outcome.decision.reference,
+            "outcome": outcome.label,
+            "favourable": outcome.favourable,
+            "decided": outcome.decision.outcome,
+            "known_at": outcome.known_at,
+        }
+        return Response(s.DecisionOutcomeRecordedSerializer(body).data, status=201)
 
 
 # --- AI systems --------------------------------------------------------------------

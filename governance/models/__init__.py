@@ -11,6 +11,11 @@ from governance.models.decision_logs import DecisionLog, DecisionLogAudit
 from governance.models.decisions import Decision, DecisionExplanation, RecourseCheck
 from governance.models.imports import DatasetImport
 from governance.models.jobs import Job, JobKind, JobState
+from governance.models.monitoring import (
+    DecisionOutcome,
+    MonitoringFinding,
+    MonitoringRun,
+)
 from governance.models.reports import Report
 from governance.models.requests import ExplanationRequest
 from governance.models.systems import AISystem
@@ -33,6 +38,7 @@ __all__ = [
     "DecisionExplanation",
     "DecisionLog",
     "DecisionLogAudit",
+    "DecisionOutcome",
     "Domain",
     "Explainer",
     "ExplanationRequest",
@@ -41,6 +47,8 @@ __all__ = [
     "JobKind",
     "JobState",
     "ModelVersion",
+    "MonitoringFinding",
+    "MonitoringRun",
     "RecourseCheck",
     "Report",
     "ShiftReport",

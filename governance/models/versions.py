@@ -16,6 +16,9 @@ class ModelVersionStatus(models.TextChoices):
     IN_REVIEW = "in_review", "in review"
     APPROVED = "approved", "approved"
     REJECTED = "rejected", "rejected"
+    # Taken off decisions by an officer (e.g. on a monitoring finding) until it
+    # is reviewed and approved again.
+    SUSPENDED = "suspended", "suspended"
     RETIRED = "retired", "retired"
 
 
@@ -35,7 +38,8 @@ class ModelVersion(models.Model):
         Status.DRAFT: {Status.IN_REVIEW, Status.RETIRED},
         Status.IN_REVIEW: {Status.APPROVED, Status.REJECTED},
         Status.REJECTED: {Status.DRAFT, Status.RETIRED},
-        Status.APPROVED: {Status.RETIRED},
+        Status.APPROVED: {Status.SUSPENDED, Status.RETIRED},
+        Status.SUSPENDED: {Status.IN_REVIEW, Status.RETIRED},
         Status.RETIRED: set(),
     }
 

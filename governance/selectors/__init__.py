@@ -15,6 +15,7 @@ from governance.selectors.versions import (
     model_version_approval_event,
     model_version_approval_gaps,
     model_version_lineage,
+    model_version_suspension,
     version_checks,
     version_domain_metrics,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "model_version_approval_event",
     "model_version_approval_gaps",
     "model_version_lineage",
+    "model_version_suspension",
     "released_answer",
     "version_checks",
     "version_domain_metrics",

@@ -223,3 +223,20 @@ def version_checks(
         name: (list(rows.order_by("-created_at", "-pk")[:limit]), rows.count())
         for name, rows in lists.items()
     }
+
+
+def model_version_suspension(version: ModelVersion) -> AuditEvent | None:
+    """The audit event that suspended the version (its note is the reason)."""
+    events = AuditEvent.objects.filter(
+        object_type="governance.modelversion",
+        object_id=str(version.pk),
+        action="model_version.status_changed",
+    ).order_by("-sequence")
+    return next(
+        (
+            e
+            for e in events
+            if (e.after or {}).get("status") == ModelVersion.Status.SUSPENDED
+        ),
+        None,
+    )

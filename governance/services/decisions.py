@@ -165,6 +165,16 @@ def decision_log(
 
     # Read the status afresh: the version may have been retired since it was loaded.
     model_version.refresh_from_db(fields=["status"])
+    if model_version.status == ModelVersion.Status.SUSPENDED:
+        from governance.selectors import model_version_suspension
+
+        event = model_version_suspension(model_version)
+        reason = (event.after or {}).get("note", "") if event else ""
+        when = f" on {event.created_at:%Y-%m-%d}" if event else ""
+        raise DecisionInputError(
+            f"{model_version} is suspended{when} and makes no decisions until it "
+            f"is reviewed and approved again; the reason given: {reason[:500]}"
+        )
     if model_version.status != ModelVersion.Status.APPROVED:
         raise DecisionInputError(
             f"{model_version} is {model_version.get_status_display()}: only an "

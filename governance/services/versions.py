@@ -82,6 +82,8 @@ def model_version_set_status(
     # version that cannot be approved from where it is.
     check_transition(version, status)
     user = actor if getattr(actor, "is_authenticated", False) else None
+    if status == Status.SUSPENDED:
+        _check_suspension(user, note)
     if status == Status.APPROVED:
         _check_four_eyes(version, user)
         _check_dossier(version)
@@ -124,6 +126,18 @@ def _check_special_category(version: ModelVersion) -> None:
     from governance.services.special_category import special_category_check
 
     special_category_check(version)
+
+
+def _check_suspension(officer: Any, reason: str) -> None:
+    """A suspension stops every decision of the version: a named officer says why
+    (the reason is what POST /api/decisions/ answers with)."""
+    if officer is None:
+        raise ValidationError("a version is suspended by a named officer")
+    if not reason.strip():
+        raise ValidationError(
+            "say why the version is suspended: the reason is recorded and given "
+            "to every system whose decision it refuses"
+        )
 
 
 def _check_four_eyes(version: ModelVersion, approver: Any) -> None:
