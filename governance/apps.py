@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class GovernanceConfig(AppConfig):
@@ -9,3 +10,11 @@ class GovernanceConfig(AppConfig):
     def ready(self) -> None:
         # Connects the receiver that audits each admin login lockout.
         from governance import lockout  # noqa: F401
+
+
+class GovernanceAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, with the work queue as its front page (settings names it
+    in place of django.contrib.admin)."""
+
+    default = False  # not this app's own config: GovernanceConfig is
+    default_site = "governance.admin_site.GovernanceAdminSite"

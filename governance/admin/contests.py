@@ -6,9 +6,11 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -20,6 +22,7 @@ from governance.models import (
     Contest,
     DecisionExplanation,
 )
+from governance.selectors import contest_deadline_q
 from governance.services.contests import (
     contest_decide,
     contest_is_late,
@@ -27,6 +30,20 @@ from governance.services.contests import (
     contest_review_refusal,
     contest_start_review,
 )
+
+
+class ContestDeadlineFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "overdue"), ("week", "due within 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The work queue counts with the same condition (governance/selectors.py).
+        if self.value() in ("overdue", "week"):
+            return queryset.filter(contest_deadline_q(self.value(), now=timezone.now()))
+        return queryset
 
 
 @admin.register(Contest)
@@ -44,7 +61,12 @@ class ContestAdmin(ReadOnlyAdmin):
         "reviewer",
         "received_at",
     )
-    list_filter = ("status", "outcome", "wants_human_intervention")
+    list_filter = (
+        ContestDeadlineFilter,
+        "status",
+        "outcome",
+        "wants_human_intervention",
+    )
     list_select_related = ("decision__model_version", "reviewer")
     search_fields = ("=number", "=decision__reference")
     ordering = ("due_at",)

@@ -8,7 +8,6 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -25,6 +24,7 @@ from governance.models import (
     Decision,
     ExplanationRequest,
 )
+from governance.selectors import request_deadline_q
 from governance.services.requests import (
     request_approve,
     request_assign,
@@ -44,15 +44,9 @@ class DeadlineFilter(admin.SimpleListFilter):
         return [("overdue", "overdue"), ("week", "due within 7 days")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        now = timezone.now()
-        open_requests = queryset.exclude(status=ExplanationRequest.Status.RELEASED)
-        deadline = Coalesce("extended_due_at", "due_at")
-        if self.value() == "overdue":
-            return open_requests.alias(deadline=deadline).filter(deadline__lt=now)
-        if self.value() == "week":
-            return open_requests.alias(deadline=deadline).filter(
-                deadline__gte=now, deadline__lte=now + timedelta(days=7)
-            )
+        # The work queue counts with the same condition (governance/selectors.py).
+        if self.value() in ("overdue", "week"):
+            return queryset.filter(request_deadline_q(self.value(), now=timezone.now()))
         return queryset
 
 

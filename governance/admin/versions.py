@@ -28,8 +28,10 @@ from governance.models import (
     Report,
 )
 from governance.selectors import (
+    VERSION_GAPS,
     LineageNode,
     model_version_lineage,
+    versions_with_gap,
 )
 from governance.services.bias import bias_transfer_table, latest_bias_checks
 from governance.services.reports import report_request
@@ -85,6 +87,25 @@ def _lineage_html(node: LineageNode) -> SafeString:
     return format_html("<li>{}</li>", label)
 
 
+class EvidenceGapFilter(admin.SimpleListFilter):
+    title = "checks failing or missing"
+    parameter_name = "evidence"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("failing", "latest bias check fails on a domain"),
+            ("unchecked", "no bias check on a labelled domain"),
+            ("no_explainer", "no explainer"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The work queue counts with the same condition (governance/selectors.py):
+        # draft, in-review and approved versions only.
+        if self.value() in VERSION_GAPS:
+            return versions_with_gap(queryset, self.value())
+        return queryset
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     view_on_site = False
@@ -97,7 +118,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "created_at",
     )
-    list_filter = ("kind", "status", "dataset")
+    list_filter = ("kind", "status", EvidenceGapFilter, "dataset")
     list_select_related = ("parent", "dataset", "trained_on__dataset")
     search_fields = ("name", "artifact_sha256")
     fields = (
