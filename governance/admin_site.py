@@ -1,6 +1,9 @@
 """The admin site, whose front page is the work queue: what waits for the user,
 counted by `governance.selectors.work_queue`, each count linked to the list that
-shows exactly those records (the lists' filters use the same conditions)."""
+shows exactly those records (the lists' filters use the same conditions).
+
+The labels avoid the model lists' names ("Explanation requests", "Contests"), so
+a link found by the list's name is the app list's, not a queue row's."""
 
 from __future__ import annotations
 
@@ -32,12 +35,12 @@ class QueueSection:
     rows: list[QueueRow]
 
 
-# (section, key on WorkQueue, label, model, filter query, urgent)
-_ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
+# (section, key on WorkQueue, (label for one, for many), model, filter query, urgent)
+_ROWS: tuple[tuple[str, str, tuple[str, str], str, dict[str, str], bool], ...] = (
     (
         "Deadlines",
         "requests_overdue",
-        "explanation requests overdue",
+        ("request for an explanation: overdue", "requests for an explanation: overdue"),
         "explanationrequest",
         {"deadline": "overdue"},
         True,
@@ -45,7 +48,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Deadlines",
         "requests_due_soon",
-        "explanation requests due within 7 days",
+        (
+            "request for an explanation: due within 7 days",
+            "requests for an explanation: due within 7 days",
+        ),
         "explanationrequest",
         {"deadline": "week"},
         False,
@@ -53,7 +59,7 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Deadlines",
         "contests_overdue",
-        "contests overdue",
+        ("contested decision overdue", "contested decisions overdue"),
         "contest",
         {"deadline": "overdue"},
         True,
@@ -61,7 +67,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Deadlines",
         "contests_due_soon",
-        "contests due within 7 days",
+        (
+            "contested decision due within 7 days",
+            "contested decisions due within 7 days",
+        ),
         "contest",
         {"deadline": "week"},
         False,
@@ -69,7 +78,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Awaiting a second officer",
         "requests_awaiting_approval",
-        "explanations waiting for a second officer's approval",
+        (
+            "explanation waiting for a second officer's approval",
+            "explanations waiting for a second officer's approval",
+        ),
         "explanationrequest",
         {"status__exact": "in_review"},
         False,
@@ -77,7 +89,7 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Awaiting a second officer",
         "reports_awaiting_review",
-        "report drafts not yet reviewed",
+        ("report draft not yet reviewed", "report drafts not yet reviewed"),
         "report",
         {"status__exact": "draft"},
         False,
@@ -85,7 +97,7 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Awaiting a second officer",
         "versions_awaiting_approval",
-        "model versions in review",
+        ("model version in review", "model versions in review"),
         "modelversion",
         {"status__exact": "in_review"},
         False,
@@ -93,7 +105,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Contests (GDPR Art. 22(3))",
         "contests_received",
-        "contests waiting for a reviewer",
+        (
+            "contested decision waiting for a reviewer",
+            "contested decisions waiting for a reviewer",
+        ),
         "contest",
         {"status__exact": "received"},
         False,
@@ -101,7 +116,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Contests (GDPR Art. 22(3))",
         "contests_in_review",
-        "contests under human review",
+        (
+            "contested decision under human review",
+            "contested decisions under human review",
+        ),
         "contest",
         {"status__exact": "in_review"},
         False,
@@ -109,7 +127,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Checks failing or missing (draft, in review or approved versions)",
         "versions_failing_bias",
-        "versions whose latest bias check fails on a domain",
+        (
+            "version whose latest bias check fails on a domain",
+            "versions whose latest bias check fails on a domain",
+        ),
         "modelversion",
         {"evidence": "failing"},
         True,
@@ -117,7 +138,10 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Checks failing or missing (draft, in review or approved versions)",
         "versions_unchecked",
-        "versions with no bias check on a labelled domain",
+        (
+            "version with no bias check on a labelled domain",
+            "versions with no bias check on a labelled domain",
+        ),
         "modelversion",
         {"evidence": "unchecked"},
         False,
@@ -125,17 +149,31 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
     (
         "Checks failing or missing (draft, in review or approved versions)",
         "versions_without_explainer",
-        "versions with no explainer",
+        ("version with no explainer", "versions with no explainer"),
         "modelversion",
         {"evidence": "no_explainer"},
         False,
     ),
-    ("Jobs", "jobs_running", "jobs running", "job", {"state__exact": "running"}, False),
-    ("Jobs", "jobs_queued", "jobs queued", "job", {"state__exact": "queued"}, False),
+    (
+        "Jobs",
+        "jobs_running",
+        ("job running", "jobs running"),
+        "job",
+        {"state__exact": "running"},
+        False,
+    ),
+    (
+        "Jobs",
+        "jobs_queued",
+        ("job queued", "jobs queued"),
+        "job",
+        {"state__exact": "queued"},
+        False,
+    ),
     (
         "Jobs",
         "jobs_failed_recently",
-        "jobs failed in the last 7 days",
+        ("job failed in the last 7 days", "jobs failed in the last 7 days"),
         "job",
         {"failed": "week"},
         True,
@@ -146,10 +184,11 @@ _ROWS: tuple[tuple[str, str, str, str, dict[str, str], bool], ...] = (
 def queue_sections(queue: WorkQueue) -> list[QueueSection]:
     """The queue's rows in reading order, leaving out what the role may not see."""
     sections: dict[str, list[QueueRow]] = {}
-    for title, key, label, model, query, urgent in _ROWS:
+    for title, key, (one, many), model, query, urgent in _ROWS:
         count = getattr(queue, key)
         if count is None:
             continue
+        label = one if count == 1 else many
         url = reverse(f"admin:governance_{model}_changelist") + "?" + urlencode(query)
         sections.setdefault(title, []).append(
             QueueRow(key=key, label=label, count=count, url=url, urgent=urgent)

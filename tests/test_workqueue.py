@@ -72,9 +72,7 @@ def world() -> dict[str, set[int]]:
     )
 
     contest_late = ContestFactory(status=Contest.Status.RECEIVED, due_at=now - DAY)
-    contest_soon = ContestFactory(
-        status=Contest.Status.IN_REVIEW, due_at=now + 2 * DAY
-    )
+    contest_soon = ContestFactory(status=Contest.Status.IN_REVIEW, due_at=now + 2 * DAY)
     ContestFactory(
         status=Contest.Status.DECIDED,
         outcome=Contest.Outcome.UPHELD,

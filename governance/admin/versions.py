@@ -19,6 +19,7 @@ from governance.admin.common import (
     error_text,
     top_shifted_features,
 )
+from governance.admin.version_summary import version_summary
 from governance.models import (
     Domain,
     Job,
@@ -33,7 +34,7 @@ from governance.selectors import (
     model_version_lineage,
     versions_with_gap,
 )
-from governance.services.bias import bias_transfer_table, latest_bias_checks
+from governance.services.bias import bias_transfer_table
 from governance.services.reports import report_request
 from governance.services.training import (
     MAX_EPOCHS,
@@ -129,9 +130,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "lineage",
         "dataset",
         "trained_on",
-        "bias_verdicts",
         "bias_transfer",
-        "metrics_table",
         "layer_table",
         "training_summary",
         "artifact_path",
@@ -227,6 +226,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         gaps = model_version_approval_gaps(version) if version is not None else None
         extra_context = {
             **(extra_context or {}),
+            # Verdicts and key figures first (governance/admin/version_summary.py).
+            "summary": version_summary(version) if version is not None else None,
+            "summary_metrics": (
+                self.metrics_table(version) if version is not None else ""
+            ),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
@@ -396,36 +400,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
             format_html("<p>Intervals: {}.</p>", method) if method else "",
         )
 
-    @admin.display(description="Bias checks (latest per domain)")
-    def bias_verdicts(self, obj: ModelVersion) -> SafeString:
-        checks = latest_bias_checks(obj)
-        if not checks:
-            return mark_safe("—")
-        return format_html_join(
-            "",
-            '<p><a href="{}"><strong>{}</strong> on {}</a>: {}</p>',
-            (
-                (
-                    check.get_absolute_url(),
-                    check.get_verdict_display().upper(),
-                    domain,
-                    " ".join(
-                        f["sentence"]
-                        for f in check.result.get("findings", [])
-                        if f.get("severity") in ("fail", "warn", "insufficient")
-                    )[:600]
-                    or "no issues",
-                )
-                for domain, check in sorted(checks.items())
-            ),
-        )
-
     @admin.display(description="Bias transfer (parent → this version)")
     def bias_transfer(self, obj: ModelVersion) -> SafeString:
         rows = bias_transfer_table(obj)
         if not rows:
             return mark_safe("—")
-        return bias_transfer_html(rows)
+        # Long (every attribute, metric and domain): folded under the verdicts.
+        return format_html(
+            '<details id="bias-transfer"><summary>{} rows: base to fine-tuned, '
+            "source to target</summary>{}</details>",
+            len(rows),
+            bias_transfer_html(rows),
+        )
 
     @admin.display(description="Layers")
     def layer_table(self, obj: ModelVersion) -> SafeString:
@@ -442,8 +428,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
         )
         return format_html(
+            '<details id="layer-table"><summary>{} layers</summary>'
             "<table><thead><tr><th>layer</th><th>parameters</th><th>fine-tuning</th>"
-            "<th>weights</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>weights</th></tr></thead><tbody>{}</tbody></table></details>",
+            len(rows),
             body,
         )
 
