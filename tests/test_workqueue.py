@@ -271,3 +271,36 @@ def test_the_counts_take_one_query_per_kind_of_record(
     # Permissions (2), requests, reports, versions, contests, jobs and the job list.
     with django_assert_max_num_queries(8):
         work_queue(officer)
+
+
+def test_the_version_page_says_what_an_approval_still_needs(
+    user_in_role: Any,
+) -> None:
+    from governance.admin.version_summary import approval_needs
+    from tests.factories import ReportFactory, UserFactory
+
+    submitter = UserFactory(username="scientist-1")
+    version = ModelVersionFactory(status="in_review", submitted_by=submitter)
+    needs = approval_needs(version)
+    assert needs == [
+        "a rendered model dossier (Generate model dossier)",
+        "approval by a compliance officer other than scientist-1, who submitted "
+        "it (four eyes)",
+        "a written justification with the approval, because it has no explainer",
+    ]
+    ReportFactory(model_version=version)
+    ExplainerFactory(
+        model_version=version, domain__availability=Domain.Availability.DATA
+    )
+    assert approval_needs(version) == [
+        "approval by a compliance officer other than scientist-1, who submitted "
+        "it (four eyes)"
+    ]
+    page = _client(user_in_role(roles.AUDITOR)).get(
+        f"/admin/governance/modelversion/{version.pk}/change/"
+    )
+    assert "approval by a compliance officer other than scientist-1" in (
+        page.content.decode()
+    )
+    version.status = "approved"
+    assert approval_needs(version) == []

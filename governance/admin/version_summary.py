@@ -33,8 +33,10 @@ def approval_needs(version: ModelVersion) -> list[str]:
     if version.status in (Status.APPROVED, Status.RETIRED):
         return []
     needs = []
-    if version.status in (Status.DRAFT, Status.REJECTED):
+    if version.status == Status.DRAFT:
         needs.append("to be submitted for review")
+    elif version.status == Status.REJECTED:
+        needs.append("to go back to draft, then be submitted for review again")
     rendered = version.reports.filter(
         kind=Report.Kind.DOSSIER,
         status__in=[Report.Status.DRAFT, Report.Status.APPROVED],
