@@ -266,6 +266,7 @@ def grouped_bar_chart(
     max_label_chars: int = 18,
     y_range: tuple[float, float] | None = None,
     value_labels: bool = False,
+    lines: Sequence[tuple[str, float]] = (),
 ) -> str:
     """Vertical bars: one cluster per group, one bar per series, with a legend.
 
@@ -274,6 +275,8 @@ def grouped_bar_chart(
     axis (bars rise from its low end: for a bounded metric such as ROC AUC, a
     range near the values shows a difference a zero-based axis hides; the
     caller says so in the caption). `value_labels` prints each bar's value.
+    `lines` draws a dashed horizontal line at each (label, value), e.g. a gate
+    a rate must stay above, labelled at the right end.
     """
     if not groups or not series:
         raise ValueError("a grouped bar chart needs groups and series")
@@ -283,6 +286,8 @@ def grouped_bar_chart(
                 f"series {name!r} has {len(values)} values for {len(groups)} groups"
             )
     all_values = [v for _, values in series for v in _finite(values, "bar values")]
+    line_values = _finite([value for _, value in lines], "line values")
+    all_values += line_values
     if y_range is None:
         ticks = nice_ticks(min(0.0, *all_values), max(0.0, *all_values), 5)
     else:
@@ -340,6 +345,9 @@ def grouped_bar_chart(
         color = colors[s_index % len(colors)]
         parts.append(f'<path fill="{color}" d="{_rects_path(rects)}"/>')
     parts.append(f'<path stroke="{INK}" fill="none" d="M{left} {zero}H{width - 8}"/>')
+    dashed = f'stroke="{NEGATIVE}" stroke-dasharray="5 3" fill="none"'
+    for value in line_values:
+        parts.append(f'<path {dashed} d="M{left} {y(value)}H{width - 8}"/>')
     parts.extend(value_texts)
     parts.extend(
         _text(left - 4, y(t) + 4, text, "end")
@@ -363,6 +371,12 @@ def grouped_bar_chart(
         parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{color}"/>')
         parts.append(_text(x + 14, 15, label))
         x += 14 + int(len(label) * CHAR_WIDTH) + 16
+    # Each line in the legend, so its label never sits on a bar.
+    for (name, _), value in zip(lines, line_values, strict=True):
+        label = f"{truncate(name, 24)} {format_number(value)}"
+        parts.append(f'<path {dashed} d="M{x} 11H{x + 16}"/>')
+        parts.append(_text(x + 20, 15, label))
+        x += 20 + int(len(label) * CHAR_WIDTH) + 16
     return _close(parts)
 
 

@@ -3,6 +3,7 @@ fixtures directly where the path through a service is not what is under test."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import factory
@@ -12,12 +13,16 @@ from django.utils import timezone
 
 from governance.models import (
     AISystem,
+    BiasCheck,
+    Contest,
     Dataset,
     Decision,
     DecisionExplanation,
     Domain,
     Explainer,
+    ExplanationRequest,
     FineTuneRun,
+    Job,
     ModelVersion,
     RecourseCheck,
     Report,
@@ -189,6 +194,63 @@ class ReportFactory(factory.django.DjangoModelFactory):
     status = Report.Status.DRAFT
     sha256 = factory.Sequence(lambda n: f"{n:064x}")
     file_path = "reports/none.pdf"
+
+
+class BiasCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BiasCheck
+
+    model_version = factory.SubFactory(ModelVersionFactory)
+    domain = factory.SubFactory(
+        DomainFactory, dataset=factory.SelfAttribute("..model_version.dataset")
+    )
+    verdict = BiasCheck.Verdict.PASS
+    rows = 100
+    has_labels = True
+    result = factory.LazyFunction(lambda: {"findings": [], "attributes": []})
+    policy = factory.LazyFunction(dict)
+
+
+class ExplanationRequestFactory(factory.django.DjangoModelFactory):
+    """A request received today, due in a month; tests set status and dates."""
+
+    class Meta:
+        model = ExplanationRequest
+
+    number = factory.Sequence(lambda n: f"ER-T{n:08d}")
+    decision = factory.SubFactory(DecisionFactory)
+    received_at = factory.LazyFunction(timezone.now)
+    due_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=30))
+    access_token_hash = factory.Sequence(lambda n: f"{n:064x}")
+    access_expires_at = factory.LazyFunction(
+        lambda: timezone.now() + timedelta(days=365)
+    )
+
+
+class ContestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Contest
+
+    number = factory.Sequence(lambda n: f"CT-T{n:08d}")
+    decision = factory.SubFactory(DecisionFactory)
+    statement = "I disagree with this decision."
+    received_at = factory.LazyFunction(timezone.now)
+    due_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=30))
+    access_token_hash = factory.Sequence(lambda n: f"c{n:063x}")
+    access_expires_at = factory.LazyFunction(
+        lambda: timezone.now() + timedelta(days=365)
+    )
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    """A queued recourse re-check (the one kind that links no single result, so
+    any state is allowed without a result record)."""
+
+    class Meta:
+        model = Job
+
+    kind = Job.Kind.RECOURSE_RECHECK
+    model_version = factory.SubFactory(ModelVersionFactory)
 
 
 def approve_version(version: ModelVersion, user_in_role: Any) -> ModelVersion:

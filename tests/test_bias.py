@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils.html import escape
 
 from governance import roles
 from governance.models import AuditEvent, BiasCheck, JobKind, ModelVersion
@@ -143,6 +144,12 @@ def test_the_version_page_shows_verdicts_transfer_and_performance(
     child = lineage["child"]
     page = admin_client.get(f"/admin/governance/modelversion/{child.pk}/change/")
     html = page.content.decode()
-    assert "Bias checks (latest per domain)" in html
+    assert "Bias verdict per attribute" in html
+    # Every finding in full (the summary once cut the joined text at 600
+    # characters, mid-number: "... a gap of 0").
+    for check in child.bias_checks.all():
+        for finding in check.result["findings"]:
+            if finding["severity"] in ("fail", "warn", "insufficient"):
+                assert escape(finding["sentence"]) in html
     assert "Bias transfer (parent" in html and "fine-tuned, target" in html
     assert f"{child.metrics['target']['roc_auc']:.3f}" in html

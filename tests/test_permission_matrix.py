@@ -403,3 +403,25 @@ def test_the_decision_service_logs_decisions_and_nothing_else(world):
     assert jobs.status_code == 403
     assert Client().get(f"/api/jobs/{world['job'].pk}/", **api).status_code == 403
     assert client.get("/admin/governance/decision/").status_code == 403
+
+
+# The admin's front page (the work queue): which kinds of record each role's
+# counts cover (governance/selectors.py work_queue). Anonymous visitors get the
+# login page.
+QUEUE_ROWS: dict[str, set[str]] = {
+    roles.COMPLIANCE_OFFICER: {"requests", "contests", "reports", "versions", "jobs"},
+    roles.AUDITOR: {"requests", "contests", "reports", "versions", "jobs"},
+    roles.DATA_SCIENTIST: {"reports", "versions", "jobs"},
+}
+
+
+@pytest.mark.parametrize("role", PEOPLE)
+def test_each_role_sees_exactly_its_work_queue_counts(role, world):
+    client, _ = _client(role)
+    response = client.get("/admin/")
+    if role == ANONYMOUS:
+        assert response.status_code == 302
+        assert "/login/" in response["Location"]
+        return
+    shown = set(re.findall(r'id="queue-([a-z]+)_', response.content.decode()))
+    assert shown == QUEUE_ROWS[role]

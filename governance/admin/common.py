@@ -14,9 +14,7 @@ from django.urls import path, reverse
 
 from governance.models import ShiftReport
 
-admin.site.site_header = "Model governance"
-admin.site.site_title = "Model governance"
-admin.site.index_title = "Registry, lineage, checks and audit trail"
+# The site's titles and front page: governance/admin_site.py.
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

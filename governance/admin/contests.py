@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -19,13 +21,27 @@ from governance.models import (
     Contest,
     DecisionExplanation,
 )
-from governance.selectors import contest_is_late
+from governance.selectors import contest_deadline_q, contest_is_late
 from governance.services.contests import (
     contest_decide,
     contest_letter,
     contest_review_refusal,
     contest_start_review,
 )
+
+
+class ContestDeadlineFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "deadline"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("overdue", "overdue"), ("week", "due within 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The work queue counts with the same condition (governance/selectors.py).
+        if self.value() in ("overdue", "week"):
+            return queryset.filter(contest_deadline_q(self.value(), now=timezone.now()))
+        return queryset
 
 
 @admin.register(Contest)
@@ -45,7 +61,12 @@ class ContestAdmin(WorkflowButtons, ReadOnlyAdmin):
         "reviewer",
         "received_at",
     )
-    list_filter = ("status", "outcome", "wants_human_intervention")
+    list_filter = (
+        ContestDeadlineFilter,
+        "status",
+        "outcome",
+        "wants_human_intervention",
+    )
     list_select_related = ("decision__model_version", "reviewer")
     search_fields = ("=number", "=decision__reference")
     ordering = ("due_at",)

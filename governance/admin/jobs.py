@@ -11,9 +11,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 
 from governance.admin.common import ReadOnlyAdmin, error_text
 from governance.models import Domain, Job, JobKind, ModelVersion
+from governance.selectors import job_failed_recently_q
 from governance.services.jobs import job_may_start, job_start
 
 # What the version page's buttons may start (a decision's explanation and a
@@ -21,10 +23,32 @@ from governance.services.jobs import job_may_start, job_start
 VERSION_PAGE_KINDS = (JobKind.SHIFT_REPORT, JobKind.BIAS_CHECK, JobKind.EXPLAINER_FIT)
 
 
+class RecentFailureFilter(admin.SimpleListFilter):
+    title = "failed lately"
+    parameter_name = "failed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("week", "failed in the last 7 days")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The work queue counts with the same condition (governance/selectors.py).
+        if self.value() == "week":
+            return queryset.filter(job_failed_recently_q(now=timezone.now()))
+        return queryset
+
+
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "kind", "state", "model_version", "domain", "created_at")
-    list_filter = ("kind", "state")
+    list_display = (
+        "__str__",
+        "kind",
+        "state",
+        "progress_message",
+        "model_version",
+        "domain",
+        "created_at",
+    )
+    list_filter = ("kind", "state", RecentFailureFilter)
     list_select_related = ("model_version", "domain__dataset")
     search_fields = ("model_version__name",)
     # How often the status page reloads itself while the job is queued or running

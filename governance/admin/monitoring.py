@@ -166,22 +166,3 @@ class DecisionOutcomeAdmin(ReadOnlyAdmin):
         "recorded_by",
     )
     readonly_fields = fields
-
-
-_plain_index = admin.site.index
-
-
-def index_with_open_findings(
-    request: HttpRequest, extra_context: dict[str, Any] | None = None
-) -> HttpResponse:
-    """The admin index, with the officer's queue of open monitoring findings
-    counted (the count reads the (state, created_at) index)."""
-    context = dict(extra_context or {})
-    if request.user.has_perm("governance.view_monitoringfinding"):
-        context["open_findings"] = MonitoringFinding.objects.filter(
-            state=MonitoringFinding.State.OPEN
-        ).count()
-    return _plain_index(request, extra_context=context)
-
-
-admin.site.index = index_with_open_findings  # type: ignore[method-assign]

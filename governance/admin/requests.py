@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -23,6 +22,7 @@ from governance.models import (
     Decision,
     ExplanationRequest,
 )
+from governance.selectors import request_deadline_q
 from governance.services.requests import (
     request_approve,
     request_assign,
@@ -42,15 +42,9 @@ class DeadlineFilter(admin.SimpleListFilter):
         return [("overdue", "overdue"), ("week", "due within 7 days")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        now = timezone.now()
-        open_requests = queryset.exclude(status=ExplanationRequest.Status.RELEASED)
-        deadline = Coalesce("extended_due_at", "due_at")
-        if self.value() == "overdue":
-            return open_requests.alias(deadline=deadline).filter(deadline__lt=now)
-        if self.value() == "week":
-            return open_requests.alias(deadline=deadline).filter(
-                deadline__gte=now, deadline__lte=now + timedelta(days=7)
-            )
+        # The work queue counts with the same condition (governance/selectors.py).
+        if self.value() in ("overdue", "week"):
+            return queryset.filter(request_deadline_q(self.value(), now=timezone.now()))
         return queryset
 
 

@@ -20,6 +20,7 @@ from governance.admin.common import (
     error_text,
     top_shifted_features,
 )
+from governance.admin.version_summary import version_summary
 from governance.models import (
     Domain,
     Job,
@@ -29,10 +30,11 @@ from governance.models import (
     Report,
 )
 from governance.selectors import (
+    VERSION_GAPS,
     LineageNode,
-    latest_bias_checks,
     model_version_approval_gaps,
     model_version_lineage,
+    versions_with_gap,
 )
 from governance.services.bias import bias_transfer_table
 from governance.services.reports import report_request
@@ -87,6 +89,25 @@ def _lineage_html(node: LineageNode) -> SafeString:
     return format_html("<li>{}</li>", label)
 
 
+class EvidenceGapFilter(admin.SimpleListFilter):
+    title = "checks failing or missing"
+    parameter_name = "evidence"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("failing", "latest bias check fails on a domain"),
+            ("unchecked", "no bias check on a labelled domain"),
+            ("no_explainer", "no explainer"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        # The work queue counts with the same condition (governance/selectors.py):
+        # draft, in-review and approved versions only.
+        if self.value() in VERSION_GAPS:
+            return versions_with_gap(queryset, self.value())
+        return queryset
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     view_on_site = False
@@ -99,7 +120,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "created_at",
     )
-    list_filter = ("kind", "status", "dataset")
+    list_filter = ("kind", "status", EvidenceGapFilter, "dataset")
     list_select_related = ("parent", "dataset", "trained_on__dataset")
     search_fields = ("name", "artifact_sha256")
     fields = (
@@ -110,9 +131,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "lineage",
         "dataset",
         "trained_on",
-        "bias_verdicts",
         "bias_transfer",
-        "metrics_table",
         "layer_table",
         "training_summary",
         "artifact_path",
@@ -214,6 +233,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         gaps = model_version_approval_gaps(version) if version is not None else None
         extra_context = {
             **(extra_context or {}),
+            # Verdicts and key figures first (governance/admin/version_summary.py).
+            "summary": version_summary(version) if version is not None else None,
+            "summary_metrics": (
+                self.metrics_table(version) if version is not None else ""
+            ),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
@@ -384,36 +408,18 @@ class ModelVersionAdmin(admin.ModelAdmin):
             format_html("<p>Intervals: {}.</p>", method) if method else "",
         )
 
-    @admin.display(description="Bias checks (latest per domain)")
-    def bias_verdicts(self, obj: ModelVersion) -> SafeString:
-        checks = latest_bias_checks(obj)
-        if not checks:
-            return mark_safe("—")
-        return format_html_join(
-            "",
-            '<p><a href="{}"><strong>{}</strong> on {}</a>: {}</p>',
-            (
-                (
-                    check.get_absolute_url(),
-                    check.get_verdict_display().upper(),
-                    domain,
-                    " ".join(
-                        f["sentence"]
-                        for f in check.result.get("findings", [])
-                        if f.get("severity") in ("fail", "warn", "insufficient")
-                    )[:600]
-                    or "no issues",
-                )
-                for domain, check in sorted(checks.items())
-            ),
-        )
-
     @admin.display(description="Bias transfer (parent → this version)")
     def bias_transfer(self, obj: ModelVersion) -> SafeString:
         rows = bias_transfer_table(obj)
         if not rows:
             return mark_safe("—")
-        return bias_transfer_html(rows)
+        # Long (every attribute, metric and domain): folded under the verdicts.
+        return format_html(
+            '<details id="bias-transfer"><summary>{} rows: base to fine-tuned, '
+            "source to target</summary>{}</details>",
+            len(rows),
+            bias_transfer_html(rows),
+        )
 
     @admin.display(description="Layers")
     def layer_table(self, obj: ModelVersion) -> SafeString:
@@ -430,8 +436,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
         )
         return format_html(
+            '<details id="layer-table"><summary>{} layers</summary>'
             "<table><thead><tr><th>layer</th><th>parameters</th><th>fine-tuning</th>"
-            "<th>weights</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>weights</th></tr></thead><tbody>{}</tbody></table></details>",
+            len(rows),
             body,
         )
 

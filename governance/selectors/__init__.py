@@ -19,15 +19,26 @@ from governance.selectors.versions import (
     version_checks,
     version_domain_metrics,
 )
+from governance.selectors.workqueue import (
+    WorkQueue,
+    contest_deadline_q,
+    job_failed_recently_q,
+    request_deadline_q,
+    versions_with_gap,
+    work_queue,
+)
 
 __all__ = [
     "VERSION_CHECKS_LIMIT",
     "ApprovalGaps",
     "LineageNode",
+    "WorkQueue",
+    "contest_deadline_q",
     "contest_is_late",
     "contest_late_days",
     "dataset_reader_names",
     "downloadable_reports",
+    "job_failed_recently_q",
     "job_made",
     "job_summary",
     "job_wait",
@@ -37,6 +48,9 @@ __all__ = [
     "model_version_lineage",
     "model_version_suspension",
     "released_answer",
+    "request_deadline_q",
     "version_checks",
     "version_domain_metrics",
+    "versions_with_gap",
+    "work_queue",
 ]

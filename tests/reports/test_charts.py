@@ -199,6 +199,31 @@ def test_grouped_chart_draws_one_path_per_series_and_a_legend() -> None:
     assert {"parent", "child", "A", "B", "C"} <= set(texts(root))
 
 
+def test_grouped_chart_draws_a_gate_line_across_the_bars_and_names_it() -> None:
+    root = parse(
+        charts.grouped_bar_chart(
+            ["A", "B"],
+            [("rate", [0.5, 0.9])],
+            title="g",
+            lines=[("four-fifths line", 0.72)],
+        )
+    )
+    dashed = [p for p in root.iter(f"{SVG}path") if p.get("stroke-dasharray")]
+    # One line across the plot, one swatch in the legend.
+    assert len(dashed) == 2
+    assert "four-fifths line 0.720" in texts(root)
+    # At 0.72 on the axis: between the 0.50 and 0.75 ticks (labels sit 4 px low).
+    y_line = int(re.search(r"M\d+ (\d+)H", dashed[0].get("d")).group(1))
+    tick_y = {t.text: int(t.get("y")) - 4 for t in root.iter(f"{SVG}text")}
+    low, high = tick_y["0.50"], tick_y["0.75"]
+    assert high < y_line < low
+    assert abs(y_line - (low + (high - low) * (0.72 - 0.5) / 0.25)) <= 1
+    with pytest.raises(ValueError, match="line values"):
+        charts.grouped_bar_chart(
+            ["A"], [("rate", [0.5])], title="g", lines=[("x", math.nan)]
+        )
+
+
 def test_grouped_chart_refuses_series_of_the_wrong_length() -> None:
     with pytest.raises(ValueError, match="series 'child' has 1 values for 2 groups"):
         charts.grouped_bar_chart(
