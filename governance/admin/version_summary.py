@@ -12,11 +12,11 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from governance.models import Decision, ModelVersion, Report
-from governance.selectors import version_domain_metrics
-from governance.services.bias import latest_bias_checks
-from governance.services.versions import (
+from governance.selectors import (
+    latest_bias_checks,
     model_version_approval_event,
     model_version_approval_gaps,
+    version_domain_metrics,
 )
 from reports import charts
 from workers.ml.fairness.policy import VERDICT_LABELS

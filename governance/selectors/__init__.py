@@ -3,10 +3,22 @@
 Every selector is importable from here as well as from its module.
 """
 
-from governance.selectors.contests import contest_is_late, contest_late_days
-from governance.selectors.datasets import dataset_reader_names
-from governance.selectors.jobs import job_made, job_summary, job_wait
-from governance.selectors.reports import downloadable_reports, released_answer
+from governance.selectors.contests import (
+    contest_is_late,
+    contest_late_days,
+)
+from governance.selectors.datasets import (
+    dataset_reader_names,
+)
+from governance.selectors.jobs import (
+    job_made,
+    job_summary,
+    job_wait,
+)
+from governance.selectors.reports import (
+    downloadable_reports,
+    released_answer,
+)
 from governance.selectors.versions import (
     VERSION_CHECKS_LIMIT,
     ApprovalGaps,
@@ -20,6 +32,14 @@ from governance.selectors.versions import (
     version_domain_metrics,
 )
 from governance.selectors.workqueue import (
+    ACTIVE_JOB_STATES,
+    DUE_SOON,
+    LIVE_VERSION_STATUSES,
+    OPEN_CONTEST_STATUSES,
+    OPEN_REQUEST_STATUSES,
+    QUEUE_JOB_ROWS,
+    RECENT_FAILURES,
+    VERSION_GAPS,
     WorkQueue,
     contest_deadline_q,
     job_failed_recently_q,
@@ -29,7 +49,15 @@ from governance.selectors.workqueue import (
 )
 
 __all__ = [
+    "ACTIVE_JOB_STATES",
+    "DUE_SOON",
+    "LIVE_VERSION_STATUSES",
+    "OPEN_CONTEST_STATUSES",
+    "OPEN_REQUEST_STATUSES",
+    "QUEUE_JOB_ROWS",
+    "RECENT_FAILURES",
     "VERSION_CHECKS_LIMIT",
+    "VERSION_GAPS",
     "ApprovalGaps",
     "LineageNode",
     "WorkQueue",
