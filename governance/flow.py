@@ -50,6 +50,7 @@ from governance.services.datasets import dataset_check_spec, dataset_import_file
 from governance.services.decisions import decision_log, version_outcomes
 from governance.services.explanations import latest_explainer
 from governance.services.jobs import job_start
+from governance.services.monitoring import monitoring_run, monitoring_summary
 from governance.services.reports import report_request, report_set_status
 from governance.services.requests import (
     request_approve,
@@ -73,6 +74,7 @@ STEPS = (
     "pre-train base model",
     "review and approve the base model",
     "decisions by the base model",
+    "post-market monitoring of the base model",
     "measure shift and fine-tune",
     "bias checks",
     "review the fine-tuned model; re-check recourse",
@@ -223,6 +225,11 @@ def run_flow(
         "logged": len(base_decisions),
         "explained": _explanation_summary(explained),
     }
+
+    with progress.step(
+        f"Monitoring the base model on decisions from {target or source}"
+    ):
+        summary["monitoring"] = _monitoring_step(base, target or source)
 
     with progress.step(f"Measuring shift and fine-tuning on {target or 'no target'}"):
         summary["finetuning"] = _finetune_step(base, target, actor=actor, epochs=epochs)
@@ -541,6 +548,16 @@ def _report_summary(report: Report) -> dict[str, Any]:
         "seconds": report.render_seconds,
         "path": str(Path(settings.MEDIA_ROOT) / report.file_path),
     }
+
+
+def _monitoring_step(version: ModelVersion, domain: Domain) -> dict[str, Any]:
+    """After approval the version decides about people from `domain` (the target,
+    where there is one: the population it was not trained on); a monitoring pass
+    then compares those decisions with the domain it was trained on."""
+    wanted = settings.MONITORING_POLICY["min_decisions"]
+    logged = log_decisions(version, domain, count=wanted)
+    summary = monitoring_summary(monitoring_run(version, actor="flow:monitoring"))
+    return {"domain": domain.name, "logged": len(logged), **summary}
 
 
 def log_decisions(

@@ -228,6 +228,8 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     synthetic_spec, capsys, settings
 ):
     settings.TRAINING_EPOCHS = 2
+    # Few held-out target rows in the synthetic data: monitor a window of 40.
+    settings.MONITORING_POLICY = {**settings.MONITORING_POLICY, "min_decisions": 40}
     call_command("run_flow", str(synthetic_spec))
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
@@ -236,7 +238,7 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     assert child.parent == base
     assert summary["finetuning"]["state"] == "succeeded"
     assert summary["audit"]["ok"] is True
-    assert "[2/10] Pre-training a base model on source" in captured.err
+    assert "[2/11] Pre-training a base model on source" in captured.err
     # The whole flow: both versions reviewed, decisions logged, a request answered.
     assert summary["base_review"]["approved_by"] == "flow-reviewer-b"
     # The flow's reviewers were made through the audited accounts service, and
@@ -284,6 +286,13 @@ def test_run_flow_makes_a_lineage_and_prints_what_it_made(
     page = Client().get(f"/explain/status/{token}/report.pdf")
     assert page.status_code == 200 and page.content.startswith(b"%PDF")
     assert summary["recourse_recheck"]
+    # Post-market monitoring: the base version's decisions on the target domain,
+    # compared with the source it was trained on, in one recorded pass.
+    monitoring = summary["monitoring"]
+    assert monitoring["domain"] == "target" and monitoring["logged"] > 0
+    drift = [f for f in monitoring["findings"] if f["kind"] == "input_drift"]
+    assert drift and drift[0]["severity"] in {"warn", "fail"}, drift
+    assert {f["version"] for f in monitoring["findings"]} == {base.name}
     # Every check and explanation took the one path: a job, run in-process here.
     from governance.models import Job, JobKind
 
@@ -436,6 +445,6 @@ def test_run_flow_prints_its_counted_steps_and_no_library_chatter(
     assert all(line.startswith("audit: made a new HMAC key") for line in chatter), (
         "\n".join(chatter[:8])
     )
-    assert any(line.startswith("[10/10]") for line in lines)
+    assert any(line.startswith("[11/11]") for line in lines)
     loud = run("run_flow", str(synthetic_spec), where="loud", LOG_LEVEL="DEBUG")
     assert "Step 5 - Creating layout" in loud.stderr
