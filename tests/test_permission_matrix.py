@@ -409,9 +409,16 @@ def test_the_decision_service_logs_decisions_and_nothing_else(world):
 # counts cover (governance/selectors.py work_queue). Anonymous visitors get the
 # login page.
 QUEUE_ROWS: dict[str, set[str]] = {
-    roles.COMPLIANCE_OFFICER: {"requests", "contests", "reports", "versions", "jobs"},
-    roles.AUDITOR: {"requests", "contests", "reports", "versions", "jobs"},
-    roles.DATA_SCIENTIST: {"reports", "versions", "jobs"},
+    roles.COMPLIANCE_OFFICER: {
+        "requests",
+        "contests",
+        "reports",
+        "versions",
+        "jobs",
+        "findings",
+    },
+    roles.AUDITOR: {"requests", "contests", "reports", "versions", "jobs", "findings"},
+    roles.DATA_SCIENTIST: {"reports", "versions", "jobs", "findings"},
 }
 
 

@@ -13,7 +13,15 @@ from django.utils import timezone
 
 from governance import roles
 from governance.admin_site import queue_sections
-from governance.models import BiasCheck, Contest, Domain, ExplanationRequest, Job
+from governance.models import (
+    BiasCheck,
+    Contest,
+    Domain,
+    ExplanationRequest,
+    Job,
+    MonitoringFinding,
+    MonitoringRun,
+)
 from governance.selectors import work_queue
 from tests.factories import (
     BiasCheckFactory,
@@ -129,6 +137,33 @@ def world() -> dict[str, set[int]]:
     JobFactory(state=Job.State.FAILED, finished_at=now - 10 * DAY, error="old")
     JobFactory(state=Job.State.SUCCEEDED, finished_at=now - DAY)
 
+    # Monitoring findings: the open one waits; an acknowledged one does not.
+    def finding(state: str) -> MonitoringFinding:
+        watched = version("approved")
+        run = MonitoringRun.objects.create(
+            model_version=watched,
+            window_start=now - 30 * DAY,
+            window_end=now,
+            decisions=0,
+            outcomes=0,
+            statuses={},
+            result={},
+            policy={},
+            seconds=0.0,
+        )
+        return MonitoringFinding.objects.create(
+            run=run,
+            model_version=watched,
+            kind="input_drift",
+            severity="warn",
+            sentence="The inputs moved.",
+            numbers={},
+            state=state,
+        )
+
+    open_finding = finding(MonitoringFinding.State.OPEN)
+    finding(MonitoringFinding.State.ACKNOWLEDGED)
+
     return {
         "requests_overdue": {overdue.pk, late_in_review.pk},
         "requests_due_soon": {extended.pk, soon.pk},
@@ -145,6 +180,7 @@ def world() -> dict[str, set[int]]:
         "jobs_queued": {queued.pk},
         "jobs_running": {running.pk},
         "jobs_failed_recently": {failed.pk},
+        "findings_open": {open_finding.pk},
     }
 
 
