@@ -396,6 +396,7 @@ def test_an_officer_acknowledges_a_finding_with_a_note(deployed, client, user_in
     ).content.decode()
     assert finding.sentence[:60] in listing
     opened = len(summary["findings"])
+
     def queued() -> int:
         # The work queue's row of open findings: its count, linked to the list.
         page = client.get("/admin/").content.decode()
