@@ -40,6 +40,7 @@ from governance.services.training import (
     MAX_SEED,
     FineTuneRefused,
     finetune_recommend_stored,
+    finetune_refusal,
     finetune_run_create,
 )
 from governance.services.versions import (
@@ -208,6 +209,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
+            "finetune_refusal": finetune_refusal(version) if version else None,
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
             "can_start_jobs": request.user.has_perm("governance.add_job"),
@@ -244,6 +246,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "title": f"Fine-tune {parent}",
             "targets": targets,
         }
+        refusal = finetune_refusal(parent)
+        if refusal is not None:
+            # No target to pick: no target could change the answer.
+            context.update(target=None, refused=refusal)
+            return TemplateResponse(
+                request, "admin/governance/modelversion/finetune.html", context
+            )
         target_id = request.GET.get("target") or request.POST.get("target")
         if not target_id:
             return TemplateResponse(
