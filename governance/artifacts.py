@@ -95,6 +95,30 @@ def domain_rows(domain: Domain) -> DomainRows:
     )
 
 
+def dataset_columns(dataset: Dataset) -> Any:
+    """The dataset's model-input columns by kind, each categorical one with the
+    categories its rows hold: what an external (ONNX) model is checked against
+    and what its encoder knows."""
+    from workers.ml.onnx_model import DatasetColumns
+
+    table = dataset_table(dataset)
+    features = set(table.feature_columns)
+    vocabularies = {}
+    for column in table.categorical_columns:
+        if column not in features:
+            continue
+        series = table.frame[column]
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            values = [str(v) for v in series.cat.categories]
+        else:
+            values = sorted({str(v) for v in series.dropna().unique()})
+        vocabularies[column] = values
+    return DatasetColumns(
+        numeric=[c for c in table.numeric_columns if c in features],
+        vocabularies=vocabularies,
+    )
+
+
 # --- Artifacts ------------------------------------------------------------------
 
 
@@ -119,7 +143,7 @@ def artifact_store(data: bytes, *, suffix: str = ".safetensors") -> tuple[str, s
 
 
 def model_version_load(version: ModelVersion) -> Any:
-    """The version's network and preprocessing, verified against its SHA-256."""
+    """The version's model and preprocessing, verified against its SHA-256."""
     from workers.ml.artifact import load_artifact
 
     if not version.artifact_path:
@@ -129,6 +153,15 @@ def model_version_load(version: ModelVersion) -> Any:
         from workers.ml.glassbox import load_glassbox
 
         return load_glassbox(data, expected_sha256=version.artifact_sha256)
+    if version.kind == ModelVersion.Kind.ONNX:
+        from workers.ml.onnx_model import load_onnx
+
+        return load_onnx(
+            data,
+            expected_sha256=version.artifact_sha256,
+            manifest=version.architecture.get("manifest"),
+            columns=dataset_columns(version.dataset),
+        )
     return load_artifact(data, expected_sha256=version.artifact_sha256)
 
 

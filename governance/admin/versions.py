@@ -43,6 +43,7 @@ from governance.services.training import (
     MAX_SEED,
     FineTuneRefused,
     finetune_recommend_stored,
+    finetune_refusal,
     finetune_run_create,
 )
 from governance.services.versions import (
@@ -239,6 +240,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.metrics_table(version) if version is not None else ""
             ),
             "can_finetune": request.user.has_perm("governance.add_finetunerun"),
+            "finetune_refusal": finetune_refusal(version) if version else None,
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
             "can_start_jobs": request.user.has_perm("governance.add_job"),
@@ -276,6 +278,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "title": f"Fine-tune {parent}",
             "targets": targets,
         }
+        refusal = finetune_refusal(parent)
+        if refusal is not None:
+            # No target to pick: no target could change the answer.
+            context.update(target=None, refused=refusal)
+            return TemplateResponse(
+                request, "admin/governance/modelversion/finetune.html", context
+            )
         target_id = request.GET.get("target") or request.POST.get("target")
         if not target_id:
             return TemplateResponse(

@@ -22,15 +22,19 @@ class ModelVersionStatus(models.TextChoices):
     RETIRED = "retired", "retired"
 
 
+class ModelVersionKind(models.TextChoices):
+    BASE = "base", "base (pre-trained)"
+    FINETUNED = "finetuned", "fine-tuned"
+    # An EBM that decides itself; a refit on another domain names its parent.
+    GLASSBOX = "glassbox", "glass-box EBM"
+    # A model trained elsewhere, run by onnxruntime (workers/ml/onnx_model.py).
+    ONNX = "onnx", "external (ONNX)"
+
+
 class ModelVersion(models.Model):
     """A base (pre-trained) or fine-tuned model. Lineage is the parent tree."""
 
-    class Kind(models.TextChoices):
-        BASE = "base", "base (pre-trained)"
-        FINETUNED = "finetuned", "fine-tuned"
-        # An EBM that decides itself; a refit on another domain names its parent.
-        GLASSBOX = "glassbox", "glass-box EBM"
-
+    Kind = ModelVersionKind
     Status = ModelVersionStatus
     # Which review steps may follow which (governance/services/transitions.py).
     # Approval's own rules (dossier, bias gates, four eyes) are the services'.
@@ -101,11 +105,12 @@ class ModelVersion(models.Model):
             models.CheckConstraint(
                 condition=Q(kind="base", parent__isnull=True)
                 | Q(kind="finetuned", parent__isnull=False)
-                | Q(kind="glassbox"),
+                | Q(kind="glassbox")
+                | Q(kind="onnx", parent__isnull=True),
                 name="governance_modelversion_parent_matches_kind",
             ),
             models.CheckConstraint(
-                condition=Q(kind__in=["base", "finetuned", "glassbox"]),
+                condition=Q(kind__in=ModelVersionKind.values),
                 name="governance_modelversion_kind_valid",
             ),
             models.CheckConstraint(

@@ -18,6 +18,7 @@ from governance.artifacts import (
     TEST_FRACTION,
     DomainRows,
     artifact_store,
+    dataset_columns,
     domain_rows,
     model_version_load,
     split_seed,
@@ -246,6 +247,58 @@ def model_version_register_artifact(
     )
 
 
+def model_version_register_onnx(
+    *,
+    dataset: Dataset,
+    name: str,
+    data: bytes,
+    manifest: Any,
+    actor: Any,
+    trained_on: Domain | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Register a model trained elsewhere from its ONNX file and manifest.
+
+    Everything is checked (size, graph, manifest against the model and the
+    data set's columns, probabilities on every held-out row) before the file is
+    stored or anything recorded: a refused model leaves nothing behind."""
+    from workers.ml.onnx_model import OnnxError, load_onnx
+
+    new_version_name_check(name)
+    if trained_on is not None and trained_on.dataset_id != dataset.pk:
+        raise ValidationError(f"{trained_on} belongs to another dataset")
+    try:
+        loaded = load_onnx(
+            data,
+            expected_sha256=None,
+            manifest=manifest,
+            columns=dataset_columns(dataset),
+        )
+        metrics = evaluate_on_domains(loaded.model, loaded.encoder, dataset)
+    except OnnxError as exc:
+        raise ValidationError(str(exc)) from None
+    path, sha = artifact_store(data, suffix=".onnx")
+    return model_version_create(
+        actor=actor,
+        name=name,
+        description=description,
+        kind=ModelVersion.Kind.ONNX,
+        dataset=dataset,
+        trained_on=trained_on,
+        architecture=loaded.model.config,
+        layers=[],
+        artifact_path=path,
+        artifact_sha256=sha,
+        metrics=metrics,
+        training={
+            "registered": True,
+            "format": "onnx",
+            "manifest": loaded.manifest,
+            "bytes": len(data),
+        },
+    )
+
+
 # --- Shift and the situation ----------------------------------------------------
 
 
@@ -340,13 +393,28 @@ class FineTunePlan:
     mode: str
 
 
-def _finetune_source(parent: ModelVersion, target: Domain) -> Domain:
-    """The domain the parent adapts from; raises when fine-tuning cannot apply."""
-    if parent.kind == ModelVersion.Kind.GLASSBOX:
-        raise ValidationError(
-            f"{parent} is a glass-box EBM: it has no layers to fine-tune; refit it "
+def finetune_refusal(version: ModelVersion) -> str | None:
+    """Why this kind of version can never be fine-tuned, or None if it can."""
+    if version.kind == ModelVersion.Kind.GLASSBOX:
+        return (
+            f"{version} is a glass-box EBM: it has no layers to fine-tune; refit it "
             "on the target domain instead (fit_glassbox --parent)"
         )
+    if version.kind == ModelVersion.Kind.ONNX:
+        return (
+            f"{version} is an external model registered in ONNX: fine-tuning "
+            "applies only to the product's own networks, whose layers and "
+            "training it records; retrain it where it was built and register the "
+            "new file as a new version"
+        )
+    return None
+
+
+def _finetune_source(parent: ModelVersion, target: Domain) -> Domain:
+    """The domain the parent adapts from; raises when fine-tuning cannot apply."""
+    refusal = finetune_refusal(parent)
+    if refusal is not None:
+        raise ValidationError(refusal)
     source = parent.trained_on
     if source is None:
         raise ValidationError(f"{parent} records no training domain to adapt from")

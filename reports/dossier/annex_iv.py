@@ -54,6 +54,24 @@ def _named_with_column(column: str) -> str:
     return named if named == column else f"{named} ({column})"
 
 
+def onnx_architecture(version: ModelVersion) -> str:
+    """An external model as recorded at registration: what made it and what it
+    reads (its graph is not the product's to describe further)."""
+    architecture = version.architecture or {}
+    opsets = ", ".join(
+        f"{domain} {number}"
+        for domain, number in sorted((architecture.get("opsets") or {}).items())
+    )
+    producer = architecture.get("producer") or "an unrecorded producer"
+    return (
+        f"External model in ONNX, made by {producer} "
+        f"(operator sets {opsets or 'unrecorded'}), run by "
+        f"onnxruntime on the CPU; it reads "
+        f"{len(architecture.get('features') or [])} input column(s) and was trained "
+        "outside the product, so its training is not recorded here"
+    )
+
+
 def _domain_name(domain: Any) -> str:
     """A domain as readers know it (its name; "dataset/domain" is for logs)."""
     return domain.name if domain is not None else "an unrecorded domain"
@@ -290,6 +308,8 @@ def _annex_iv(
                         f"Glass-box Explainable Boosting Machine, "
                         f"{(version.architecture or {}).get('terms', '?')} terms"
                         if version.kind == ModelVersion.Kind.GLASSBOX
+                        else onnx_architecture(version)
+                        if version.kind == ModelVersion.Kind.ONNX
                         else f"Tabular neural network, "
                         f"{sum(layer.get('parameters', 0) for layer in version.layers)}"
                         f" parameters in {len(version.layers)} named layers: "

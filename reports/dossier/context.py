@@ -6,7 +6,7 @@ from typing import Any
 
 from governance.models import ModelVersion, Report
 from governance.selectors import model_version_lineage
-from reports.dossier.annex_iv import _annex_iv
+from reports.dossier.annex_iv import _annex_iv, onnx_architecture
 from reports.dossier.approvals import _evidence_gaps, version_audit_events
 from reports.dossier.bias import _bias_section
 from reports.dossier.explanations import (
@@ -95,6 +95,11 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
             "labels": ", ".join(target.get("labels", [])),
         },
         "parameters": sum(layer.get("parameters", 0) for layer in version.layers),
+        "onnx_architecture": (
+            onnx_architecture(version)
+            if version.kind == ModelVersion.Kind.ONNX
+            else ""
+        ),
         "lineage_chart": _lineage_chart(root, version),
         "runs": runs,
         "dataset": version.dataset,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -9,18 +10,74 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.management import arguments
 from governance.models import Dataset
-from governance.services.training import model_version_register_artifact
+from governance.services.training import (
+    model_version_register_artifact,
+    model_version_register_onnx,
+)
+from workers.ml.onnx_model import ONNX_MAX_BYTES
+
+# A manifest maps a few inputs to columns; anything larger is not one.
+MANIFEST_MAX_BYTES = 1024 * 1024
+
+
+def _manifest_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CommandError(f"--manifest: {path} is not a file")
+    if path.stat().st_size > MANIFEST_MAX_BYTES:
+        raise CommandError(f"--manifest: {path} is over {MANIFEST_MAX_BYTES:,} bytes")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise CommandError(f"--manifest: {path} does not parse: {exc}") from None
+
+
+def _onnx_manifest(options: dict[str, Any]) -> Any:
+    """The manifest file, with any flags given in its place or over it."""
+    manifest: Any = _manifest_file(options["manifest"]) if options["manifest"] else {}
+    if not isinstance(manifest, dict):
+        raise CommandError("--manifest: the manifest must be a table or an object")
+    if options["tensor_input"] or options["columns"]:
+        if not (options["tensor_input"] and options["columns"]):
+            raise CommandError("--tensor-input and --columns go together")
+        manifest["tensor"] = {
+            "input": options["tensor_input"],
+            "columns": [c.strip() for c in options["columns"].split(",")],
+        }
+    output = dict(manifest.get("output") or {})
+    if options["output"]:
+        output["name"] = options["output"]
+    if options["positive_index"] is not None:
+        output.pop("label", None)
+        output["index"] = options["positive_index"]
+    if options["positive_label"] is not None:
+        output.pop("index", None)
+        output["label"] = options["positive_label"]
+    if output:
+        manifest["output"] = output
+    return manifest
 
 
 class Command(BaseCommand):
     help = (
-        "Register a base model trained elsewhere from its artifact (safetensors with "
-        "the manifest: architecture, preprocessing and feature lists). Nothing is "
-        "unpickled; the model must read columns the dataset has."
+        "Register a model trained elsewhere: the product's safetensors artifact "
+        "(with its manifest: architecture, preprocessing and feature lists), or "
+        "an ONNX file run by onnxruntime with a manifest mapping its inputs to the "
+        "dataset's columns and naming the positive class's probability. Nothing "
+        "is unpickled or executed; the model must read columns the dataset has."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("artifact", type=Path, help="the .safetensors artifact")
+        parser.add_argument(
+            "artifact", type=Path, help="the .safetensors artifact or .onnx file"
+        )
+        parser.add_argument(
+            "--format",
+            choices=["safetensors", "onnx"],
+            help="the file's format (default: from its suffix)",
+        )
         parser.add_argument("--dataset", required=True, help="dataset name")
         parser.add_argument(
             "--name",
@@ -30,10 +87,37 @@ class Command(BaseCommand):
         )
         parser.add_argument("--trained-on", help="domain the model was trained on")
         parser.add_argument("--description", default="")
+        onnx = parser.add_argument_group("ONNX models")
+        onnx.add_argument(
+            "--manifest",
+            type=Path,
+            help="TOML or JSON: [inputs] or [tensor], and [output] (README)",
+        )
+        onnx.add_argument("--output", help="output holding the probabilities")
+        onnx.add_argument(
+            "--positive-index",
+            type=arguments.bounded_int(0, 1_000_000),
+            help="the positive class's column of a probabilities tensor",
+        )
+        onnx.add_argument(
+            "--positive-label", help="the positive class's key in a ZipMap output"
+        )
+        onnx.add_argument("--tensor-input", help="the one float tensor input's name")
+        onnx.add_argument(
+            "--columns", help="numeric columns filling --tensor-input, in order"
+        )
 
     def handle(self, *args: Any, artifact: Path, **options: Any) -> None:
         if not artifact.is_file():
             raise CommandError(f"artifact: {artifact} is not a file")
+        kind = options["format"] or (
+            "onnx" if artifact.suffix.lower() == ".onnx" else "safetensors"
+        )
+        if kind == "onnx" and artifact.stat().st_size > ONNX_MAX_BYTES:
+            raise CommandError(
+                f"artifact: {artifact} is over {ONNX_MAX_BYTES:,} bytes, the most an "
+                "ONNX model may have"
+            )
         dataset = Dataset.objects.filter(name=options["dataset"]).first()
         if dataset is None:
             raise CommandError(f"--dataset: no dataset named {options['dataset']!r}")
@@ -45,15 +129,21 @@ class Command(BaseCommand):
                     f"--trained-on: no domain {options['trained_on']!r} in dataset "
                     f"{dataset.name!r}"
                 )
+        common = {
+            "dataset": dataset,
+            "name": options["name"],
+            "data": artifact.read_bytes(),
+            "actor": "command:register_model",
+            "trained_on": trained_on,
+            "description": options["description"],
+        }
         try:
-            version = model_version_register_artifact(
-                dataset=dataset,
-                name=options["name"],
-                data=artifact.read_bytes(),
-                actor="command:register_model",
-                trained_on=trained_on,
-                description=options["description"],
-            )
+            if kind == "onnx":
+                version = model_version_register_onnx(
+                    manifest=_onnx_manifest(options), **common
+                )
+            else:
+                version = model_version_register_artifact(**common)
         except (ValidationError, ValueError) as exc:
             message = (
                 " ".join(exc.messages) if isinstance(exc, ValidationError) else exc
@@ -64,6 +154,7 @@ class Command(BaseCommand):
                 {
                     "id": version.pk,
                     "name": version.name,
+                    "kind": version.kind,
                     "sha256": version.artifact_sha256,
                     "metrics": version.metrics,
                 },
