@@ -96,9 +96,7 @@ def dossier_context(version: ModelVersion, *, audience: str) -> dict[str, Any]:
         },
         "parameters": sum(layer.get("parameters", 0) for layer in version.layers),
         "onnx_architecture": (
-            onnx_architecture(version)
-            if version.kind == ModelVersion.Kind.ONNX
-            else ""
+            onnx_architecture(version) if version.kind == ModelVersion.Kind.ONNX else ""
         ),
         "lineage_chart": _lineage_chart(root, version),
         "runs": runs,
