@@ -139,6 +139,27 @@ def test_verify_report_on_a_certificate_reports_an_altered_dossier(
         call_command("verify_report", str(path))
 
 
+def test_a_dossier_row_and_file_swapped_together_do_not_pass_as_certified(
+    approved, settings, tmp_path
+):
+    import hashlib
+
+    from governance.models import Report
+
+    _, dossier, certificate, _ = approved
+    path = tmp_path / "certificate.pdf"
+    path.write_bytes(_pdf(certificate, settings))
+    # Another file in the dossier's place, with the row's hash changed to match.
+    stored = Path(settings.MEDIA_ROOT) / dossier.file_path
+    swapped = stored.read_bytes() + b"swapped"
+    stored.write_bytes(swapped)
+    Report.objects.filter(pk=dossier.pk).update(
+        sha256=hashlib.sha256(swapped).hexdigest()
+    )
+    with pytest.raises(CommandError, match=r"the certificate quotes SHA-256"):
+        call_command("verify_report", str(path))
+
+
 def test_the_officer_who_requested_the_dossier_may_not_approve_on_it(
     reviewed, user_in_role, django_capture_on_commit_callbacks
 ):

@@ -9,9 +9,11 @@ automated one), the letter read back from its PDF, and the audit trail.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -319,6 +321,13 @@ def test_upholding_needs_reasons_and_sends_a_letter(
     assert "no explanation of the decision had been drafted yet" in text
     assert "no test of protected characteristics" in text
     assert "reviewer" not in text  # the role, not the officer's username
+    # An auditor verifies the letter: released as rendered, not "approved".
+    from governance.services.verification import report_verification
+
+    pdf = (Path(settings.MEDIA_ROOT) / letter.file_path).read_bytes()
+    verdict = report_verification(pdf)
+    assert verdict.ok and verdict.findings[0].label == "RELEASED"
+    assert "without a second approval" in verdict.findings[0].text
 
 
 def test_changing_makes_a_new_decision_by_the_person_linked_to_the_automated(

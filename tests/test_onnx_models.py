@@ -381,6 +381,29 @@ def test_a_file_that_is_not_self_contained_onnx_is_refused(
     flags = ["--tensor-input", "x", "--columns", ",".join(NUMERIC), "--output", "p"]
     with pytest.raises(CommandError, match="external files"):
         _register(external, "bad", *flags)
+    # The same, hidden in a Constant node's sparse value (a reviewer read a
+    # relative file's bytes back as the model's scores this way).
+    values = helper.make_tensor("v", TensorProto.FLOAT, [3], [0.0, 0.0, 0.0])
+    values.data_location = TensorProto.EXTERNAL
+    values.ClearField("float_data")
+    hidden = values.external_data.add()
+    hidden.key, hidden.value = "location", "secret.bin"
+    sparse = helper.make_sparse_tensor(
+        values, helper.make_tensor("i", TensorProto.INT64, [3], [0, 1, 2]), [3, 1]
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Constant", [], ["w"], sparse_value=sparse),
+            helper.make_node("MatMul", ["x", "w"], ["p"]),
+        ],
+        "sparse-external",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
+    )
+    sparse_file = tmp_path / "sparse.onnx"
+    sparse_file.write_bytes(helper.make_model(graph).SerializeToString())
+    with pytest.raises(CommandError, match="external files"):
+        _register(sparse_file, "bad", *flags)
     # Too large: refused before onnxruntime parses it.
     monkeypatch.setattr("workers.ml.onnx_model.ONNX_MAX_BYTES", 10)
     with pytest.raises(OnnxError, match="at most 10"):

@@ -162,6 +162,7 @@ def decision_log(
 
     from governance.artifacts import model_version_scorer
     from workers.ml.network import predict_proba
+    from workers.ml.onnx_model import OnnxError
 
     # Read the status afresh: the version may have been retired since it was loaded.
     model_version.refresh_from_db(fields=["status"])
@@ -185,7 +186,12 @@ def decision_log(
     clean = validate_inputs(model_version, inputs)
     loaded = model_version_scorer(model_version)
     frame = pd.DataFrame([clean])
-    score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
+    try:
+        score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
+    except OnnxError as exc:  # an external model refusing these inputs
+        raise DecisionInputError(
+            f"these inputs cannot be scored by the model: {exc}"
+        ) from None
     if not math.isfinite(score):
         raise DecisionInputError(
             "these inputs cannot be scored (the score is not a number)"

@@ -192,8 +192,10 @@ def monitoring_run(
     for each in monitored_versions():
         try:
             runs.append(monitoring_version_run(each, actor=actor))
-        except ValueError as exc:
-            logger.error("monitoring of %s failed: %s", each, exc)
+        except Exception:
+            # One version that cannot be read (a refused window, a lost artifact
+            # file) must not keep the others from being watched.
+            logger.exception("monitoring of %s failed", each)
     return runs
 
 

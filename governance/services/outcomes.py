@@ -181,14 +181,17 @@ def decision_outcome_record(
 
 
 def _bounded_rows(reader: Any) -> Any:
-    """(line number, cells) of each record, refusing past OUTCOMES_MAX_ROWS."""
-    for number, row in enumerate(reader, start=2):
-        if number - 1 > settings.OUTCOMES_MAX_ROWS:
+    """(line number, cells) of each record, refusing past OUTCOMES_MAX_ROWS. The
+    number is the line the record starts on (a quoted cell may hold newlines)."""
+    start = reader.line_num + 1
+    for count, row in enumerate(reader, start=1):
+        if count > settings.OUTCOMES_MAX_ROWS:
             raise OutcomeError(
                 f"the file has more than {settings.OUTCOMES_MAX_ROWS:,} outcomes "
                 "(OUTCOMES_MAX_ROWS); split it"
             )
-        yield number, row
+        yield start, row
+        start = reader.line_num + 1
 
 
 def outcomes_import_csv(*, data: bytes, actor: Any) -> list[DecisionOutcome]:

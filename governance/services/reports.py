@@ -393,15 +393,25 @@ def certificate_issue(*, version: ModelVersion, actor: Any, approval: Any) -> Re
 def certificate_dossier_check(certificate: Report) -> tuple[Report | None, str]:
     """(the dossier a certificate names, a problem or ""): is that dossier still on
     record, with the hash the certificate quotes, and its stored file unaltered?"""
+    from pypdf import PdfReader
+
     dossier = certificate.certifies
     if dossier is None:
         return None, "the certificate names no dossier"
-    problem = ""
     try:
+        # The hash the certificate's own PDF quotes, not only the dossier's row:
+        # a row and file changed together must not read as unaltered.
+        info = PdfReader(io.BytesIO(report_file(certificate))).metadata or {}
         report_file(dossier)
     except ValidationError as exc:
-        problem = " ".join(exc.messages)
-    return dossier, problem
+        return dossier, " ".join(exc.messages)
+    quoted = str(info.get("/CertifiesSha256") or "")
+    if quoted != dossier.sha256:
+        return dossier, (
+            f"the certificate quotes SHA-256 {quoted or 'nothing'}, but the dossier "
+            f"on record has {dossier.sha256}"
+        )
+    return dossier, ""
 
 
 def report_file(report: Report) -> bytes:

@@ -118,20 +118,27 @@ def report_verification(data: bytes) -> ReportVerification:
                 ),
             ),
         )
-    who = report.approved_by.get_username() if report.approved_by else "the system"
     audit = (
         f"; the audit trail still holds its recorded head, event #{head[0]}"
         if head
         else "; rendered before reports recorded the audit head"
     )
-    findings = [
-        Finding(
+    if report.approved_at is None:
+        # A contest letter is released as rendered: the reviewer's decision,
+        # not a second officer's approval, is what it reports.
+        when = f" on {report.rendered_at:%Y-%m-%d %H:%M}" if report.rendered_at else ""
+        verdict = (
+            "RELEASED",
+            f"{line}; released when it was rendered{when}, without a second "
+            f"approval{audit}",
+        )
+    else:
+        who = report.approved_by.get_username() if report.approved_by else "the system"
+        verdict = (
             "APPROVED",
             f"{line}; approved by {who} on {report.approved_at:%Y-%m-%d %H:%M}{audit}",
-            True,
-            report,
         )
-    ]
+    findings = [Finding(*verdict, True, report)]
     if report.kind == Report.Kind.CERTIFICATE:
         findings.append(_certified_dossier(report))
     elif report.kind == Report.Kind.DOSSIER:

@@ -141,21 +141,34 @@ def manifest_normalise(manifest: Any) -> dict[str, Any]:
     return out
 
 
-def _tensors(graph: Any) -> Iterator[Any]:
-    """Every tensor stored in a graph, its subgraphs included."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            if attribute.HasField("g"):
-                yield from _tensors(attribute.g)
-            for sub in attribute.graphs:
-                yield from _tensors(sub)
+def _messages(message: Any) -> Iterator[Any]:
+    """Every protobuf message inside `message`, itself included: graphs,
+    subgraphs, functions, attributes, sparse tensors and their parts alike, so no
+    place a tensor can hide is missed."""
+    from google.protobuf.descriptor import FieldDescriptor
+
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        yield current
+        for descriptor, value in current.ListFields():
+            if descriptor.type != FieldDescriptor.TYPE_MESSAGE:
+                continue
+            if descriptor.is_repeated:
+                stack.extend(value)
+            else:
+                stack.append(value)
+
+
+def _reads_other_files(proto: Any) -> bool:
+    """Whether any tensor of the model keeps its data in another file."""
+    import onnx
+
+    return any(
+        isinstance(m, onnx.TensorProto)
+        and (m.data_location == onnx.TensorProto.EXTERNAL or len(m.external_data))
+        for m in _messages(proto)
+    )
 
 
 def _check_self_contained(data: bytes) -> dict[str, Any]:
@@ -168,8 +181,7 @@ def _check_self_contained(data: bytes) -> dict[str, Any]:
         proto = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
         raise OnnxError(f"not an ONNX model: {exc}") from None
-    external = onnx.TensorProto.EXTERNAL
-    if any(t.data_location == external for t in _tensors(proto.graph)):
+    if _reads_other_files(proto):
         raise OnnxError(
             "the model keeps tensors in external files; save it as one file "
             "(onnx.save(model, path, save_as_external_data=False))"
