@@ -65,7 +65,8 @@ class ModelVersionField(serializers.Field):
             version = versions.filter(pk=data).first() if 0 < data <= MAX_ID else None
         elif isinstance(data, str) and 0 < len(data) <= 120:
             _encodable(data)
-            version = versions.filter(name=data).first()
+            # No name holds a NUL, and PostgreSQL refuses one in a query.
+            version = None if "\x00" in data else versions.filter(name=data).first()
         else:
             self.fail("invalid")
         if version is None:
