@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo serve test test-suites lint format bench install clean
+.PHONY: demo serve test lint format bench install clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,19 +25,11 @@ demo: install
 serve: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
-## test: lint, then the whole suite on SQLite and again on PostgreSQL (less tests/ml,
-## the pure-ML tests that touch no database), with real Redis and Celery workers
-## (servers are started on loopback and removed afterwards)
+## test: lint, then the whole suite on SQLite and, side by side, on PostgreSQL (less
+## tests/ml, the pure-ML tests that touch no database), with real Redis and Celery
+## workers (each run starts its own servers on loopback and removes them afterwards)
 test: install lint
-	scripts/with-services.sh $(MAKE) --no-print-directory test-suites
-
-test-suites:
-	@echo "== test suite on SQLite =="
-	$(BIN)/pytest $(PYTEST_ARGS)
-	@if [ -n "$$TEST_POSTGRES_URL" ]; then \
-	  echo "== test suite on PostgreSQL =="; \
-	  DATABASE_URL="$$TEST_POSTGRES_URL" $(BIN)/pytest --ignore=tests/ml $(PYTEST_ARGS); \
-	else echo "PostgreSQL not available: skipped the PostgreSQL run"; fi
+	scripts/test-suites.sh $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from governance.services.decisions import decision_record
 from governance.services.requests import (
     RequestRefused,
     request_assign,
+    request_draft,
     request_extend,
     request_file,
     request_for_token,
@@ -84,6 +85,21 @@ def test_an_extension_needs_a_reason_and_must_come_within_the_first_month(
     assert extended.deadline > filed.due_at + timedelta(days=55)
     with pytest.raises(ValidationError, match="already extended"):
         request_extend(request=filed, months=1, reason="again", actor=officer)
+
+
+def test_a_draft_is_refused_while_the_version_has_no_explainer(decision, user_in_role):
+    """Fitting an explainer is a job of its own, never a side effect of a draft."""
+    made, secret = decision
+    officer = user_in_role(roles.COMPLIANCE_OFFICER)
+    filed, _ = request_file(reference=made.reference, secret=secret)
+    request_assign(request=filed, officer=officer, actor=officer)
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError, match="no explainer yet"):
+        request_draft(request=filed, actor=officer)
+    filed.refresh_from_db()
+    assert filed.status == ExplanationRequest.Status.ASSIGNED
+    assert AuditEvent.objects.count() == events
+    assert not made.model_version.explainers.exists()
 
 
 def test_the_subject_files_online_and_follows_the_private_link(decision):

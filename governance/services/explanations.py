@@ -305,6 +305,10 @@ def _case(decision: Decision) -> pd.DataFrame:
     return pd.DataFrame([decision.inputs])
 
 
+class ExplainerMissing(Exception):
+    """The decision's version has no fitted explainer to explain it with."""
+
+
 def decision_explain(
     *, decision: Decision, actor: Any, seed: int = 0
 ) -> DecisionExplanation:
@@ -332,9 +336,13 @@ def _decision_explain(
     from workers.ml.explain.protected import flip_test
 
     outcomes = version_outcomes(version)
-    explainer = latest_explainer(version) or explainer_fit(
-        version=version, actor=actor, seed=seed
-    )
+    explainer = latest_explainer(version)
+    if explainer is None:
+        # Fitting is a job of its own (explainer_fit), never a side effect of an
+        # explanation; approval already requires one.
+        raise ExplainerMissing(
+            f"{version} has no explainer yet: fit one first (an explainer-fit job)"
+        )
     loaded = model_version_scorer(version)
     context = _explain_context(
         version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT), explainer.pk

@@ -180,6 +180,12 @@ def request_draft(*, request: ExplanationRequest, actor: Any) -> ExplanationRequ
     """Ask the workers for a draft: local explanation and counterfactuals (gpu queue),
     then the PDF (reports queue)."""
     request = locked(ExplanationRequest, request.pk)
+    version = request.decision.model_version
+    if not version.explainers.exists():
+        raise ValidationError(
+            f"{version} has no explainer yet, so its decisions cannot be "
+            "explained: fit one first (an explainer-fit job)"
+        )
     request = _transition(
         request, to=Status.DRAFTING, actor=actor, fields={"draft_claimed_at": None}
     )
