@@ -9,7 +9,6 @@ Running it again on the same database reuses what is already there.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,12 @@ from governance.models import (
     Report,
     ShiftReport,
 )
-from governance.progress import StepCounter
+from governance.progress import StepCounter, wait_until
 from governance.selectors import (
     job_wait,
     latest_bias_checks,
     model_version_approval_gaps,
+    report_wait,
     version_domain_metrics,
 )
 from governance.services.audit import audit_verify
@@ -472,19 +472,11 @@ def _flow_reviewers() -> tuple[Any, Any, Any]:
 
 def _wait_until(check: Any, what: str) -> None:
     """With a real broker the work happens in workers: wait for it, bounded."""
-    deadline = time.monotonic() + RUN_WAIT_S
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.5)
+    wait_until(check, what=what, timeout_s=RUN_WAIT_S)
 
 
 def _rendered(report: Report) -> Report:
-    def done() -> bool:
-        report.refresh_from_db()
-        return report.status not in (Report.Status.PENDING, Report.Status.RENDERING)
-
-    _wait_until(done, f"report {report.reference} to render")
+    report = report_wait(report, timeout_s=RUN_WAIT_S)
     if report.status == Report.Status.FAILED:
         raise RuntimeError(f"report {report.reference} failed: {report.error}")
     return report

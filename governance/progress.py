@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
@@ -31,3 +31,14 @@ class StepCounter:
             raise
         elapsed = time.perf_counter() - started
         print(f"{prefix} {label}: done ({elapsed:.1f} s)", file=self.stream, flush=True)
+
+
+def wait_until(
+    check: Callable[[], bool], *, what: str, timeout_s: float, poll_s: float = 0.5
+) -> None:
+    """Poll `check` until it is true (work done by workers), or TimeoutError."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout_s:g} s")
+        time.sleep(poll_s)

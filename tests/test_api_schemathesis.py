@@ -65,6 +65,10 @@ PERMISSIONS = [
     "view_explainer",
     # Explaining a decision and re-checking recourse are officers' jobs.
     "change_explanationrequest",
+    "add_finetunerun",
+    "view_finetunerun",
+    "add_report",
+    "view_report",
 ]
 PERSON = {
     "age": 40,
@@ -164,6 +168,10 @@ OPERATIONS = [
     ("GET", "/api/models/{id}/checks/"),
     ("POST", "/api/jobs/"),
     ("GET", "/api/jobs/{id}/"),
+    ("POST", "/api/finetunes/"),
+    ("GET", "/api/finetunes/{id}/"),
+    ("POST", "/api/models/{id}/dossier/"),
+    ("GET", "/api/reports/{id}/"),
     ("GET", "/api/reports/{id}/download/"),
     ("GET", "/api/systems/"),
     ("POST", "/api/systems/"),
@@ -225,6 +233,25 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
                 | st.text(max_size=70),
                 "decision": st.just(records["decision"]["reference"])
                 | st.text(max_size=40),
+                "seed": st.integers(min_value=-1, max_value=2**31),
+            },
+        )
+        strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    if path == "/api/finetunes/":
+        # The approved version and its dataset's domains: the shift was never
+        # measured, so the fuzzer reaches the service's refusal, not a run.
+        bodies = st.fixed_dictionaries(
+            {
+                "parent": st.sampled_from(
+                    [records["version"].name, records["version"].pk]
+                ),
+                "target": st.sampled_from(["source", "target", "new_market"])
+                | st.text(max_size=70),
+            },
+            optional={
+                "trainable": st.lists(st.text(max_size=40), max_size=20),
+                "justification": st.text(max_size=100),
+                "epochs": st.integers(min_value=-1, max_value=6000),
                 "seed": st.integers(min_value=-1, max_value=2**31),
             },
         )

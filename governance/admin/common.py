@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 
+from governance.errors import error_text
 from governance.models import ShiftReport
 
 # The site's titles and front page: governance/admin_site.py.
@@ -86,10 +87,6 @@ class WorkflowButtons:
 
 def short_hash(value: str) -> str:
     return f"{value[:12]}…" if value else "—"
-
-
-def error_text(exc: Exception) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
 def whole_number(text: str, name: str) -> int:

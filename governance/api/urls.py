@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from governance.api import views
+from governance.api import views, work
 
 app_name = "api"
 
@@ -54,8 +54,20 @@ urlpatterns = [
         views.ModelVersionChecksView.as_view(),
         name="model_version_checks",
     ),
+    path(
+        "models/<int:pk>/dossier/",
+        work.DossierStartView.as_view(),
+        name="dossier_start",
+    ),
     path("jobs/", views.JobStartView.as_view(), name="job_start"),
     path("jobs/<int:pk>/", views.JobDetailView.as_view(), name="job_detail"),
+    path("finetunes/", work.FineTuneStartView.as_view(), name="finetune_start"),
+    path(
+        "finetunes/<int:pk>/",
+        work.FineTuneDetailView.as_view(),
+        name="finetune_detail",
+    ),
+    path("reports/<int:pk>/", work.ReportDetailView.as_view(), name="report_detail"),
     path(
         "reports/<int:pk>/download/",
         views.ReportDownloadView.as_view(),

@@ -18,6 +18,7 @@ from governance.selectors.jobs import (
 from governance.selectors.reports import (
     downloadable_reports,
     released_answer,
+    report_wait,
 )
 from governance.selectors.versions import (
     VERSION_CHECKS_LIMIT,
@@ -76,6 +77,7 @@ __all__ = [
     "model_version_lineage",
     "model_version_suspension",
     "released_answer",
+    "report_wait",
     "request_deadline_q",
     "version_checks",
     "version_domain_metrics",

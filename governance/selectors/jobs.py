@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from governance.models import Job
 from governance.models.jobs import JOB_RESULT_FIELD
+from governance.progress import wait_until
 
 
 def job_summary(job: Job) -> dict[str, Any]:
@@ -36,14 +36,13 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 def job_wait(job: Job, *, timeout_s: float, poll_s: float = 0.5) -> Job:
     """The job once it has finished (workers run it), or TimeoutError."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def finished() -> bool:
         job.refresh_from_db()
-        if job.is_terminal:
-            return job
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{job} has not finished after {timeout_s:g} s")
-        time.sleep(poll_s)
+        return job.is_terminal
+
+    wait_until(finished, what=f"{job} to finish", timeout_s=timeout_s, poll_s=poll_s)
+    return job
 
 
 def job_made(job: Job) -> tuple[str, int] | None:

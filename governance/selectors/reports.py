@@ -1,4 +1,5 @@
-"""Reads about reports: which a person or a user may download."""
+"""Reads about reports: which a person or a user may download, and waiting for
+one to render."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from governance.models import ExplanationRequest, Report
+from governance.progress import wait_until
 
 
 def released_answer(filed: ExplanationRequest) -> Report | None:
@@ -39,3 +41,21 @@ def downloadable_reports(user: Any) -> QuerySet[Report]:
     if user.has_perm("governance.change_report"):
         statuses.append(Report.Status.DRAFT)
     return Report.objects.filter(status__in=statuses).exclude(sha256="")
+
+
+def report_wait(report: Report, *, timeout_s: float, poll_s: float = 0.5) -> Report:
+    """The report once it has rendered or failed (workers render it), or
+    TimeoutError."""
+    unfinished = (Report.Status.PENDING, Report.Status.RENDERING)
+
+    def rendered() -> bool:
+        report.refresh_from_db()
+        return report.status not in unfinished
+
+    wait_until(
+        rendered,
+        what=f"report {report.reference} to render",
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )
+    return report

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from governance.errors import error_text
 from governance.models import (
     Decision,
     Domain,
@@ -338,7 +339,7 @@ def job_execute(*, job_id: int, worker: str) -> Job:
     try:
         outcome = _RUNNERS[job.kind](job, actor)
     except (ValidationError, ValueError) as exc:
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        text = error_text(exc)
         return _finish(
             job_id,
             worker,

@@ -38,6 +38,12 @@ def new_report_reference() -> str:
     return "R-" + secrets.token_hex(5).upper()
 
 
+# Who a model dossier can be written for (the subject's is an individual report).
+DOSSIER_AUDIENCES = [
+    audience for audience in Report.Audience if audience != Report.Audience.SUBJECT
+]
+
+
 def _user(actor: Any) -> Any:
     return actor if getattr(actor, "is_authenticated", False) else None
 

@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from governance.errors import error_text
 from governance.management import arguments
 from governance.models import Domain, FineTuneRun, ModelVersion
 from governance.services.training import (
@@ -70,10 +71,7 @@ class Command(BaseCommand):
                 actor="command:finetune",
             )
         except (ValidationError, FineTuneRefused, ValueError) as exc:
-            message = (
-                " ".join(exc.messages) if isinstance(exc, ValidationError) else exc
-            )
-            raise CommandError(str(message)) from None
+            raise CommandError(error_text(exc)) from None
         run = FineTuneRun.objects.get(pk=run.pk)
         self.stdout.write(
             json.dumps(
