@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from governance.artifacts import domain_rows, model_version_scorer
@@ -73,13 +75,35 @@ def _reference(version: ModelVersion) -> Any:
     )
 
 
+# Rows fetched per round trip: the window is read in bounded chunks and each chunk
+# turned into arrays, so only one chunk's Python objects exist at a time.
+WINDOW_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class _Read:
+    window: Any  # workers.ml.monitoring.LiveWindow
+    start: dt.datetime  # where the decisions read begin (see _window)
+    capped: bool
+
+
 def _window(
     version: ModelVersion, reference: Any, start: dt.datetime, end: dt.datetime
-) -> Any:
-    """The newest MONITORING_MAX_DECISIONS automated decisions in [start, end]."""
+) -> _Read:
+    """The newest MONITORING_MAX_DECISIONS automated decisions in [start, end],
+    newest first. When the cap leaves older decisions of the window unread, the
+    window read begins at the oldest decision read, and its dates say so."""
     from workers.ml.monitoring import LiveWindow
 
-    rows = list(
+    cap = settings.MONITORING_MAX_DECISIONS
+    columns = [*reference.numeric, *reference.categorical]
+    # Each model input as text from the database (->> on PostgreSQL): no JSON
+    # document is decoded in Python. The key is taken literally, "__" and all.
+    keys = {
+        f"input_{i}": KeyTextTransform(name, "inputs")
+        for i, name in enumerate(columns)
+    }
+    rows = (
         Decision.objects.filter(
             model_version=version,
             decided_by__isnull=True,
@@ -87,25 +111,60 @@ def _window(
             decided_at__lte=end,
         )
         .order_by("-decided_at", "-id")
-        .values_list("inputs", "score", "positive", "true_outcome__positive")[
-            : settings.MONITORING_MAX_DECISIONS
-        ]
+        .annotate(**keys)
+        .values_list(
+            "decided_at", "score", "positive", "true_outcome__positive", *keys
+        )[: cap + 1]  # one past the cap says whether the cap cut the window
     )
-    columns = [*reference.numeric, *reference.categorical]
-    frame = pd.DataFrame.from_records([inputs for inputs, *_ in rows], columns=columns)
-    for name in reference.numeric:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce")
-    truth = np.array(
-        [-1 if known is None else int(known) for *_, known in rows], dtype=np.int8
-    )
-    return LiveWindow(
-        inputs=frame,
-        scores=np.array([score for _, score, _, _ in rows], dtype=np.float64),
-        positive=np.array([int(p) for _, _, p, _ in rows], dtype=np.int8),
-        truth=truth,
-        start=f"{start:%Y-%m-%d}",
+    blocks: list[dict[str, np.ndarray]] = []
+    chunk: list[tuple[Any, ...]] = []
+    read, capped, oldest = 0, False, start
+    for row in rows.iterator(chunk_size=WINDOW_CHUNK):
+        if read == cap:
+            capped = True
+            break
+        chunk.append(row)
+        read += 1
+        oldest = row[0]
+        if len(chunk) == WINDOW_CHUNK:
+            blocks.append(_arrays(chunk, reference))
+            chunk = []
+    if chunk or not blocks:
+        blocks.append(_arrays(chunk, reference))
+    first = oldest if capped else start
+    joined = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+    window = LiveWindow(
+        inputs=pd.DataFrame({name: joined[name] for name in columns}, columns=columns),
+        scores=joined[_SCORE],
+        positive=joined[_POSITIVE],
+        truth=joined[_TRUTH],
+        start=f"{first:%Y-%m-%d}",
         end=f"{end:%Y-%m-%d}",
     )
+    return _Read(window=window, start=first, capped=capped)
+
+
+_SCORE, _POSITIVE, _TRUTH = " score", " positive", " truth"  # no column's name
+
+
+def _arrays(chunk: list[tuple[Any, ...]], reference: Any) -> dict[str, np.ndarray]:
+    """One chunk of rows as arrays: scores, decisions, outcomes and each input
+    (numbers parsed, unreadable ones missing, as the shift report reads them)."""
+    out = {
+        _SCORE: np.array([row[1] for row in chunk], dtype=np.float64),
+        _POSITIVE: np.array([row[2] for row in chunk], dtype=np.int8),
+        _TRUTH: np.array(
+            [-1 if row[3] is None else int(row[3]) for row in chunk], dtype=np.int8
+        ),
+    }
+    numeric = set(reference.numeric)
+    for i, name in enumerate([*reference.numeric, *reference.categorical], start=4):
+        values = np.array([row[i] for row in chunk], dtype=object)
+        if name in numeric:
+            out[name] = pd.to_numeric(values, errors="coerce")
+        else:
+            out[name] = values
+    return out
 
 
 def monitoring_version_run(
@@ -119,7 +178,8 @@ def monitoring_version_run(
     end = now or timezone.now()
     start = end - dt.timedelta(days=settings.MONITORING_WINDOW_DAYS)
     reference = _reference(version)
-    window = _window(version, reference, start, end)
+    read = _window(version, reference, start, end)
+    window = read.window
     policy, fairness = monitoring_policy(), fairness_policy()
     with reader_names(dataset_reader_names(version.dataset)):
         result = monitor_version(
@@ -135,12 +195,22 @@ def monitoring_version_run(
     with transaction.atomic():
         run = MonitoringRun(
             model_version=version,
-            window_start=start,
+            window_start=read.start,
             window_end=end,
             decisions=result.decisions,
             outcomes=result.outcomes,
             statuses=data["statuses"],
-            result=data["numbers"],
+            result={
+                **data["numbers"],
+                # What was read: the cap (MONITORING_MAX_DECISIONS) may leave the
+                # older decisions of the configured window unread.
+                "window": {
+                    "configured_start": start.isoformat(),
+                    "read_start": read.start.isoformat(),
+                    "cap": settings.MONITORING_MAX_DECISIONS,
+                    "capped": read.capped,
+                },
+            },
             policy={"monitoring": policy.to_dict(), "fairness": fairness.to_dict()},
             seconds=time.monotonic() - started,
         )
@@ -224,6 +294,7 @@ def monitoring_summary(runs: list[MonitoringRun]) -> dict[str, Any]:
                 "window_end": run.window_end.isoformat(),
                 "decisions": run.decisions,
                 "outcomes": run.outcomes,
+                "capped": run.result.get("window", {}).get("capped", False),
                 "statuses": run.statuses,
                 "seconds": round(run.seconds, 3),
             }
