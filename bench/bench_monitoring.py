@@ -298,14 +298,13 @@ OUTCOME_COLUMNS = (
 def pass_child() -> int:
     """Entry point of the child process: one pass, one JSON line."""
     django_setup(os.environ["DATABASE_URL"], os.environ["GOVERNANCE_VAR_DIR"])
-    from django.conf import settings
-    from django.db.models import Max, Min
-
     # What a worker has imported before its first pass.
     import sklearn.ensemble  # noqa: F401
     import torch  # noqa: F401
+    from django.conf import settings
+    from django.db.models import Max, Min
 
-    import workers.ml.monitoring  # noqa: F401
+    import workers.ml.monitoring
     import workers.ml.network  # noqa: F401
     from governance.models import Decision, ModelVersion
     from governance.services.monitoring import monitoring_version_run
@@ -314,9 +313,24 @@ def pass_child() -> int:
     now = datetime.fromisoformat(os.environ["BENCH_NOW"])
     version = ModelVersion.objects.get(name="bench-monitored")
     baseline = current_rss_mib()
+    profile = os.environ.get("BENCH_PROFILE")
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
-    run = monitoring_version_run(version, actor="bench", now=now)
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        run = profiler.runcall(monitoring_version_run, version, actor="b", now=now)
+        profiler.dump_stats(profile)
+        pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(
+            40
+        )
+    else:
+        run = monitoring_version_run(version, actor="bench", now=now)
     seconds = time.perf_counter() - started
+    done = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = done.ru_utime + done.ru_stime - cpu.ru_utime - cpu.ru_stime
     peak = peak_rss_mib()
     # The decisions the pass should have read: the newest `cap` of the window.
     newest = Decision.objects.filter(
@@ -329,6 +343,7 @@ def pass_child() -> int:
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_s": cpu_s,
                 "rss_before_mib": baseline,
                 "rss_peak_mib": peak,
                 "decisions": run.decisions,
@@ -344,8 +359,11 @@ def pass_child() -> int:
     return 0
 
 
-def run_pass(database_url: str, var_dir: str, cap: int, now: datetime) -> dict:
+def run_pass(
+    database_url: str, var_dir: str, cap: int, now: datetime, profile: str = ""
+) -> dict:
     env = {
+        "BENCH_PROFILE": profile,
         **os.environ,
         "DATABASE_URL": database_url,
         "GOVERNANCE_VAR_DIR": var_dir,
@@ -361,6 +379,8 @@ def run_pass(database_url: str, var_dir: str, cap: int, now: datetime) -> dict:
     )
     if done.returncode:
         raise RuntimeError(f"the monitoring pass failed:\n{done.stderr[-4000:]}")
+    if profile:
+        log(done.stderr)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -368,9 +388,52 @@ def expected_outcomes(cap: int) -> int:
     from governance.models import Decision
 
     newest = Decision.objects.order_by("-decided_at", "-id").values("pk")[:cap]
-    return Decision.objects.filter(
-        pk__in=newest, true_outcome__isnull=False
-    ).count()
+    return Decision.objects.filter(pk__in=newest, true_outcome__isnull=False).count()
+
+
+def work_queue_plans() -> list[str]:
+    """Each query of the work queue's counts (the admin's front page), EXPLAINed
+    with sequential scans disabled: a plan that still scans a table has no index
+    to serve it there. Returns the problems found."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from governance.selectors.workqueue import work_queue
+
+    user = get_user_model().objects.create_superuser("bench-officer", password=None)
+    with CaptureQueriesContext(connection) as captured:
+        work_queue(user)
+    problems = []
+    print("\nthe work queue's queries, EXPLAIN with enable_seqscan = off:")
+    for query in captured.captured_queries:
+        sql = query["sql"]
+        if not sql.lstrip().upper().startswith("SELECT"):
+            continue
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}")
+            plan = cursor.fetchone()[0]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        nodes = list(_plan_nodes(plan[0]["Plan"]))
+        scans = sorted(
+            {
+                f"{n['Node Type']} on {n['Relation Name']}"
+                for n in nodes
+                if "Relation Name" in n
+            }
+        )
+        seq = [s for s in scans if s.startswith("Seq Scan")]
+        problems += [f"{s} (no index serves it): {sql[:200]}" for s in seq]
+        print(f"  {'NO ' if seq else 'yes'} {'; '.join(scans)}")
+    return problems
+
+
+def _plan_nodes(node: dict) -> Any:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
 
 
 # --- Main ---------------------------------------------------------------------------
@@ -412,6 +475,18 @@ def main() -> int:
         type=bounded_share,
         default=0.3,
         help="the share of decisions with a known outcome (default 0.3)",
+    )
+    parser.add_argument(
+        "--capped-only",
+        action="store_true",
+        help="skip the passes that read every decision of the window (slow)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        default="",
+        help="also profile the capped pass at the largest size (cProfile) into FILE "
+        "and print its 40 costliest calls",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--pass-child", action="store_true", help=argparse.SUPPRESS)
@@ -456,7 +531,10 @@ def run(args: argparse.Namespace, database_url: str, folder: Path) -> int:
             f"{size:,} decisions ({loader.loaded_outcomes:,} outcomes) loaded in "
             f"{loaded:.0f} s, VACUUM (ANALYZE) {vacuum:.0f} s"
         )
-        for label, cap in (("capped", shipped_cap), ("all", size)):
+        passes = [("capped", shipped_cap)]
+        if not args.capped_only:
+            passes.append(("all", size))
+        for label, cap in passes:
             result = run_pass(database_url, var_dir, cap, now)
             read = min(cap, size)
             want_outcomes = expected_outcomes(cap)
@@ -477,13 +555,36 @@ def run(args: argparse.Namespace, database_url: str, folder: Path) -> int:
                 f"  pass ({label}, cap {cap:,}): {result['seconds']:.2f} s, peak RSS "
                 f"+{result['rss_peak_mib'] - result['rss_before_mib']:.0f} MiB"
             )
+    print_plan(version, now, shipped_cap)
+    broken += work_queue_plans()
+    if args.profile:
+        run_pass(database_url, var_dir, shipped_cap, now, profile=args.profile)
     return report(results, broken)
+
+
+def print_plan(version: Any, now: datetime, cap: int) -> None:
+    """EXPLAIN ANALYZE of the window's query, as the pass sends it."""
+    from django.conf import settings
+
+    from governance.artifacts import domain_rows
+    from governance.services.monitoring import window_rows
+
+    rows = domain_rows(version.dataset.domains.get(name="source"))
+    query = window_rows(
+        version,
+        [*rows.numeric, *rows.categorical],
+        start=now - timedelta(days=settings.MONITORING_WINDOW_DAYS),
+        end=now,
+        limit=cap + 1,
+    )
+    print(f"the window's query (LIMIT {cap + 1:,}), EXPLAIN (ANALYZE):")
+    print(query.explain(analyze=True))
 
 
 def report(results: list[tuple[int, str, int, dict]], broken: list[str]) -> int:
     header = (
         f"{'decisions in window':>19} {'cap':>10} {'read':>10} {'outcomes':>9} "
-        f"{'wall s':>7} {'peak RSS +MiB':>13}  window start"
+        f"{'wall s':>7} {'CPU s':>6} {'peak RSS +MiB':>13}  window start"
     )
     print(header)
     print("-" * len(header))
@@ -493,7 +594,8 @@ def report(results: list[tuple[int, str, int, dict]], broken: list[str]) -> int:
         growth[(label, size)] = grew
         print(
             f"{size:>19,} {cap:>10,} {r['decisions']:>10,} {r['outcomes']:>9,} "
-            f"{r['seconds']:>7.2f} {grew:>13.0f}  {r['window_start'][:16]}"
+            f"{r['seconds']:>7.2f} {r['cpu_s']:>6.2f} {grew:>13.0f}  "
+            f"{r['window_start'][:16]}"
         )
     sizes = sorted({size for size, *_ in results})
     largest = sizes[-1]
@@ -512,8 +614,9 @@ def report(results: list[tuple[int, str, int, dict]], broken: list[str]) -> int:
             f"{'yes' if flat else 'NO'}"
         )
     print(
-        "memory: growth of ru_maxrss during the pass over the resident set before "
-        f"it, in a fresh process; load average {os.getloadavg()[0]:.1f} on "
+        "CPU s: user + system time of the pass's own process (PostgreSQL's not "
+        "included); memory: growth of ru_maxrss during the pass over the resident "
+        f"set before it, in a fresh process; load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs"
     )
     for problem in broken:

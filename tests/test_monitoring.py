@@ -346,7 +346,8 @@ def test_a_capped_window_reports_the_dates_of_the_decisions_read(deployed, setti
     # The window reported begins with the oldest decision read, not 30 days back.
     assert recorded.window_start == read_from
     assert recorded.result["window"]["capped"] is True
-    configured = dt.datetime.fromisoformat(recorded.result["window"]["configured_start"])
+    window = recorded.result["window"]
+    configured = dt.datetime.fromisoformat(window["configured_start"])
     assert configured < read_from - dt.timedelta(days=20)
     assert summary["findings"]
     for finding in summary["findings"]:

@@ -80,6 +80,44 @@ def _reference(version: ModelVersion) -> Any:
 WINDOW_CHUNK = 10_000
 
 
+def window_rows(
+    version: ModelVersion,
+    columns: list[str],
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int,
+) -> Any:
+    """The query of a window: (id, score, positive, outcome's positive, *each
+    input as text) of the newest `limit` automated decisions in [start, end],
+    read newest first along an index (governance_dec_decided_idx or
+    governance_dec_version_idx; bench/bench_monitoring.py prints the plan)."""
+    # Each model input as text from the database (->> on PostgreSQL): no JSON
+    # document is decoded in Python. The key is taken literally, "__" and all.
+    keys = {
+        f"input_{i}": KeyTextTransform(name, "inputs") for i, name in enumerate(columns)
+    }
+    return (
+        Decision.objects.filter(
+            model_version=version,
+            decided_by__isnull=True,
+            decided_at__gte=start,
+            decided_at__lte=end,
+        )
+        .order_by("-decided_at", "-id")
+        .annotate(**keys)
+        .values_list(
+            # The id, not decided_at: parsing each row's aware datetime took a
+            # third of the read (profiled); the one date needed is fetched alone.
+            "id",
+            "score",
+            "positive",
+            "true_outcome__positive",
+            *keys,
+        )[:limit]
+    )
+
+
 @dataclass(frozen=True)
 class _Read:
     window: Any  # workers.ml.monitoring.LiveWindow
@@ -97,66 +135,56 @@ def _window(
 
     cap = settings.MONITORING_MAX_DECISIONS
     columns = [*reference.numeric, *reference.categorical]
-    # Each model input as text from the database (->> on PostgreSQL): no JSON
-    # document is decoded in Python. The key is taken literally, "__" and all.
-    keys = {
-        f"input_{i}": KeyTextTransform(name, "inputs")
-        for i, name in enumerate(columns)
-    }
-    rows = (
-        Decision.objects.filter(
-            model_version=version,
-            decided_by__isnull=True,
-            decided_at__gte=start,
-            decided_at__lte=end,
-        )
-        .order_by("-decided_at", "-id")
-        .annotate(**keys)
-        .values_list(
-            "decided_at", "score", "positive", "true_outcome__positive", *keys
-        )[: cap + 1]  # one past the cap says whether the cap cut the window
-    )
-    blocks: list[dict[str, np.ndarray]] = []
+    rows = window_rows(version, columns, start=start, end=end, limit=cap + 1)
+    blocks: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
     chunk: list[tuple[Any, ...]] = []
-    read, capped, oldest = 0, False, start
-    for row in rows.iterator(chunk_size=WINDOW_CHUNK):
+    capped, last = False, None
+    # One row past the cap says whether the cap cut the window.
+    for read, row in enumerate(rows.iterator(chunk_size=WINDOW_CHUNK)):
         if read == cap:
             capped = True
             break
         chunk.append(row)
-        read += 1
-        oldest = row[0]
+        last = row[0]
         if len(chunk) == WINDOW_CHUNK:
             blocks.append(_arrays(chunk, reference))
             chunk = []
     if chunk or not blocks:
         blocks.append(_arrays(chunk, reference))
-    first = oldest if capped else start
-    joined = {name: np.concatenate([b[name] for b in blocks]) for name in blocks[0]}
+    first = start
+    if capped:
+        first = Decision.objects.values_list("decided_at", flat=True).get(pk=last)
+    fixed = {
+        name: np.concatenate([block[0][name] for block in blocks])
+        for name in ("score", "positive", "truth")
+    }
+    inputs = {
+        name: np.concatenate([block[1][name] for block in blocks]) for name in columns
+    }
     window = LiveWindow(
-        inputs=pd.DataFrame({name: joined[name] for name in columns}, columns=columns),
-        scores=joined[_SCORE],
-        positive=joined[_POSITIVE],
-        truth=joined[_TRUTH],
+        inputs=pd.DataFrame(inputs, columns=columns),
+        scores=fixed["score"],
+        positive=fixed["positive"],
+        truth=fixed["truth"],
         start=f"{first:%Y-%m-%d}",
         end=f"{end:%Y-%m-%d}",
     )
     return _Read(window=window, start=first, capped=capped)
 
 
-_SCORE, _POSITIVE, _TRUTH = " score", " positive", " truth"  # no column's name
-
-
-def _arrays(chunk: list[tuple[Any, ...]], reference: Any) -> dict[str, np.ndarray]:
-    """One chunk of rows as arrays: scores, decisions, outcomes and each input
+def _arrays(
+    chunk: list[tuple[Any, ...]], reference: Any
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One chunk of rows as arrays: scores, decisions and outcomes, then each input
     (numbers parsed, unreadable ones missing, as the shift report reads them)."""
-    out = {
-        _SCORE: np.array([row[1] for row in chunk], dtype=np.float64),
-        _POSITIVE: np.array([row[2] for row in chunk], dtype=np.int8),
-        _TRUTH: np.array(
+    fixed = {
+        "score": np.array([row[1] for row in chunk], dtype=np.float64),
+        "positive": np.array([row[2] for row in chunk], dtype=np.int8),
+        "truth": np.array(
             [-1 if row[3] is None else int(row[3]) for row in chunk], dtype=np.int8
         ),
     }
+    out: dict[str, np.ndarray] = {}
     numeric = set(reference.numeric)
     for i, name in enumerate([*reference.numeric, *reference.categorical], start=4):
         values = np.array([row[i] for row in chunk], dtype=object)
@@ -164,7 +192,7 @@ def _arrays(chunk: list[tuple[Any, ...]], reference: Any) -> dict[str, np.ndarra
             out[name] = pd.to_numeric(values, errors="coerce")
         else:
             out[name] = values
-    return out
+    return fixed, out
 
 
 def monitoring_version_run(
