@@ -333,6 +333,93 @@ def test_too_little_data_is_insufficient_never_a_pass(deployed):
         assert "not a pass" in finding["sentence"]
 
 
+def test_a_capped_window_reports_the_dates_of_the_decisions_read(deployed, settings):
+    home, _ = _rows(deployed, "source")
+    _decide(deployed, home[:20], ago_hours=24 * 20)  # older, left out by the cap
+    newest = _decide(deployed, home[20:50], ago_hours=24 * 3)
+    settings.MONITORING_MAX_DECISIONS = 30
+    summary = _monitor(deployed)
+    (run,) = summary["runs"]
+    assert run["decisions"] == 30 and run["capped"] is True
+    recorded = MonitoringRun.objects.get(pk=run["id"])
+    read_from = newest[0].decided_at
+    # The window reported begins with the oldest decision read, not 30 days back.
+    assert recorded.window_start == read_from
+    assert recorded.result["window"]["capped"] is True
+    window = recorded.result["window"]
+    configured = dt.datetime.fromisoformat(window["configured_start"])
+    assert configured < read_from - dt.timedelta(days=20)
+    assert summary["findings"]
+    for finding in summary["findings"]:
+        assert f"window {read_from:%Y-%m-%d} to" in finding["sentence"], finding
+
+    # A window that holds exactly the cap is whole: its configured start stands.
+    settings.MONITORING_MAX_DECISIONS = 50
+    (whole,) = _monitor(deployed)["runs"]
+    assert whole["decisions"] == 50 and whole["capped"] is False
+    whole_run = MonitoringRun.objects.get(pk=whole["id"])
+    span = whole_run.window_end - whole_run.window_start
+    assert span == dt.timedelta(days=settings.MONITORING_WINDOW_DAYS)
+
+
+def test_the_window_read_in_chunks_measures_what_the_decisions_hold(
+    deployed, settings, monkeypatch
+):
+    """The pass reads the inputs as text in chunks; the numbers are those of the
+    decisions' own JSON inputs read whole, newest first."""
+    import numpy as np
+    import pandas as pd
+
+    from governance.models import Decision
+    from governance.services import monitoring
+    from governance.services.bias import fairness_policy
+    from governance.services.datasets import dataset_spec
+    from workers.ml.monitoring import LiveWindow, monitor_version
+
+    home, labels = _rows(deployed, "source")
+    south, _ = _rows(deployed, "target")
+    _decide(deployed, home, labels)
+    _decide(deployed, south[:60], ago_hours=2)
+    monkeypatch.setattr(monitoring, "WINDOW_CHUNK", 7)  # many chunks, one partial
+    (run,) = _monitor(deployed)["runs"]
+    recorded = MonitoringRun.objects.get(pk=run["id"])
+
+    reference = monitoring._reference(deployed)
+    columns = [*reference.numeric, *reference.categorical]
+    decisions = list(
+        Decision.objects.filter(model_version=deployed)
+        .select_related("true_outcome")
+        .order_by("-decided_at", "-id")
+    )
+    frame = pd.DataFrame.from_records([d.inputs for d in decisions], columns=columns)
+    truth = []
+    for d in decisions:
+        outcome = getattr(d, "true_outcome", None)
+        truth.append(-1 if outcome is None else int(outcome.positive))
+    window = LiveWindow(
+        inputs=frame,
+        scores=np.array([d.score for d in decisions]),
+        positive=np.array([int(d.positive) for d in decisions], dtype=np.int8),
+        truth=np.array(truth, dtype=np.int8),
+        start=f"{recorded.window_start:%Y-%m-%d}",
+        end=f"{recorded.window_end:%Y-%m-%d}",
+    )
+    expected = monitor_version(
+        deployed.name,
+        reference,
+        window,
+        protected=dataset_spec(deployed.dataset).protected,
+        policy=monitoring.monitoring_policy(),
+        fairness=fairness_policy(),
+        n_bootstrap=settings.FAIRNESS_BOOTSTRAP,
+    ).to_dict()
+    assert run["decisions"] == len(home) + 60 and run["outcomes"] == len(home)
+    measured = {k: v for k, v in recorded.result.items() if k != "window"}
+    assert measured == json.loads(json.dumps(expected["numbers"]))
+    assert recorded.statuses == expected["statuses"]
+    assert recorded.statuses["input_drift"] != "insufficient"
+
+
 def test_the_beat_schedule_runs_the_pass_at_the_configured_interval(settings):
     from workers.celery import app
 

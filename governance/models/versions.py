@@ -126,6 +126,9 @@ class ModelVersion(models.Model):
         indexes = [
             # The lineage CTE walks parent -> children.
             models.Index(fields=["parent"], name="governance_mv_parent_idx"),
+            # The work queue counts live versions (draft, in review, approved);
+            # every fine-tuning run adds a version, and retired ones pile up.
+            models.Index(fields=["status"], name="governance_mv_status_idx"),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from governance.artifacts import domain_rows, model_version_scorer
@@ -73,13 +75,29 @@ def _reference(version: ModelVersion) -> Any:
     )
 
 
-def _window(
-    version: ModelVersion, reference: Any, start: dt.datetime, end: dt.datetime
-) -> Any:
-    """The newest MONITORING_MAX_DECISIONS automated decisions in [start, end]."""
-    from workers.ml.monitoring import LiveWindow
+# Rows fetched per round trip: the window is read in bounded chunks and each chunk
+# turned into arrays, so only one chunk's Python objects exist at a time.
+WINDOW_CHUNK = 10_000
 
-    rows = list(
+
+def window_rows(
+    version: ModelVersion,
+    columns: list[str],
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int,
+) -> Any:
+    """The query of a window: (id, score, positive, outcome's positive, *each
+    input as text) of the newest `limit` automated decisions in [start, end],
+    read newest first along an index (governance_dec_decided_idx or
+    governance_dec_version_idx; bench/bench_monitoring.py prints the plan)."""
+    # Each model input as text from the database (->> on PostgreSQL): no JSON
+    # document is decoded in Python. The key is taken literally, "__" and all.
+    keys = {
+        f"input_{i}": KeyTextTransform(name, "inputs") for i, name in enumerate(columns)
+    }
+    return (
         Decision.objects.filter(
             model_version=version,
             decided_by__isnull=True,
@@ -87,25 +105,94 @@ def _window(
             decided_at__lte=end,
         )
         .order_by("-decided_at", "-id")
-        .values_list("inputs", "score", "positive", "true_outcome__positive")[
-            : settings.MONITORING_MAX_DECISIONS
-        ]
+        .annotate(**keys)
+        .values_list(
+            # The id, not decided_at: parsing each row's aware datetime took a
+            # third of the read (profiled); the one date needed is fetched alone.
+            "id",
+            "score",
+            "positive",
+            "true_outcome__positive",
+            *keys,
+        )[:limit]
     )
+
+
+@dataclass(frozen=True)
+class _Read:
+    window: Any  # workers.ml.monitoring.LiveWindow
+    start: dt.datetime  # where the decisions read begin (see _window)
+    capped: bool
+
+
+def _window(
+    version: ModelVersion, reference: Any, start: dt.datetime, end: dt.datetime
+) -> _Read:
+    """The newest MONITORING_MAX_DECISIONS automated decisions in [start, end],
+    newest first. When the cap leaves older decisions of the window unread, the
+    window read begins at the oldest decision read, and its dates say so."""
+    from workers.ml.monitoring import LiveWindow
+
+    cap = settings.MONITORING_MAX_DECISIONS
     columns = [*reference.numeric, *reference.categorical]
-    frame = pd.DataFrame.from_records([inputs for inputs, *_ in rows], columns=columns)
-    for name in reference.numeric:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce")
-    truth = np.array(
-        [-1 if known is None else int(known) for *_, known in rows], dtype=np.int8
-    )
-    return LiveWindow(
-        inputs=frame,
-        scores=np.array([score for _, score, _, _ in rows], dtype=np.float64),
-        positive=np.array([int(p) for _, _, p, _ in rows], dtype=np.int8),
-        truth=truth,
-        start=f"{start:%Y-%m-%d}",
+    rows = window_rows(version, columns, start=start, end=end, limit=cap + 1)
+    blocks: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = []
+    chunk: list[tuple[Any, ...]] = []
+    capped, last = False, None
+    # One row past the cap says whether the cap cut the window.
+    for read, row in enumerate(rows.iterator(chunk_size=WINDOW_CHUNK)):
+        if read == cap:
+            capped = True
+            break
+        chunk.append(row)
+        last = row[0]
+        if len(chunk) == WINDOW_CHUNK:
+            blocks.append(_arrays(chunk, reference))
+            chunk = []
+    if chunk or not blocks:
+        blocks.append(_arrays(chunk, reference))
+    first = start
+    if capped:
+        first = Decision.objects.values_list("decided_at", flat=True).get(pk=last)
+    fixed = {
+        name: np.concatenate([block[0][name] for block in blocks])
+        for name in ("score", "positive", "truth")
+    }
+    inputs = {
+        name: np.concatenate([block[1][name] for block in blocks]) for name in columns
+    }
+    window = LiveWindow(
+        inputs=pd.DataFrame(inputs, columns=columns),
+        scores=fixed["score"],
+        positive=fixed["positive"],
+        truth=fixed["truth"],
+        start=f"{first:%Y-%m-%d}",
         end=f"{end:%Y-%m-%d}",
     )
+    return _Read(window=window, start=first, capped=capped)
+
+
+def _arrays(
+    chunk: list[tuple[Any, ...]], reference: Any
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One chunk of rows as arrays: scores, decisions and outcomes, then each input
+    (numbers parsed, unreadable ones missing, as the shift report reads them)."""
+    fixed = {
+        "score": np.array([row[1] for row in chunk], dtype=np.float64),
+        "positive": np.array([row[2] for row in chunk], dtype=np.int8),
+        "truth": np.array(
+            [-1 if row[3] is None else int(row[3]) for row in chunk], dtype=np.int8
+        ),
+    }
+    out: dict[str, np.ndarray] = {}
+    numeric = set(reference.numeric)
+    for i, name in enumerate([*reference.numeric, *reference.categorical], start=4):
+        values = np.array([row[i] for row in chunk], dtype=object)
+        if name in numeric:
+            out[name] = pd.to_numeric(values, errors="coerce")
+        else:
+            out[name] = values
+    return fixed, out
 
 
 def monitoring_version_run(
@@ -119,7 +206,8 @@ def monitoring_version_run(
     end = now or timezone.now()
     start = end - dt.timedelta(days=settings.MONITORING_WINDOW_DAYS)
     reference = _reference(version)
-    window = _window(version, reference, start, end)
+    read = _window(version, reference, start, end)
+    window = read.window
     policy, fairness = monitoring_policy(), fairness_policy()
     with reader_names(dataset_reader_names(version.dataset)):
         result = monitor_version(
@@ -135,12 +223,22 @@ def monitoring_version_run(
     with transaction.atomic():
         run = MonitoringRun(
             model_version=version,
-            window_start=start,
+            window_start=read.start,
             window_end=end,
             decisions=result.decisions,
             outcomes=result.outcomes,
             statuses=data["statuses"],
-            result=data["numbers"],
+            result={
+                **data["numbers"],
+                # What was read: the cap (MONITORING_MAX_DECISIONS) may leave the
+                # older decisions of the configured window unread.
+                "window": {
+                    "configured_start": start.isoformat(),
+                    "read_start": read.start.isoformat(),
+                    "cap": settings.MONITORING_MAX_DECISIONS,
+                    "capped": read.capped,
+                },
+            },
             policy={"monitoring": policy.to_dict(), "fairness": fairness.to_dict()},
             seconds=time.monotonic() - started,
         )
@@ -224,6 +322,7 @@ def monitoring_summary(runs: list[MonitoringRun]) -> dict[str, Any]:
                 "window_end": run.window_end.isoformat(),
                 "decisions": run.decisions,
                 "outcomes": run.outcomes,
+                "capped": run.result.get("window", {}).get("capped", False),
                 "statuses": run.statuses,
                 "seconds": round(run.seconds, 3),
             }
