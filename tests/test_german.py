@@ -8,6 +8,7 @@ legal references, the English one as before. A language not offered is refused
 from __future__ import annotations
 
 import gettext
+import json
 import re
 import shutil
 import subprocess
@@ -83,11 +84,20 @@ def test_the_catalogue_is_complete_and_compiled() -> None:
     assert empty == [], f"{len(empty)} entries are not translated"
     with (CATALOGUE / "django.mo").open("rb") as mo:
         compiled = gettext.GNUTranslations(mo)
-    ids = re.findall(r'\nmsgid "(.+)"\n', po)
+    # Each msgid, its continuation lines joined ("" then the wrapped parts).
+    ids = [
+        "".join(json.loads(part) for part in re.findall(r'".*"', block))
+        for block in re.findall(r'\nmsgid ((?:".*"\n)+)', po)
+    ]
+    ids = [i for i in ids if i]
     assert len(ids) > 200
-    for msgid in ids:
-        if "\\" not in msgid:
-            assert compiled.gettext(msgid) != msgid, msgid
+    # The compiled file holds each entry: plural ones by (id, 0), those with a
+    # context as "context\x04id". An out-of-date .mo misses the newest.
+    keys = {
+        k[0] if isinstance(k, tuple) else k.split("\x04")[-1] for k in compiled._catalog
+    }
+    missing = [i for i in ids if i not in keys]
+    assert missing == [], f"compile the catalogue again: {missing[:3]}"
     assert compiled.gettext("Send my request") == "Antrag absenden"
 
 
@@ -114,7 +124,10 @@ def test_the_form_speaks_german_when_asked_and_english_otherwise() -> None:
     )
     assert "DSGVO" not in html and "Antrag" not in html
     # Each language link is named in its own language and marked as such.
-    assert '<a href="/explain/?lang=de" lang="de" hreflang="de">Deutsch</a>' in html
+    assert (
+        '<a id="lang-de" href="/explain/?lang=de" lang="de" hreflang="de">Deutsch</a>'
+        in html
+    )
 
 
 @pytest.mark.parametrize(
@@ -288,7 +301,7 @@ def test_the_individual_report_is_written_in_the_language_of_the_request(
     assert f"Ihr Wert war {score}" in german
     assert any(month in german for month in GERMAN_MONTHS)
     # The factor sentences are German, worded again from the stored figures.
-    factors = made.explanations.get().factors["factors"]
+    factors = report.explanation.factors["factors"]
     against = [f for f in factors if f["toward_favourable"] < 0]
     assert against, "the refused person has no factor against them"
     assert "sprach gegen Sie" in german
@@ -306,3 +319,23 @@ def test_the_individual_report_is_written_in_the_language_of_the_request(
 
     path = Path(settings.MEDIA_ROOT) / report.file_path
     assert PdfReader(str(path)).trailer["/Root"]["/Lang"] == "de"
+
+
+def test_the_api_files_in_the_language_asked_and_refuses_another(
+    decision: tuple[Any, str],
+) -> None:
+    from rest_framework.test import APIClient
+
+    made, secret = decision
+    body = {"reference": made.reference, "secret": secret}
+    refused = APIClient().post(
+        "/api/requests/", {**body, "language": "fr"}, format="json"
+    )
+    assert refused.status_code == 400 and "language" in refused.json()
+    assert not ExplanationRequest.objects.exists()
+    filed = APIClient().post(
+        "/api/requests/", {**body, "language": "de"}, format="json"
+    )
+    assert filed.status_code == 201
+    assert filed.json()["status_url"].endswith("?lang=de")
+    assert ExplanationRequest.objects.get().language == "de"
