@@ -126,9 +126,9 @@ def _rate_limited(
 @require_http_methods(["GET", "POST"])
 def request_new(request: HttpRequest) -> HttpResponse:
     # The page speaks the language chosen on it (the form's select, sent with the
-    # request), else the one of `?lang=`; an unknown choice is the form's error.
+    # request) over the one of `?lang=`; an unknown choice is the form's error.
     chosen = request.POST.get("language") if request.method == "POST" else None
-    language = _page_language(request, stored=chosen)
+    language = chosen if chosen in _offered() else _page_language(request)
     with translation.override(language):
         return _in_language(_request_new(request, language), language)
 
@@ -216,8 +216,8 @@ def _decision_pages_context(decision: Decision) -> dict[str, object]:
     controller = (
         {
             "name": recorded["name"],
-            "contact": recorded["contact"] or NOT_RECORDED,
-            "dpo_contact": recorded["dpo_contact"] or NOT_RECORDED,
+            "contact": recorded["contact"] or gettext(NOT_RECORDED),
+            "dpo_contact": recorded["dpo_contact"] or gettext(NOT_RECORDED),
         }
         if recorded["name"]
         else settings.REPORT_CONTROLLER

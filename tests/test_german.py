@@ -260,6 +260,10 @@ def _report_text(
     data = (Path(settings.MEDIA_ROOT) / report.file_path).read_bytes()
     folder = tmp_path / language
     folder.mkdir()
+    # Kept beside the screenshots, to be looked at (pdftoppm -png -r 60).
+    kept = ROOT / "test-artifacts" / "reports"
+    kept.mkdir(parents=True, exist_ok=True)
+    (kept / f"individual-{language}.pdf").write_bytes(data)
     return _pdftotext(data, folder), report
 
 
@@ -339,3 +343,17 @@ def test_the_api_files_in_the_language_asked_and_refuses_another(
     assert filed.status_code == 201
     assert filed.json()["status_url"].endswith("?lang=de")
     assert ExplanationRequest.objects.get().language == "de"
+
+
+def test_the_choice_on_the_form_wins_over_the_page_it_was_sent_from(
+    decision: tuple[Any, str],
+) -> None:
+    """Sent from the German page with English chosen: the receipt and the
+    status link are English, as the request is."""
+    made, secret = decision
+    receipt = _file(Client(), made, secret, language="en", query="?lang=de")
+    html = receipt.content.decode()
+    assert receipt.status_code == 201 and '<html lang="en">' in html
+    assert "We have received your request" in html
+    assert ExplanationRequest.objects.get().language == "en"
+    assert 'href="http://testserver/explain/status/' in html and "?lang=en" in html
