@@ -181,6 +181,12 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# The languages of the public pages and of the person's explanation, chosen by the
+# person and stored on the request. Adding one: a tuple here, a catalogue under
+# locale/<code>/LC_MESSAGES/ (makemessages, compilemessages), a migration for the
+# request's language choices. The admin stays in LANGUAGE_CODE (no LocaleMiddleware).
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

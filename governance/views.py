@@ -16,6 +16,10 @@ from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import translation
+from django.utils.http import urlencode
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
@@ -37,24 +41,65 @@ from reports.individual import NOT_RECORDED, contest_law
 logger = logging.getLogger(__name__)
 
 
+def _offered() -> dict[str, str]:
+    return dict(settings.LANGUAGES)
+
+
+def _default_language() -> str:
+    return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+
+
+def _page_language(request: HttpRequest, stored: str | None = None) -> str:
+    """The language of a public page: `?lang=` when it is one offered, else the
+    one stored with the person's request, else the site's. Anything else in
+    `?lang=` (unknown, overlong) is ignored, never echoed."""
+    asked = request.GET.get("lang", "")
+    if asked in _offered():
+        return asked
+    if stored in _offered():
+        return stored
+    return _default_language()
+
+
+def _in_language(response: HttpResponse, language: str) -> HttpResponse:
+    response["Content-Language"] = language
+    return response
+
+
+def _with_language(url: str, language: str) -> str:
+    """A link that keeps the person's language (the status link carries it)."""
+    return f"{url}?{urlencode({'lang': language})}"
+
+
 class RequestForm(forms.Form):
+    # Not required: a form sent without it (an older page, a script) files in the
+    # page's language. A code that is not offered is the form's error.
+    language = forms.ChoiceField(
+        required=False,
+        choices=settings.LANGUAGES,
+        label=_("Language of your explanation"),
+        help_text=_(
+            "The language of your status page and of the explanation we send you."
+        ),
+    )
     reference = forms.CharField(
         max_length=32,
-        label="Decision reference",
-        help_text="Printed on the notice of the decision, e.g. D-3F2A9C1B7E04.",
+        label=_("Decision reference"),
+        help_text=_("Printed on the notice of the decision, e.g. D-3F2A9C1B7E04."),
     )
     secret = forms.CharField(
         max_length=128,
-        label="Verification secret",
-        help_text="Issued with the decision. It proves the request is yours.",
+        label=_("Verification secret"),
+        help_text=_("Issued with the decision. It proves the request is yours."),
         widget=forms.PasswordInput(render_value=False),
     )
     message = forms.CharField(
         required=False,
         max_length=4000,
-        label="Anything you want us to know",
-        help_text="Optional: what you want to know, or your point of view on the "
-        "decision.",
+        label=_("Anything you want us to know"),
+        help_text=_(
+            "Optional: what you want to know, or your point of view on the decision."
+        ),
         widget=forms.Textarea(attrs={"rows": 4}),
     )
 
@@ -80,7 +125,16 @@ def _rate_limited(
 @never_cache
 @require_http_methods(["GET", "POST"])
 def request_new(request: HttpRequest) -> HttpResponse:
-    form = RequestForm(request.POST or None)
+    # The page speaks the language chosen on it (the form's select, sent with the
+    # request) over the one of `?lang=`; an unknown choice is the form's error.
+    chosen = request.POST.get("language") if request.method == "POST" else None
+    language = chosen if chosen in _offered() else _page_language(request)
+    with translation.override(language):
+        return _in_language(_request_new(request, language), language)
+
+
+def _request_new(request: HttpRequest, language: str) -> HttpResponse:
+    form = RequestForm(request.POST or None, initial={"language": language})
     if request.method == "POST":
         # One count with the API's filing endpoint: both try secrets.
         retry_after = filing_attempt(request)
@@ -92,11 +146,14 @@ def request_new(request: HttpRequest) -> HttpResponse:
                     reference=form.cleaned_data["reference"],
                     secret=form.cleaned_data["secret"],
                     message=form.cleaned_data["message"],
+                    language=form.cleaned_data["language"] or language,
                 )
             except RequestRefused as exc:
-                form.add_error(None, str(exc))
+                form.add_error(None, gettext(str(exc)))
             else:
-                status_url = request.build_absolute_uri(f"/explain/status/{token}/")
+                status_url = request.build_absolute_uri(
+                    _with_language(f"/explain/status/{token}/", filed.language)
+                )
                 return render(
                     request,
                     "public/receipt.html",
@@ -113,6 +170,10 @@ def request_new(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "controller": settings.REPORT_CONTROLLER,
+            "languages": [
+                (code, name, _with_language("/explain/", code))
+                for code, name in settings.LANGUAGES
+            ],
         },
     )
 
@@ -128,18 +189,22 @@ def _request_or_404(token: str) -> ExplanationRequest:
 class ContestForm(forms.Form):
     statement = forms.CharField(
         max_length=4000,
-        label="Your point of view",
-        help_text="Why you contest the decision, in your own words (at most 4,000 "
-        "characters). The person who reviews it reads this.",
+        label=_("Your point of view"),
+        help_text=_(
+            "Why you contest the decision, in your own words (at most 4,000 "
+            "characters). The person who reviews it reads this."
+        ),
         widget=forms.Textarea(attrs={"rows": 6, "maxlength": 4000}),
     )
     wants_human_intervention = forms.BooleanField(
         required=False,
         initial=True,
-        label="I ask for a person to review the decision",
+        label=_("I ask for a person to review the decision"),
         widget=forms.CheckboxInput(attrs={"style": "width: auto; margin: 0 .5rem 0 0"}),
-        help_text="Every contest is read and decided by a person who took no "
-        "part in the decision; tick this to say you ask for that.",
+        help_text=_(
+            "Every contest is read and decided by a person who took no part in "
+            "the decision; tick this to say you ask for that."
+        ),
     )
 
 
@@ -151,8 +216,8 @@ def _decision_pages_context(decision: Decision) -> dict[str, object]:
     controller = (
         {
             "name": recorded["name"],
-            "contact": recorded["contact"] or NOT_RECORDED,
-            "dpo_contact": recorded["dpo_contact"] or NOT_RECORDED,
+            "contact": recorded["contact"] or gettext(NOT_RECORDED),
+            "dpo_contact": recorded["dpo_contact"] or gettext(NOT_RECORDED),
         }
         if recorded["name"]
         else settings.REPORT_CONTROLLER
@@ -179,19 +244,23 @@ def _status_page(
     status: int = 200,
 ) -> HttpResponse:
     contest = contest_for_decision(filed.decision)
-    return render(
-        request,
-        "public/status.html",
-        {
-            "filed": filed,
-            "released": released_answer(filed) is not None,
-            **_decision_pages_context(filed.decision),
-            "token": token,
-            "contest_form": form or (ContestForm() if contest is None else None),
-            **_contest_context(contest),
-        },
-        status=status,
-    )
+    language = _page_language(request, stored=filed.language)
+    with translation.override(language):
+        response = render(
+            request,
+            "public/status.html",
+            {
+                "filed": filed,
+                "released": released_answer(filed) is not None,
+                **_decision_pages_context(filed.decision),
+                "token": token,
+                "lang_query": urlencode({"lang": language}),
+                "contest_form": form or (ContestForm() if contest is None else None),
+                **_contest_context(contest),
+            },
+            status=status,
+        )
+    return _in_language(response, language)
 
 
 @never_cache
@@ -213,8 +282,11 @@ def contest_new(request: HttpRequest, token: str) -> HttpResponse:
     retry_after = filing_attempt(request)
     if retry_after is not None:
         return _rate_limited(request, retry_after, filed.decision)
-    form = ContestForm(request.POST)
-    if form.is_valid():
+    with translation.override(_page_language(request, stored=filed.language)):
+        # Bound in the page's language: its errors are shown in it.
+        form = ContestForm(request.POST)
+        valid = form.is_valid()
+    if valid:
         try:
             contest_file(
                 decision=filed.decision,
@@ -223,10 +295,17 @@ def contest_new(request: HttpRequest, token: str) -> HttpResponse:
                 wants_human_intervention=form.cleaned_data["wants_human_intervention"],
             )
         except ContestRefused as exc:
-            form.add_error(None, str(exc))
+            with translation.override(_page_language(request, filed.language)):
+                form.add_error(None, gettext(str(exc)))
         else:
             # The contest is followed on this same page: no second link to keep.
-            response = redirect(reverse("request_status", args=[token]) + "#contest")
+            response = redirect(
+                _with_language(
+                    reverse("request_status", args=[token]),
+                    _page_language(request, filed.language),
+                )
+                + "#contest"
+            )
             response.status_code = 303  # see other: the page, by GET
             return response
     return _status_page(request, filed, token, form=form, status=400)
@@ -267,15 +346,19 @@ def _contest_or_404(token: str) -> Contest:
 def contest_status(request: HttpRequest, token: str) -> HttpResponse:
     """A contest filed through the API has its own private link."""
     contest = _contest_or_404(token)
-    return render(
-        request,
-        "public/contest_status.html",
-        {
-            **_decision_pages_context(contest.decision),
-            "letter_url": reverse("contest_status_letter", args=[token]),
-            **_contest_context(contest),
-        },
-    )
+    stored = contest.request.language if contest.request_id else None
+    language = _page_language(request, stored=stored)
+    with translation.override(language):
+        response = render(
+            request,
+            "public/contest_status.html",
+            {
+                **_decision_pages_context(contest.decision),
+                "letter_url": reverse("contest_status_letter", args=[token]),
+                **_contest_context(contest),
+            },
+        )
+    return _in_language(response, language)
 
 
 @never_cache

@@ -494,7 +494,9 @@ def lineage_tree(
 
     Roots are nodes whose parent is None or not in the list (a dossier may show
     only part of the lineage). Children keep the order they are given in. The
-    ``highlight`` node (the version a report is about) is drawn in bold.
+    ``highlight`` node (the version a report is about) is drawn in bold. A
+    sublabel may hold several lines, separated by newlines (the version page
+    adds the trained layers and the data); the boxes grow to hold them.
     The drawing is scaled down to ``max_width`` when the tree is wide.
     """
     if not nodes:
@@ -549,8 +551,18 @@ def lineage_tree(
     chars = int((box_width - 12) / CHAR_WIDTH)
     wrapped = {n: _wrap(by_id[n][0], chars) for n in order}
     name_lines = max(len(lines) for lines in wrapped.values())
+    subs = {
+        n: [
+            line
+            for part in by_id[n][1].split("\n")
+            if part.strip()
+            for line in _wrap(part, chars, max_lines=2)
+        ]
+        for n in order
+    }
+    sub_lines = max(1, max(len(lines) for lines in subs.values()))
     gap_x, gap_y, pad = 20, 34, 6
-    box_h = 26 + 14 * name_lines
+    box_h = 26 + 14 * (name_lines + sub_lines - 1)
     columns = max(1, next_leaf)
     levels = max(depth.values()) + 1
     width = pad * 2 + columns * box_width + (columns - 1) * gap_x
@@ -562,9 +574,14 @@ def lineage_tree(
             pad + depth[node_id] * (box_h + gap_y),
         )
 
+    # The description says each sublabel line whole, however it was wrapped.
+    subs_said = {
+        n: [part.strip() for part in by_id[n][1].split("\n") if part.strip()]
+        for n in order
+    }
     desc = "; ".join(
         by_id[n][0]
-        + (f" ({by_id[n][1]})" if by_id[n][1] else "")
+        + (f" ({', '.join(subs_said[n])})" if subs_said[n] else "")
         + (f" derived from {by_id[p][0]}" if p in by_id and p != n else "")
         for n, p, _, _ in nodes
     )
@@ -604,15 +621,14 @@ def lineage_tree(
         )
     for node_id in order:
         x, y = box_xy(node_id)
-        label, sublabel = by_id[node_id]
         center = x + box_width // 2
         weight = {"font_weight": "bold"} if node_id == highlight else {}
         for line_no, line in enumerate(wrapped[node_id]):
             parts.append(_text(center, y + 17 + 14 * line_no, line, "middle", **weight))
-        if sublabel:
-            below = y + 17 + 14 * len(wrapped[node_id]) + 1
+        below = y + 17 + 14 * len(wrapped[node_id]) + 1
+        for line_no, line in enumerate(subs[node_id]):
             parts.append(
-                _text(center, below, truncate(sublabel, chars), "middle", fill="#555")
+                _text(center, below + 14 * line_no, line, "middle", fill="#555")
             )
     return _close(parts)
 

@@ -84,3 +84,33 @@ def test_model_version_list_runs_the_same_queries_for_few_and_many_rows(
     for i in range(30):
         _child(tree["a1"], f"deep-{i}")
     assert count() == few
+
+
+def test_the_version_summary_charts_the_lineage_with_layers_and_data(
+    admin_client, tree
+):
+    """The summary's tree: every version of the lineage in a box, with the layers
+    it trained and froze (counted from its inventory) and the domain it learned
+    from; the sibling branch stays out."""
+    from tests.factories import DomainFactory
+
+    a = tree["a"]
+    a.layers = [
+        {"name": "hidden.0", "trainable": False},
+        {"name": "hidden.1", "trainable": False},
+        {"name": "hidden.2", "trainable": True},
+        {"name": "out", "trainable": True},
+    ]
+    a.trained_on = DomainFactory(dataset=a.dataset, name="target-region")
+    a.save(update_fields=["layers", "trained_on"])
+    page = admin_client.get(f"/admin/governance/modelversion/{a.pk}/change/")
+    html = page.content.decode()
+    start = html.index('<section id="summary-lineage"')
+    section = html[start : html.index("</section>", start)]
+    assert "<svg" in section
+    desc = section[section.index("<desc>") : section.index("</desc>")]
+    assert "a (finetuned · draft, 2 of 4 layers trained, 2 frozen, " in desc
+    assert "data: target-region) derived from base" in desc
+    for name in ("base", "a", "a1"):
+        assert f">{name}<" in section
+    assert ">b<" not in section

@@ -121,6 +121,9 @@ def test_the_subject_files_online_and_follows_the_private_link(decision):
     filed = ExplanationRequest.objects.get()
     assert filed.number in html and filed.message.startswith("I think")
     link = html.split('id="status-link" href="')[1].split('"')[0]
+    # The link carries the language chosen (English, the page's, here).
+    link, language = link.split("?")
+    assert language == "lang=en"
     status = Client().get(link)
     assert status.status_code == 200
     assert "Being prepared" in status.content.decode()

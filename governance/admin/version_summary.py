@@ -19,6 +19,7 @@ from governance.selectors import (
     version_domain_metrics,
 )
 from reports import charts
+from reports.dossier.lineage import lineage_detail_chart
 from workers.ml.fairness.policy import VERDICT_LABELS
 
 Status = ModelVersion.Status
@@ -254,6 +255,7 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "needs": approval_needs(version),
         "approval": approval,
         "performance_chart": _performance_chart(version),
+        "lineage_chart": lineage_detail_chart(version),
         "attribute_verdicts": _attribute_verdicts(checks),
         "group_charts": _group_charts(checks),
         "fidelity": _fidelity(version),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
@@ -189,6 +190,12 @@ class RequestFileSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
         help_text="Optional: what the person wants to know, or their point of view.",
+    )
+    language = serializers.ChoiceField(
+        choices=settings.LANGUAGES,
+        required=False,
+        default="en",
+        help_text="The language of the status page and of the explanation.",
     )
 
 

@@ -551,7 +551,7 @@ class RequestFileView(APIView):
         body = {
             "number": filed.number,
             "status_url": request.build_absolute_uri(
-                reverse("request_status", args=[token])
+                reverse("request_status", args=[token]) + f"?lang={filed.language}"
             ),
             "api_status_url": request.build_absolute_uri(
                 reverse("api:request_status", args=[token])

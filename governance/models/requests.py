@@ -54,6 +54,14 @@ class ExplanationRequest(models.Model):
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.RECEIVED, editable=False
     )
+    language = models.CharField(
+        max_length=8,
+        choices=settings.LANGUAGES,
+        default="en",
+        editable=False,
+        help_text="The language the person chose: of their status page and of the "
+        "explanation they receive.",
+    )
     received_at = models.DateTimeField(editable=False)
     due_at = models.DateTimeField(editable=False)
     extended_due_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -98,6 +106,10 @@ class ExplanationRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=RequestStatus.values),
                 name="governance_request_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(language__in=[code for code, _ in settings.LANGUAGES]),
+                name="governance_request_language_valid",
             ),
             models.CheckConstraint(
                 condition=Q(extended_due_at__isnull=True)

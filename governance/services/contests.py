@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from governance.models import Contest, Decision, ExplanationRequest, Report
 from governance.selectors import contest_is_late
@@ -88,8 +89,10 @@ def contest_file(
     statement = (statement or "").strip()
     if not statement:
         raise ContestRefused(
-            "Tell us in a few words why you contest the decision: your point of "
-            "view is what the person reviewing it will read."
+            gettext_noop(
+                "Tell us in a few words why you contest the decision: your point "
+                "of view is what the person reviewing it will read."
+            )
         )
     if len(statement) > MAX_STATEMENT:
         raise ContestRefused(
@@ -104,8 +107,10 @@ def contest_file(
         decision = Decision.objects.select_for_update().get(pk=decision.pk)
         if not decision.automated:
             raise ContestRefused(
-                "This decision was made by a person after a review; it cannot be "
-                "contested here."
+                gettext_noop(
+                    "This decision was made by a person after a review; it cannot "
+                    "be contested here."
+                )
             )
         existing = contest_for_decision(decision)
         if existing is not None and existing.is_open:

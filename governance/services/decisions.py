@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from governance.models import Decision, ModelVersion
 from governance.services.audit import audit_record
@@ -27,7 +28,8 @@ def secret_digest(secret: str) -> str:
 # a wrong secret take the same path and the same time.
 _DUMMY_DIGEST = secret_digest("no decision has this reference")
 # What a person is told when either is wrong (deliberately vague).
-NO_MATCH = (
+# Marked for the catalogue; the public pages translate it as they show it.
+NO_MATCH = gettext_noop(
     "The reference and the secret do not match a decision we hold. Check both "
     "against the notice you received."
 )

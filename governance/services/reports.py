@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from governance.models import Decision, ModelVersion, Report
 from governance.selectors import dataset_reader_names
@@ -156,10 +156,12 @@ def _report_html(report: Report) -> str:
 
         context = letter_context(report)
         return render_to_string("reports/contest_letter.html", {**context, **common})
-    from reports.individual import individual_context
+    from reports.individual import individual_context, report_language
 
-    context = individual_context(report)
-    return render_to_string("reports/individual.html", {**context, **common})
+    # The person's explanation in the language they chose on their request.
+    with translation.override(report_language(report)):
+        context = individual_context(report)
+        return render_to_string("reports/individual.html", {**context, **common})
 
 
 def _store(data: bytes, sha256: str, *, reference: str) -> str:

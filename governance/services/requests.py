@@ -48,11 +48,22 @@ def token_digest(token: str) -> str:
 
 
 def request_file(
-    *, reference: str, secret: str, message: str = "", now: datetime | None = None
+    *,
+    reference: str,
+    secret: str,
+    message: str = "",
+    language: str = "en",
+    now: datetime | None = None,
 ) -> tuple[ExplanationRequest, str]:
     """File a request for the decision `reference`; return it with the private token
     for the person's status page. Raises RequestRefused without saying which part
-    was wrong, so nobody learns whether a reference exists without its secret."""
+    was wrong, so nobody learns whether a reference exists without its secret.
+    `language` (one of settings.LANGUAGES) is the person's: of their status page
+    and of the explanation; any other code is refused before anything is read."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValidationError(
+            {"language": f"{language!r} is not one of the languages offered"}
+        )
     now = now or timezone.now()
     decision = decision_for_secret(reference, secret)
     if decision is None:
@@ -63,6 +74,7 @@ def request_file(
             number="ER-" + secrets.token_hex(5).upper(),
             decision=decision,
             message=message.strip()[:4000],
+            language=language,
             received_at=now,
             due_at=now + relativedelta(months=1),
             access_token_hash=token_digest(token),
@@ -77,6 +89,7 @@ def request_file(
             after={
                 "decision": decision.reference,
                 "due_at": request.due_at.isoformat(),
+                "language": language,
             },
         )
     return request, token

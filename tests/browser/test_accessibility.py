@@ -259,8 +259,14 @@ def test_a_person_files_follows_and_contests_with_the_keyboard_alone(
     page = new_context().new_page()
     page.goto("/explain/")
 
-    # The fields in reading order, then the button; typed and sent with keys.
-    assert _tab_to(page, "id_reference") == ["id_reference"]
+    # The language links, the fields in reading order, then the button; typed
+    # and sent with keys (the language select keeps the page's English).
+    assert _tab_to(page, "id_reference") == [
+        "lang-en",
+        "lang-de",
+        "id_language",
+        "id_reference",
+    ]
     page.keyboard.type(governed.decision.reference)
     assert _tab_to(page, "id_secret") == ["id_secret"]
     page.keyboard.type(governed.secret)

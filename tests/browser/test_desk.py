@@ -54,6 +54,24 @@ OVERFLOWING = """
 """
 
 
+# Each line of an SVG chart against its box: drawn centred in a box of
+# `box` user units, a line fits when it is narrower than the box less its padding,
+# and it must lie inside the drawing.
+LINES_OUTSIDE_BOXES = """
+(svg) => {
+  const box = 170;  // box_width of reports.dossier.lineage.lineage_detail_chart
+  const view = svg.viewBox.baseVal;
+  const found = [];
+  for (const text of svg.querySelectorAll('text')) {
+    const b = text.getBBox();
+    if (b.width > box - 4 || b.x < 0 || b.x + b.width > view.width)
+      found.push(`${text.textContent}: ${b.x.toFixed(0)}+${b.width.toFixed(0)}`);
+  }
+  return found;
+}
+"""
+
+
 def _no_text_overflows(page: Page) -> None:
     # Open every folded part first: what is folded must fit too.
     page.evaluate(
@@ -138,6 +156,15 @@ def test_the_officer_reads_the_queue_and_a_version_page_without_clipped_text(
     )
     # Charts inline: the group rates with the four-fifths line.
     expect(page.locator(".group-charts figure.chart img").first).to_be_attached()
+    # The lineage tree inline: base and fine-tuned version, each box with its
+    # layers and data, and no line of text wider than its box (170 units).
+    lineage = page.locator("#summary-lineage svg")
+    expect(lineage).to_be_visible()
+    expect(lineage.locator("desc")).to_contain_text(f"{child.name} (finetuned")
+    expect(lineage.locator("desc")).to_contain_text("layers trained")
+    expect(lineage.locator("desc")).to_contain_text(f"derived from {desk['base'].name}")
+    too_wide = lineage.evaluate(LINES_OUTSIDE_BOXES)
+    assert too_wide == [], too_wide
     # The long transfer table is folded.
     expect(page.locator("details#bias-transfer")).not_to_have_attribute("open", "")
     screenshot(page, "desk-03-officer-version-page")
