@@ -414,3 +414,69 @@ def test_the_command_refuses_pdf_for_a_log_it_cannot_audit(tmp_path):
     with pytest.raises(CommandError, match="no decision log named 'missing'"):
         call_command("audit_decisions", "missing", "--pdf")
     assert not Report.objects.exists() and not DecisionLogAudit.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.services
+def test_the_admin_button_renders_the_report_on_a_real_reports_worker(
+    tmp_path, client, user_in_role, settings
+):
+    """Through Redis to a worker that serves only the reports queue, as dossiers
+    are: the admin's button queues it, the worker renders it, the numbers hold."""
+    import os
+    import sys
+    import time
+
+    from tests.conftest import ROOT, celery_broker, require_service
+    from tests.test_worker import database_url_for_worker
+    from workers.command import worker_arguments
+
+    broker = require_service("TEST_REDIS_URL", "Redis")
+    path = write(tmp_path / "log", HEAD + SCORE_ABOVE + OUTCOME + SYSTEM)
+    log = decision_log_import_file(spec_path=path, actor="t")
+    client.force_login(user_in_role(roles.COMPLIANCE_OFFICER))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_worker(),
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": broker,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "CELERY_WORKER_CORES": "1",
+    }
+    output = tmp_path / "reports-worker.log"
+    with celery_broker(broker), output.open("w") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                *worker_arguments(f"reports-{os.getpid()}", queues=("reports",)),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            response = client.post(log.get_absolute_url().replace("change/", "audit/"))
+            audit = DecisionLogAudit.objects.get()
+            assert response["Location"] == audit.get_absolute_url()
+            client.post(audit.get_absolute_url().replace("change/", "report/"))
+            report = Report.objects.get()
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                report.refresh_from_db()
+                if report.status not in (Report.Status.PENDING, "rendering"):
+                    break
+                time.sleep(0.5)
+            else:
+                print(output.read_text())
+                raise AssertionError("the reports worker did not render the report")
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    # Tasks were not eager here (celery_broker): only the worker could render it.
+    assert report.status == Report.Status.DRAFT, report.error
+    text = pdftotext(report_file(report), tmp_path)
+    for row in audit.result["groups"]:
+        assert pdf_rate_row(row) in text, row
