@@ -57,6 +57,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_contest",  # human review of a contested decision
         "governance.add_job",  # run a check, fit an explainer, explain a decision
         "governance.change_monitoringfinding",  # acknowledge a finding
+        "governance.add_decisionlogaudit",  # audit an imported decision log
     ],
     AUDITOR: [
         *_VIEW_ALL,
@@ -72,6 +73,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.change_finetunerun",
         "governance.add_report",  # generate a dossier (not individual explanations)
         "governance.add_job",  # shift, bias checks, explainer fits (not decisions)
+        "governance.add_decisionlogaudit",  # audit an imported decision log
     ],
     DECISION_SERVICE: [
         "governance.add_decision",  # POST /api/decisions/ with a token

@@ -267,6 +267,7 @@ def grouped_bar_chart(
     y_range: tuple[float, float] | None = None,
     value_labels: bool = False,
     lines: Sequence[tuple[str, float]] = (),
+    intervals: Sequence[Sequence[tuple[float, float] | None]] = (),
 ) -> str:
     """Vertical bars: one cluster per group, one bar per series, with a legend.
 
@@ -276,10 +277,18 @@ def grouped_bar_chart(
     range near the values shows a difference a zero-based axis hides; the
     caller says so in the caption). `value_labels` prints each bar's value.
     `lines` draws a dashed horizontal line at each (label, value), e.g. a gate
-    a rate must stay above, labelled at the right end.
+    a rate must stay above, labelled at the right end. `intervals`, one list per
+    series with one (low, high) or None per group, draws each as a whisker over
+    its bar (the caller's caption says what interval it is).
     """
     if not groups or not series:
         raise ValueError("a grouped bar chart needs groups and series")
+    if intervals and (
+        len(intervals) != len(series)
+        or any(len(per) != len(groups) for per in intervals)
+    ):
+        raise ValueError("intervals: one (low, high) or None per series and group")
+    spans = [span for per in intervals for span in per if span is not None]
     for name, values in series:
         if len(values) != len(groups):
             raise ValueError(
@@ -288,6 +297,7 @@ def grouped_bar_chart(
     all_values = [v for _, values in series for v in _finite(values, "bar values")]
     line_values = _finite([value for _, value in lines], "line values")
     all_values += line_values
+    all_values += _finite([v for span in spans for v in span], "interval bounds")
     if y_range is None:
         ticks = nice_ticks(min(0.0, *all_values), max(0.0, *all_values), 5)
     else:
@@ -308,13 +318,20 @@ def grouped_bar_chart(
     cluster = plot_w / len(groups)
     bar_w = max(2, int(cluster * 0.8 / len(series)))
 
+    def said(s_index: int, g_index: int, value: float) -> str:
+        span = intervals[s_index][g_index] if intervals else None
+        if span is None:
+            return format_number(value)
+        low, high = min(span), max(span)
+        return f"{format_number(value)} ({format_number(low)} to {format_number(high)})"
+
     desc = "; ".join(
         f"{name}: "
         + ", ".join(
-            f"{group} {format_number(v)}"
-            for group, v in zip(groups, values, strict=True)
+            f"{group} {said(s_index, g_index, v)}"
+            for g_index, (group, v) in enumerate(zip(groups, values, strict=True))
         )
-        for name, values in series
+        for s_index, (name, values) in enumerate(series)
     )
     parts = _open(width, height, title, desc)
     grid = "".join(f"M{left} {y(t)}H{width - 8}" for t in ticks)
@@ -324,6 +341,7 @@ def grouped_bar_chart(
     zero = y(base)
     bars_by_series: list[list[tuple[int, int, int, int]]] = [[] for _ in series]
     value_texts = []
+    whiskers = []
     for g_index in range(len(groups)):
         x0 = left + round(g_index * cluster + cluster * 0.1)
         for s_index, (_, values) in enumerate(series):
@@ -332,6 +350,14 @@ def grouped_bar_chart(
             bars_by_series[s_index].append(
                 (x, min(top, zero), bar_w - 1, abs(zero - top))
             )
+            span = intervals[s_index][g_index] if intervals else None
+            if span is not None:
+                mid, cap = x + (bar_w - 1) // 2, max(2, min(6, bar_w // 4))
+                low_y, high_y = y(min(span)), y(max(span))
+                whiskers.append(
+                    f"M{mid} {low_y}V{high_y}M{mid - cap} {low_y}H{mid + cap}"
+                    f"M{mid - cap} {high_y}H{mid + cap}"
+                )
             if value_labels:
                 value_texts.append(
                     _text(
@@ -345,6 +371,8 @@ def grouped_bar_chart(
         color = colors[s_index % len(colors)]
         parts.append(f'<path fill="{color}" d="{_rects_path(rects)}"/>')
     parts.append(f'<path stroke="{INK}" fill="none" d="M{left} {zero}H{width - 8}"/>')
+    if whiskers:
+        parts.append(f'<path stroke="{INK}" fill="none" d="{"".join(whiskers)}"/>')
     dashed = f'stroke="{NEGATIVE}" stroke-dasharray="5 3" fill="none"'
     for value in line_values:
         parts.append(f'<path {dashed} d="M{left} {y(value)}H{width - 8}"/>')

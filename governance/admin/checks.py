@@ -102,7 +102,9 @@ class BiasCheckAdmin(ReadOnlyAdmin):
                         cell(d["value"]),
                         cell(d["ci_low"]),
                         cell(d["ci_high"]),
-                        d["verdict"],
+                        # No verdict of its own: not gated, or (the ratio) judged
+                        # per group by the four-fifths rule.
+                        d["verdict"] or "—",
                     )
                     for d in attribute["disparities"]
                 ),

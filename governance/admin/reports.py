@@ -48,6 +48,7 @@ class ReportAdmin(ReadOnlyAdmin):
         "status",
         "download_link",
         "model_version",
+        "decision_log_audit",
         "decision",
         "supersedes",
         "sha256",

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0015_onnx_kind'),
+        ('governance', '0016_version_status_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -21,7 +21,9 @@ class ReportStatus(models.TextChoices):
 
 
 class Report(models.Model):
-    """A rendered PDF: a model dossier or an individual explanation.
+    """A rendered PDF: a model dossier, an individual explanation, an approval
+    certificate, a contest letter, or the bias audit of an external decision log
+    (which has no model version: `decision_log_audit` is what it reports).
 
     The file is written once: a report that is approved never changes, and
     rendering again makes a new report that `supersedes` the old one.
@@ -32,6 +34,7 @@ class Report(models.Model):
         INDIVIDUAL = "individual", "individual explanation"
         CERTIFICATE = "certificate", "approval certificate"
         CONTEST_LETTER = "contest_letter", "letter on a contested decision"
+        BIAS_AUDIT = "bias_audit", "bias audit of a decision log"
 
     class Audience(models.TextChoices):
         FULL = "full", "full (auditors and regulators)"
@@ -64,7 +67,22 @@ class Report(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, editable=False)
     audience = models.CharField(max_length=16, choices=Audience.choices, editable=False)
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="reports", editable=False
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reports",
+        editable=False,
+        help_text="Every kind but the bias audit of a decision log, which has none.",
+    )
+    decision_log_audit = models.ForeignKey(
+        "DecisionLogAudit",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reports",
+        editable=False,
+        help_text="The audit a bias-audit report gives: fixed when requested.",
     )
     decision = models.ForeignKey(
         "Decision",
@@ -155,8 +173,23 @@ class Report(models.Model):
                 condition=Q(kind="dossier", decision__isnull=True)
                 | Q(kind="individual", decision__isnull=False)
                 | Q(kind="certificate", decision__isnull=True, certifies__isnull=False)
-                | Q(kind="contest_letter", contest__isnull=False),
+                | Q(kind="contest_letter", contest__isnull=False)
+                | Q(kind="bias_audit", decision__isnull=True),
                 name="governance_report_decision_matches_kind",
+            ),
+            models.CheckConstraint(
+                # A decision log's audit has no model version; every other
+                # report is about one.
+                condition=Q(
+                    kind="bias_audit",
+                    model_version__isnull=True,
+                    decision_log_audit__isnull=False,
+                )
+                | (
+                    ~Q(kind="bias_audit")
+                    & Q(model_version__isnull=False, decision_log_audit__isnull=True)
+                ),
+                name="governance_report_subject_matches_kind",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=ReportStatus.values),

@@ -17,9 +17,10 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from governance.models import AISystem, DecisionLog, DecisionLogAudit
+from governance.models import AISystem, DecisionLog, DecisionLogAudit, Report
 from governance.services.audit import audit_record
 from governance.services.bias import fairness_policy
+from governance.services.reports import report_request
 from governance.services.systems import (
     SystemSpecError,
     ai_system_record,
@@ -258,3 +259,15 @@ def decision_log_audit_summary(audit: DecisionLogAudit) -> dict[str, Any]:
         "outcome": log.spec.get("outcome"),
         **audit.result,
     }
+
+
+def decision_log_report_request(
+    *, audit: DecisionLogAudit, actor: Any = None
+) -> Report:
+    """Request the PDF bias-audit report of one recorded audit: rendered on the
+    reports queue through the dossiers' path (report_render_task), a draft until
+    an officer approves it. The report quotes that audit's numbers, never a
+    re-run."""
+    return report_request(
+        kind=Report.Kind.BIAS_AUDIT, decision_log_audit=audit, actor=actor
+    )

@@ -52,7 +52,7 @@ def _user(actor: Any) -> Any:
 def report_request(
     *,
     kind: str,
-    model_version: ModelVersion,
+    model_version: ModelVersion | None = None,
     actor: Any,
     audience: str | None = None,
     decision: Decision | None = None,
@@ -61,11 +61,14 @@ def report_request(
     contest: Any = None,
     certifies: Report | None = None,
     supersedes: Report | None = None,
+    decision_log_audit: Any = None,
 ) -> Report:
     """Record a report to render and queue it (after commit) on the reports queue.
 
     An individual report is fixed to the request and the explanation it answers
-    when it is requested, so two requests on one decision each get their own."""
+    when it is requested, so two requests on one decision each get their own. A
+    bias-audit report is about one recorded audit of a decision log, and no model
+    version."""
     if kind == Report.Kind.INDIVIDUAL and explanation is None and decision is not None:
         explanation = decision.explanations.order_by("-created_at").first()
     if explanation is not None and explanation.decision_id != getattr(
@@ -90,6 +93,7 @@ def report_request(
         contest=contest,
         certifies=certifies,
         supersedes=supersedes,
+        decision_log_audit=decision_log_audit,
         created_by=_user(actor),
     )
     report.full_clean()
@@ -101,7 +105,8 @@ def report_request(
         after={
             "kind": kind,
             "audience": audience,
-            "model_version": model_version.pk,
+            "model_version": model_version.pk if model_version else None,
+            "decision_log_audit": decision_log_audit.pk if decision_log_audit else None,
             "decision": decision.pk if decision else None,
             "request": request.pk if request else None,
             "explanation": explanation.pk if explanation else None,
@@ -156,6 +161,11 @@ def _report_html(report: Report) -> str:
 
         context = letter_context(report)
         return render_to_string("reports/contest_letter.html", {**context, **common})
+    if report.kind == Report.Kind.BIAS_AUDIT:
+        from reports.bias_audit import bias_audit_context
+
+        context = bias_audit_context(report.decision_log_audit)
+        return render_to_string("reports/bias_audit.html", {**context, **common})
     from reports.individual import individual_context, report_language
 
     # The person's explanation in the language they chose on their request.
@@ -180,10 +190,39 @@ def _store(data: bytes, sha256: str, *, reference: str) -> str:
     return str(path.relative_to(settings.MEDIA_ROOT))
 
 
+def _system(report: Report) -> Any:
+    if report.decision_log_audit_id:
+        return report.decision_log_audit.log.system
+    return report.model_version.dataset.system
+
+
 def _author(report: Report) -> str:
     """The controller the system record names; the PDF's Author field."""
-    system = report.model_version.dataset.system
+    system = _system(report)
     return (system.controller_name if system else "") or "not recorded in this system"
+
+
+def report_subject(report: Report) -> str:
+    """What a report is about, in words: its decision log or its model version."""
+    if report.decision_log_audit_id:
+        return f"decision log {report.decision_log_audit.log.name}"
+    return f"model version {report.model_version}"
+
+
+def _subject_metadata(report: Report) -> dict[str, str]:
+    """The PDF's keys naming what it is about: a model version (and its artifact)
+    or a decision log (its files' SHA-256 and the audit's id)."""
+    audit = report.decision_log_audit
+    if audit is not None:
+        return {
+            "decision_log": audit.log.name,
+            "decision_log_sha256": audit.log.content_sha256,
+            "decision_log_audit": str(audit.pk),
+        }
+    return {
+        "model_version": report.model_version.name,
+        "model_sha256": report.model_version.artifact_sha256,
+    }
 
 
 def report_render(
@@ -208,11 +247,10 @@ def report_render(
             title=f"{report.get_kind_display().capitalize()} {report.reference}",
             metadata={
                 "author": _author(report),
-                "subject": f"{report.get_kind_display()} for {report.model_version}",
+                "subject": f"{report.get_kind_display()} for {report_subject(report)}",
                 "keywords": "GDPR, AI Act, model governance",
                 "report_reference": report.reference,
-                "model_version": report.model_version.name,
-                "model_sha256": report.model_version.artifact_sha256,
+                **_subject_metadata(report),
                 "decision_reference": report.decision.reference
                 if report.decision
                 else "",
@@ -437,7 +475,7 @@ def report_verify(data: bytes) -> tuple[str, Report | None]:
     """Which report of this system a PDF is, by its SHA-256."""
     sha = hashlib.sha256(data).hexdigest()
     return sha, Report.objects.filter(sha256=sha).select_related(
-        "model_version", "approved_by", "decision"
+        "model_version", "approved_by", "decision", "decision_log_audit__log"
     ).first()
 
 

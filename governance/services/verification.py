@@ -87,11 +87,19 @@ def report_verification(data: bytes) -> ReportVerification:
                 ),
             ),
         )
-    about = report.decision.reference if report.decision else report.model_version
-    line = (
-        f"{report.get_kind_display()} {report.reference} about {about} "
-        f"(model version {report.model_version}, SHA-256 {sha})"
-    )
+    if report.decision_log_audit_id:
+        audit = report.decision_log_audit
+        line = (
+            f"{report.get_kind_display()} {report.reference} about decision log "
+            f"{audit.log.name} (audit #{audit.pk}, log SHA-256 "
+            f"{audit.log.content_sha256}; report SHA-256 {sha})"
+        )
+    else:
+        about = report.decision.reference if report.decision else report.model_version
+        line = (
+            f"{report.get_kind_display()} {report.reference} about {about} "
+            f"(model version {report.model_version}, SHA-256 {sha})"
+        )
     if report.status not in (Report.Status.APPROVED, Report.Status.RELEASED):
         return ReportVerification(
             sha,

@@ -224,6 +224,42 @@ def test_grouped_chart_draws_a_gate_line_across_the_bars_and_names_it() -> None:
         )
 
 
+def test_grouped_chart_draws_each_interval_as_a_whisker_and_says_it() -> None:
+    root = parse(
+        charts.grouped_bar_chart(
+            ["A", "B"],
+            [("rate", [0.5, 0.25])],
+            title="g",
+            y_range=(0.0, 1.0),
+            intervals=[[(0.3, 0.7), None]],
+        )
+    )
+    tick_y = {t.text: int(t.get("y")) - 4 for t in root.iter(f"{SVG}text")}
+    [whiskers] = [
+        p.get("d") for p in root.iter(f"{SVG}path") if p.get("stroke") == charts.INK
+    ][1:]  # after the zero line
+    # One whisker (B has none), from 0.3 to 0.7 on the axis, with two caps.
+    [(low, high)] = re.findall(r"M\d+ (\d+)V(\d+)", whiskers)
+    zero, top = tick_y["0.00"], tick_y["1.00"]
+    assert abs(int(low) - (zero + (top - zero) * 0.3)) <= 1
+    assert abs(int(high) - (zero + (top - zero) * 0.7)) <= 1
+    assert whiskers.count("H") == 2
+    desc = root.find(f"{SVG}desc").text
+    assert desc == "rate: A 0.500 (0.300 to 0.700), B 0.250"
+    with pytest.raises(ValueError, match="one \\(low, high\\) or None per series"):
+        charts.grouped_bar_chart(
+            ["A", "B"], [("rate", [0.5, 0.2])], title="g", intervals=[[(0, 1)]]
+        )
+    with pytest.raises(ValueError, match="outside y_range"):
+        charts.grouped_bar_chart(
+            ["A"],
+            [("rate", [0.5])],
+            title="g",
+            y_range=(0.0, 1.0),
+            intervals=[[(0.2, 1.6)]],
+        )
+
+
 def test_grouped_chart_refuses_series_of_the_wrong_length() -> None:
     with pytest.raises(ValueError, match="series 'child' has 1 values for 2 groups"):
         charts.grouped_bar_chart(

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from governance.models import DecisionLog
@@ -12,6 +13,7 @@ from governance.services.decision_logs import (
     decision_log_audit,
     decision_log_audit_summary,
     decision_log_import_file,
+    decision_log_report_request,
 )
 
 MAX_ARGUMENT_CHARS = 4096
@@ -22,13 +24,21 @@ class Command(BaseCommand):
     help = (
         "Audit an external decision log for bias and print the result as JSON. "
         "Give the log's recorded name, or its spec (.toml), which is imported "
-        "first (the same spec and content again reuse the recorded log)."
+        "first (the same spec and content again reuse the recorded log). With "
+        "--pdf, also request the PDF bias-audit report of this audit."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("log", help="a recorded log's name, or its spec (.toml)")
+        parser.add_argument(
+            "--pdf",
+            action="store_true",
+            help="also request the PDF bias-audit report of the audit just run "
+            "(rendered on the reports queue; in-process when no broker is set); "
+            'its reference, status and SHA-256 are printed under "report"',
+        )
 
-    def handle(self, *args: Any, log: str, **options: Any) -> None:
+    def handle(self, *args: Any, log: str, pdf: bool = False, **options: Any) -> None:
         if not log or len(log) > MAX_ARGUMENT_CHARS or "\x00" in log:
             raise CommandError(
                 f"log: expected a name or a path of 1 to {MAX_ARGUMENT_CHARS} "
@@ -46,6 +56,23 @@ class Command(BaseCommand):
                         "import_decisions SPEC.toml, or give its spec"
                     )
             audit = decision_log_audit(log=record, actor=actor)
+            report = (
+                decision_log_report_request(audit=audit, actor=actor) if pdf else None
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(json.dumps(decision_log_audit_summary(audit), indent=2))
+        summary = decision_log_audit_summary(audit)
+        if report is not None:
+            # Without a broker the render ran on commit, in this process.
+            report.refresh_from_db()
+            summary["report"] = {
+                "reference": report.reference,
+                "status": report.status,
+                "sha256": report.sha256 or None,
+                "pages": report.pages,
+                "file": str(Path(settings.MEDIA_ROOT) / report.file_path)
+                if report.file_path
+                else None,
+                "error": report.error or None,
+            }
+        self.stdout.write(json.dumps(summary, indent=2))
