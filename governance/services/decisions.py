@@ -100,8 +100,12 @@ def outcome_labels(version: ModelVersion) -> tuple[str, str]:
     return positive_label, negative_label
 
 
-def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
-    """Check a person's inputs against what the model reads and the data knew."""
+def validate_inputs(
+    version: ModelVersion, inputs: Any, *, spec: Any = None
+) -> dict[str, Any]:
+    """Check a person's inputs against what the model reads and the data knew.
+    `spec`: the version's parsed dataset spec, when the caller has it (a batch
+    parses it once, not once a row)."""
     if not isinstance(inputs, dict):
         raise DecisionInputError("inputs must be an object of feature: value")
     columns = version.dataset.schema
@@ -118,7 +122,7 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
     from governance.services.datasets import dataset_spec
 
     # The model was trained on [values] labels; a caller may still send the code.
-    spec = dataset_spec(version.dataset)
+    spec = spec or dataset_spec(version.dataset)
     clean: dict[str, Any] = {}
     for name in features:
         value, info = inputs[name], columns.get(name, {})
@@ -228,16 +232,18 @@ def decisions_score(
     Raises DecisionRowsError naming every bad row (the first 50).
     """
     from governance.artifacts import model_version_scorer
+    from governance.services.datasets import dataset_spec
     from workers.ml.network import predict_proba_rows
 
     decision_version_check(model_version)
+    spec = dataset_spec(model_version.dataset)
     problems: list[tuple[int, str]] = []
     bad = 0
     checked: list[tuple[int, str, dict[str, Any]]] = []
     for index, row in enumerate(rows):
         try:
             reference = _subject_reference_check(row.subject_reference)
-            clean = validate_inputs(model_version, row.inputs)
+            clean = validate_inputs(model_version, row.inputs, spec=spec)
             checked.append((index, reference, clean))
         except DecisionInputError as exc:
             bad += 1
@@ -310,9 +316,12 @@ def decisions_record(
             secret_hash=secret_digest(secret),
             decided_at=now,
         )
-        # The reference's uniqueness is left to the database's constraint (48
-        # random bits; a clash fails the whole batch) rather than a query a row.
-        decision.full_clean(validate_unique=False, validate_constraints=False)
+        # The reference's uniqueness and the checks are left to the database's
+        # constraints (48 random bits; a clash fails the whole batch), and the
+        # version is the one locked above: no query a row.
+        decision.full_clean(
+            exclude=["model_version"], validate_unique=False, validate_constraints=False
+        )
         made.append((decision, secret))
     decisions = Decision.objects.bulk_create([d for d, _ in made])
     if any(d.pk is None for d in decisions):  # a backend without RETURNING

@@ -317,8 +317,10 @@ def _factors(
     context: _ExplainContext,
     outcomes: Any,
     seed: int,
+    **known: Any,
 ) -> Any:
-    """The factors of one person, as an explanation and a notice both give them."""
+    """The factors of one person, as an explanation and a notice both give them.
+    `known`: the surrogate's account and the score, when already computed."""
     from workers.ml.explain.faithful import explain_factors
 
     return explain_factors(
@@ -331,6 +333,7 @@ def _factors(
         tolerance=settings.EXPLANATION_SCORE_TOLERANCE,
         seed=seed,
         background_label=context.background_label,
+        **known,
     )
 
 
@@ -373,6 +376,7 @@ def decision_factors(
     favourable decision. Raises nothing for a version without an explainer: the
     caller says NO_EXPLAINER_NOTE."""
     from workers.ml.explain.counterfactuals import NetworkClassifier, one_torch_thread
+    from workers.ml.explain.faithful import surrogate_accounts
 
     adverse = [item for item in scored if not item.favourable]
     explainer = latest_explainer(version) if adverse else None
@@ -386,10 +390,25 @@ def decision_factors(
     score = NetworkClassifier(loaded.model, loaded.encoder).positive_probability
     outcomes = version_outcomes(version)
     found: dict[int, dict[str, Any] | None] = {item.index: None for item in scored}
+    cases = pd.DataFrame([item.inputs for item in adverse])
+    # The surrogate's terms for every adverse person at once (bin lookups, the
+    # same numbers as one by one); the network's part stays one person at a time
+    # so each number is what that person's explanation computes.
+    accounts = surrogate_accounts(surrogate, cases)
     with reader_names(dataset_reader_names(version.dataset)), one_torch_thread():
-        for item in adverse:
+        for position, item in enumerate(adverse):
+            # The frame one person's explanation builds (dtypes included).
             case = pd.DataFrame([item.inputs])
-            factors = _factors(surrogate, score, case, context, outcomes, seed)
+            factors = _factors(
+                surrogate,
+                score,
+                case,
+                context,
+                outcomes,
+                seed,
+                account=accounts[position],
+                row_score=item.score,
+            )
             found[item.index] = notice_factors(factors)
     return found
 
