@@ -10,7 +10,8 @@ adverse decision and the audit events; on SQLite and on PostgreSQL.
 Each backend runs in a process of its own on a fresh database (SQLite in a
 temporary folder; PostgreSQL: a database created next to TEST_POSTGRES_URL's,
 dropped at the end), with tasks in-process (no broker). Set-up, not timed: the
-dataset spec imported (the bundled Adult spec by default: 14 features), a base
+dataset spec imported (the bundled Adult spec by default: 14 features; or
+`--dataset loans`, the tests' synthetic loans table of 6 features), a base
 model pre-trained for --epochs on its source domain, bias checks, the EBM
 explainer and the dossier, approved by two officers (governance.flow
 `review_and_approve`), and a system account with a token.
@@ -84,7 +85,13 @@ def _set_up(args: argparse.Namespace) -> tuple[Any, Any, list[dict[str, Any]]]:
     from governance.services.training import model_version_pretrain
 
     started = time.perf_counter()
-    dataset = dataset_import_file(spec_path=SPECS[args.dataset], actor="bench")
+    spec = SPECS.get(args.dataset)
+    if spec is None:  # the tests' synthetic loans table: 6 features, quick to set up
+        from tests.conftest import write_synthetic_dataset
+
+        folder = Path(tempfile.mkdtemp(prefix="bench-loans-"))
+        spec = write_synthetic_dataset(folder, rows=args.loans_rows)
+    dataset = dataset_import_file(spec_path=spec, actor="bench")
     source = dataset.domains.get(name="source")
     version = model_version_pretrain(
         domain=source, name="bench-base", actor="bench", epochs=args.epochs
@@ -318,7 +325,8 @@ def _run(backend: str, args: argparse.Namespace) -> dict | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=sorted(SPECS), default="adult")
+    parser.add_argument("--dataset", choices=[*sorted(SPECS), "loans"], default="adult")
+    parser.add_argument("--loans-rows", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--batches", type=int, default=4)
