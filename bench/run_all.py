@@ -30,6 +30,10 @@ BENCHMARKS = [
 # These need PostgreSQL and Redis: `make bench` starts them (scripts/with-services.sh).
 SERVICE_BENCHMARKS = [
     ("1M decisions, 1M audit events and admin pages on PostgreSQL", ["bench_scale.py"]),
+    (
+        "decisions logged per second (bulk, command) and single p95, with factors",
+        ["bench_decisions.py"],
+    ),
     ("explanation reports per minute, one worker vs two", ["bench_throughput.py"]),
     ("50 clients on the public pages for 60 s", ["bench_public_load.py"]),
 ]
