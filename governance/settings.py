@@ -480,9 +480,10 @@ FAIRNESS_POLICY = {
 FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
 
 # --- Decisions at volume (POST /api/decisions/bulk/, manage.py log_decisions) ----
-# Rows in one bulk request (each adverse one's factors cost ~25 ms: 500 is about
-# the most a request should hold), and a bulk request's body (500 rows of 40
-# features fit in 2 MiB). A file for log_decisions is bounded before it is read.
+# Rows in one bulk request (each adverse one's factors cost 40-85 ms on 2 loaded
+# cores, bench_decisions: 500 rows already take 10-40 s), and a bulk request's
+# body (500 rows of 40 features fit in 2 MiB). A file for log_decisions is bounded
+# before it is read.
 DECISIONS_BULK_MAX_ROWS = env_int("DECISIONS_BULK_MAX_ROWS", 500, minimum=1)
 DECISIONS_BULK_MAX_BYTES = env_int(
     "DECISIONS_BULK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024
