@@ -34,6 +34,10 @@ SERVICE_BENCHMARKS = [
         "a monitoring pass over a window of 1M decisions on PostgreSQL",
         ["bench_monitoring.py", "--rows", "1000000"],
     ),
+    (
+        "decisions logged per second (bulk, command) and single p95, with factors",
+        ["bench_decisions.py"],
+    ),
     ("explanation reports per minute, one worker vs two", ["bench_throughput.py"]),
     ("50 clients on the public pages for 60 s", ["bench_public_load.py"]),
 ]

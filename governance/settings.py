@@ -485,6 +485,20 @@ FAIRNESS_POLICY = {
 }
 FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
 
+# --- Decisions at volume (POST /api/decisions/bulk/, manage.py log_decisions) ----
+# Rows in one bulk request (each adverse one's factors cost 40-85 ms on 2 loaded
+# cores, bench_decisions: 500 rows already take 10-40 s), and a bulk request's
+# body (500 rows of 40 features fit in 2 MiB). A file for log_decisions is bounded
+# before it is read.
+DECISIONS_BULK_MAX_ROWS = env_int("DECISIONS_BULK_MAX_ROWS", 500, minimum=1)
+DECISIONS_BULK_MAX_BYTES = env_int(
+    "DECISIONS_BULK_MAX_BYTES", 2 * 1024 * 1024, minimum=1024
+)
+DECISIONS_FILE_MAX_BYTES = env_int(
+    "DECISIONS_FILE_MAX_BYTES", 20 * 1024 * 1024, minimum=1024
+)
+DECISIONS_FILE_MAX_ROWS = env_int("DECISIONS_FILE_MAX_ROWS", 20_000, minimum=1)
+
 # --- Post-market monitoring (AI Act Art. 72) ---------------------------------------
 # Outcomes files (manage.py log_outcomes): bounded before a line is read.
 OUTCOMES_MAX_BYTES = env_int("OUTCOMES_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)

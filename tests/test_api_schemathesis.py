@@ -159,6 +159,7 @@ def api_schema(_in_test_transaction: None, db: None) -> Any:
 # fails when the description gains an operation this list lacks.
 OPERATIONS = [
     ("POST", "/api/decisions/"),
+    ("POST", "/api/decisions/bulk/"),
     ("POST", "/api/decisions/{reference}/outcome/"),
     ("POST", "/api/requests/"),
     ("GET", "/api/requests/{token}/"),
@@ -204,7 +205,7 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
         strategies.append(
             operation.as_strategy(path_parameters={"token": records["token"]})
         )
-    if path == "/api/decisions/":
+    if path in ("/api/decisions/", "/api/decisions/bulk/"):
         # The approved version and the features it reads, with fuzzed values.
         known = st.sampled_from([*PERSON.values(), *sorted(CATEGORIES)])
         value = (
@@ -213,13 +214,23 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
             | st.floats(allow_nan=False, allow_infinity=False)
             | st.integers()
         )
-        bodies = st.fixed_dictionaries(
+        row = st.fixed_dictionaries(
             {
-                "model_version": st.just(records["version"].name),
                 "subject_reference": st.text(min_size=1, max_size=130),
                 "inputs": st.fixed_dictionaries({name: value for name in PERSON}),
             }
         )
+        version = st.just(records["version"].name)
+        if path == "/api/decisions/":
+            bodies = st.fixed_dictionaries({"model_version": version}).flatmap(
+                lambda head: row.map(lambda body: {**head, **body})
+            )
+        else:
+            # A few rows: good and bad ones mixed, so the all-or-none path runs.
+            rows = st.lists(row, min_size=0, max_size=4)
+            bodies = st.fixed_dictionaries(
+                {"model_version": version, "decisions": rows}
+            )
         strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
     if path == "/api/jobs/":
         # Each kind on the records that exist, so the fuzzer reaches job_start.

@@ -137,6 +137,34 @@ class DecisionLogSerializer(serializers.Serializer):
     inputs = InputsField()
 
 
+class NoticeFactorSerializer(serializers.Serializer):
+    features = serializers.ListField(child=serializers.CharField())
+    values = serializers.ListField(
+        child=serializers.JSONField(), help_text="The person's values of them."
+    )
+    toward_favourable = serializers.FloatField(
+        help_text="Points of the score (as a fraction) this factor moved the "
+        "person toward the favourable outcome; negative: away from it."
+    )
+    sentence = serializers.CharField()
+
+
+class NoticeFactorsSerializer(serializers.Serializer):
+    method = serializers.CharField(
+        help_text="surrogate (the EBM's terms, each checked on the model) or "
+        "network_shapley (Shapley values on the model itself)."
+    )
+    method_note = serializers.CharField(help_text="How the factors were computed.")
+    baseline = serializers.FloatField(help_text="The average person's score.")
+    factors = NoticeFactorSerializer(many=True, help_text="Largest first.")
+    other = serializers.FloatField(help_text="The factors not shown, together.")
+    residual = serializers.FloatField()
+    withheld = serializers.IntegerField(
+        help_text="Factors left out because the model's own response to that "
+        "feature alone contradicts their direction."
+    )
+
+
 class DecisionLoggedSerializer(serializers.Serializer):
     reference = serializers.CharField(
         help_text="The decision's public reference, for the notice to the person."
@@ -150,6 +178,63 @@ class DecisionLoggedSerializer(serializers.Serializer):
     model_version = serializers.IntegerField()
     model_version_name = serializers.CharField()
     decided_at = serializers.DateTimeField()
+    favourable = serializers.BooleanField(
+        help_text="The decision is the one good for the person."
+    )
+    factors = NoticeFactorsSerializer(
+        allow_null=True,
+        help_text="For an adverse decision, its main factors for the notice "
+        "(null for a favourable one, or when the version has no explainer).",
+    )
+    factors_note = serializers.CharField(
+        allow_blank=True, help_text="Why `factors` is null, or empty."
+    )
+
+
+class DecisionBulkRowSerializer(serializers.Serializer):
+    subject_reference = serializers.CharField(
+        max_length=120,
+        help_text="The organisation's own reference for the person.",
+    )
+    inputs = InputsField()
+
+
+class DecisionBulkSerializer(serializers.Serializer):
+    model_version = ModelVersionField()
+    decisions = serializers.ListField(
+        child=DecisionBulkRowSerializer(),
+        min_length=1,
+        max_length=settings.DECISIONS_BULK_MAX_ROWS,
+        error_messages={
+            "max_length": "At most {max_length} decisions in one request "
+            "(DECISIONS_BULK_MAX_ROWS); split the batch.",
+            "min_length": "Give at least one decision.",
+        },
+        help_text="One to DECISIONS_BULK_MAX_ROWS "
+        f"({settings.DECISIONS_BULK_MAX_ROWS}) people, logged all or none.",
+    )
+
+    def validate_decisions(self, value: list[Any]) -> list[Any]:
+        # Also at each request: the field's max_length is fixed at import.
+        limit = settings.DECISIONS_BULK_MAX_ROWS
+        if len(value) > limit:
+            raise serializers.ValidationError(
+                f"At most {limit} decisions in one request (DECISIONS_BULK_MAX_ROWS); "
+                "split the batch."
+            )
+        return value
+
+
+class DecisionBulkLoggedItemSerializer(DecisionLoggedSerializer):
+    index = serializers.IntegerField(help_text="The row's position, from 0.")
+
+
+class DecisionBulkLoggedSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    model_version_name = serializers.CharField()
+    logged = serializers.IntegerField()
+    adverse = serializers.IntegerField()
+    decisions = DecisionBulkLoggedItemSerializer(many=True)
 
 
 class DecisionOutcomeSerializer(serializers.Serializer):

@@ -13,6 +13,11 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("decisions/", views.DecisionLogView.as_view(), name="decision_log"),
     path(
+        "decisions/bulk/",
+        views.DecisionBulkLogView.as_view(),
+        name="decision_log_bulk",
+    ),
+    path(
         "decisions/<str:reference>/outcome/",
         views.DecisionOutcomeView.as_view(),
         name="decision_outcome",

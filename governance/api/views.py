@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -68,7 +69,12 @@ from governance.services.contests import (
     contest_for_token,
     contest_letter,
 )
-from governance.services.decisions import DecisionInputError, decision_log
+from governance.services.decision_batches import LoggedDecision, decisions_log
+from governance.services.decisions import (
+    DecisionInputError,
+    DecisionRow,
+    DecisionRowsError,
+)
 from governance.services.jobs import job_may_start, job_permissions, job_start
 from governance.services.outcomes import (
     OutcomeError,
@@ -109,12 +115,15 @@ class BoundedJSONParser(JSONParser):
     """DRF's JSON parser with a size cap, and deep nesting as a 400 (Python's
     decoder raises RecursionError, which DRF would turn into a 500)."""
 
+    max_bytes = MAX_BODY_BYTES
+
     def parse(
         self, stream: Any, media_type: str | None = None, parser_context: Any = None
     ) -> Any:
-        raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
-        if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLarge()
+        limit = self.max_bytes
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         try:
             # JSON is UTF-8 (RFC 8259, 8.1), whatever charset the client names:
             # governance.http.Utf8OnlyMiddleware refuses any other before this.
@@ -222,25 +231,94 @@ class DecisionLogView(APIView):
         given = s.DecisionLogSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         data = given.validated_data
+        row = DecisionRow(data["subject_reference"], data["inputs"])
         try:
-            decision, secret = decision_log(
-                model_version=data["model_version"],
-                subject_reference=data["subject_reference"],
-                inputs=data["inputs"],
-                actor=request.user,
+            [logged] = decisions_log(
+                model_version=data["model_version"], rows=[row], actor=request.user
             )
+        except DecisionRowsError as exc:
+            raise Refused(exc.problems[0][1]) from None
+        except DecisionInputError as exc:
+            raise Refused(str(exc)) from None
+        body = _logged_body(logged)
+        return Response(s.DecisionLoggedSerializer(body).data, status=201)
+
+
+def _logged_body(logged: LoggedDecision) -> dict[str, Any]:
+    decision = logged.decision
+    return {
+        "reference": decision.reference,
+        "secret": logged.secret,
+        "outcome": decision.outcome,
+        "score": decision.score,
+        "model_version": decision.model_version_id,
+        "model_version_name": decision.model_version.name,
+        "decided_at": decision.decided_at,
+        "favourable": decision.favourable,
+        "factors": logged.factors,
+        "factors_note": logged.factors_note,
+    }
+
+
+class BulkJSONParser(BoundedJSONParser):
+    max_bytes = settings.DECISIONS_BULK_MAX_BYTES
+
+
+class DecisionBulkLogView(APIView):
+    permission_classes = [CanLogDecisions]
+    parser_classes = [BulkJSONParser]
+
+    @extend_schema(
+        operation_id="decision_log_bulk",
+        summary="Log up to DECISIONS_BULK_MAX_ROWS automated decisions at once, all "
+        "or none (systems; needs governance.add_decision)",
+        request=s.DecisionBulkSerializer,
+        responses={
+            201: s.DecisionBulkLoggedSerializer,
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='`{"detail": message}` when the version may not decide; '
+                '`{"detail", "errors": [{"index", "detail"}], "bad_rows"}` naming '
+                'each bad row; `{"decisions": {"<index>": {field: [messages]}}}` '
+                "for rows whose shape is wrong. Nothing is logged.",
+            ),
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.DecisionBulkSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        rows = [
+            DecisionRow(row["subject_reference"], row["inputs"])
+            for row in data["decisions"]
+        ]
+        version = data["model_version"]
+        try:
+            logged = decisions_log(model_version=version, rows=rows, actor=request.user)
+        except DecisionRowsError as exc:
+            # A Response, not an APIException: that would turn the indexes to text.
+            refusal = {
+                "detail": str(exc),
+                "errors": [{"index": i, "detail": why} for i, why in exc.problems],
+                "bad_rows": exc.total,
+            }
+            return Response(refusal, status=400)
         except DecisionInputError as exc:
             raise Refused(str(exc)) from None
         body = {
-            "reference": decision.reference,
-            "secret": secret,
-            "outcome": decision.outcome,
-            "score": decision.score,
-            "model_version": decision.model_version_id,
-            "model_version_name": decision.model_version.name,
-            "decided_at": decision.decided_at,
+            "model_version": version.pk,
+            "model_version_name": version.name,
+            "logged": len(logged),
+            "adverse": sum(not item.decision.favourable for item in logged),
+            "decisions": [
+                {"index": item.index, **_logged_body(item)} for item in logged
+            ],
         }
-        return Response(s.DecisionLoggedSerializer(body).data, status=201)
+        return Response(s.DecisionBulkLoggedSerializer(body).data, status=201)
 
 
 # --- Jobs: checks and explanations run by workers ------------------------------------

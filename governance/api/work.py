@@ -133,7 +133,12 @@ class DossierStartSerializer(serializers.Serializer):
 
 class ReportStatusSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="This report, to follow it.")
-    model_version = serializers.CharField(source="model_version.name")
+    model_version = serializers.CharField(
+        source="model_version.name",
+        allow_null=True,
+        default=None,
+        help_text="The version it reports on; null for a decision log's audit.",
+    )
     download = serializers.SerializerMethodField(
         help_text="The PDF, once approved or released (needs "
         "governance.download_report); null before."

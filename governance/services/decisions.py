@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from governance.models import Decision, ModelVersion
-from governance.services.audit import audit_record
+from governance.services.audit import audit_record_many
 
 
 def secret_digest(secret: str) -> str:
@@ -102,8 +102,12 @@ def outcome_labels(version: ModelVersion) -> tuple[str, str]:
     return positive_label, negative_label
 
 
-def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
-    """Check a person's inputs against what the model reads and the data knew."""
+def validate_inputs(
+    version: ModelVersion, inputs: Any, *, spec: Any = None
+) -> dict[str, Any]:
+    """Check a person's inputs against what the model reads and the data knew.
+    `spec`: the version's parsed dataset spec, when the caller has it (a batch
+    parses it once, not once a row)."""
     if not isinstance(inputs, dict):
         raise DecisionInputError("inputs must be an object of feature: value")
     columns = version.dataset.schema
@@ -120,7 +124,7 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
     from governance.services.datasets import dataset_spec
 
     # The model was trained on [values] labels; a caller may still send the code.
-    spec = dataset_spec(version.dataset)
+    spec = spec or dataset_spec(version.dataset)
     clean: dict[str, Any] = {}
     for name in features:
         value, info = inputs[name], columns.get(name, {})
@@ -153,19 +157,46 @@ def validate_inputs(version: ModelVersion, inputs: Any) -> dict[str, Any]:
     return clean
 
 
-def decision_log(
-    *, model_version: ModelVersion, subject_reference: str, inputs: Any, actor: Any
-) -> tuple[Decision, str]:
-    """Score a person with an approved version and log the decision.
+class DecisionRowsError(DecisionInputError):
+    """Rows of a batch that cannot be decided: (index, why) for each; nothing was
+    logged. `index` counts from 0 in the order the rows were given."""
 
-    Returns the decision and the secret the person needs to ask about it later.
-    """
-    import pandas as pd
+    def __init__(self, problems: list[tuple[int, str]], total: int | None = None):
+        self.problems = problems
+        self.total = total or len(problems)
+        shown = "; ".join(f"row {index}: {why}" for index, why in problems)
+        more = self.total - len(problems)
+        tail = f"; and {more} more bad rows" if more > 0 else ""
+        super().__init__(f"nothing was logged: {shown}{tail}")
 
-    from governance.artifacts import model_version_scorer
-    from workers.ml.network import predict_proba
-    from workers.ml.onnx_model import OnnxError
 
+# Rows named in an error; the rest are counted.
+MAX_REPORTED_ROWS = 50
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    """One person to decide about, as a caller gives it (checked by the service)."""
+
+    subject_reference: Any
+    inputs: Any
+
+
+@dataclass(frozen=True)
+class ScoredDecision:
+    """A row checked and scored, not yet written."""
+
+    index: int
+    subject_reference: str
+    inputs: dict[str, Any]
+    score: float
+    positive: bool
+    outcome: str
+    favourable: bool
+
+
+def decision_version_check(model_version: ModelVersion) -> None:
+    """Refuse a version that may not decide now (suspended, or not approved)."""
     # Read the status afresh: the version may have been retired since it was loaded.
     model_version.refresh_from_db(fields=["status"])
     if model_version.status == ModelVersion.Status.SUSPENDED:
@@ -183,36 +214,159 @@ def decision_log(
             f"{model_version} is {model_version.get_status_display()}: only an "
             "approved version may make decisions"
         )
-    if not subject_reference or len(subject_reference) > 120:
+
+
+def _subject_reference_check(value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 120:
         raise DecisionInputError("subject_reference must be 1 to 120 characters")
-    clean = validate_inputs(model_version, inputs)
+    return value
+
+
+def decisions_score(
+    *, model_version: ModelVersion, rows: list[DecisionRow]
+) -> list[ScoredDecision]:
+    """Check every row, then score them all with the version; write nothing.
+
+    Each row is scored as a batch of one (`predict_proba_rows`): a network's
+    float32 arithmetic gives a row a score that differs in the last bits with the
+    rows beside it, and a logged score must be the one the version gives that
+    person alone (an explanation re-scores it and checks they are equal).
+    Raises DecisionRowsError naming every bad row (the first 50).
+    """
+    from governance.artifacts import model_version_scorer
+    from governance.services.datasets import dataset_spec
+    from workers.ml.network import predict_proba_rows
+
+    decision_version_check(model_version)
+    spec = dataset_spec(model_version.dataset)
+    problems: list[tuple[int, str]] = []
+    bad = 0
+    checked: list[tuple[int, str, dict[str, Any]]] = []
+    for index, row in enumerate(rows):
+        try:
+            reference = _subject_reference_check(row.subject_reference)
+            clean = validate_inputs(model_version, row.inputs, spec=spec)
+            checked.append((index, reference, clean))
+        except DecisionInputError as exc:
+            bad += 1
+            if len(problems) < MAX_REPORTED_ROWS:
+                problems.append((index, str(exc)))
+    if problems:
+        raise DecisionRowsError(problems, bad)
+    if not checked:
+        raise DecisionInputError("no decisions to log")
+    import pandas as pd
+
     loaded = model_version_scorer(model_version)
-    frame = pd.DataFrame([clean])
-    try:
-        score = float(predict_proba(loaded.model, loaded.encoder, frame)[0])
-    except OnnxError as exc:  # an external model refusing these inputs
-        raise DecisionInputError(
-            f"these inputs cannot be scored by the model: {exc}"
-        ) from None
-    if not math.isfinite(score):
-        raise DecisionInputError(
-            "these inputs cannot be scored (the score is not a number)"
-        )
+    frame = pd.DataFrame([clean for _, _, clean in checked])
+    scores, refusals = predict_proba_rows(loaded.model, loaded.encoder, frame)
     outcomes = version_outcomes(model_version)
-    positive = score >= 0.5
-    return decision_record(
-        model_version=model_version,
-        subject_reference=subject_reference,
-        inputs=clean,
-        outcome=outcomes.labels[int(positive)],
-        positive=positive,
-        favourable=outcomes.is_favourable(int(positive)),
-        score=score,
-        actor=actor,
-    )
+    scored: list[ScoredDecision] = []
+    for position, (index, reference, clean) in enumerate(checked):
+        score = float(scores[position])
+        if position in refusals:  # an external model refusing these inputs
+            why = f"these inputs cannot be scored by the model: {refusals[position]}"
+        elif not math.isfinite(score):
+            why = "these inputs cannot be scored (the score is not a number)"
+        else:
+            positive = score >= 0.5
+            scored.append(
+                ScoredDecision(
+                    index=index,
+                    subject_reference=reference,
+                    inputs=clean,
+                    score=score,
+                    positive=positive,
+                    outcome=outcomes.labels[int(positive)],
+                    favourable=outcomes.is_favourable(int(positive)),
+                )
+            )
+            continue
+        bad += 1
+        if len(problems) < MAX_REPORTED_ROWS:
+            problems.append((index, why))
+    if problems:
+        raise DecisionRowsError(problems, bad)
+    return scored
 
 
 @transaction.atomic
+def decisions_record(
+    *, model_version: ModelVersion, scored: list[ScoredDecision], actor: Any
+) -> list[tuple[Decision, str]]:
+    """Store scored decisions in one transaction, one audit event each, and return
+    each with its one-time secret. One INSERT for the decisions and one for their
+    events, whatever the number."""
+    # The version may have been suspended while the rows were scored: lock it
+    # (a suspension then waits for this batch) and check it again.
+    locked = ModelVersion.objects.select_for_update().filter(pk=model_version.pk)
+    if not locked.filter(status=ModelVersion.Status.APPROVED).exists():
+        decision_version_check(model_version)
+    now = timezone.now()
+    made: list[tuple[Decision, str]] = []
+    for item in scored:
+        secret = secrets.token_urlsafe(32)
+        decision = Decision(
+            reference=new_decision_reference(),
+            model_version=model_version,
+            subject_reference=item.subject_reference,
+            inputs=item.inputs,
+            outcome=item.outcome,
+            positive=item.positive,
+            favourable=item.favourable,
+            score=item.score,
+            secret_hash=secret_digest(secret),
+            decided_at=now,
+        )
+        # The reference's uniqueness and the checks are left to the database's
+        # constraints (48 random bits; a clash fails the whole batch), and the
+        # version is the one locked above: no query a row.
+        decision.full_clean(
+            exclude=["model_version"], validate_unique=False, validate_constraints=False
+        )
+        made.append((decision, secret))
+    decisions = Decision.objects.bulk_create([d for d, _ in made])
+    if any(d.pk is None for d in decisions):  # a backend without RETURNING
+        raise RuntimeError("the database did not return the new decisions' ids")
+    audit_record_many(
+        actor=actor,
+        action="decision.logged",
+        items=[
+            (
+                decision,
+                {
+                    "model_version": model_version.pk,
+                    "outcome": decision.outcome,
+                    "favourable": decision.favourable,
+                    "score": decision.score,
+                },
+            )
+            for decision, _ in made
+        ],
+    )
+    return made
+
+
+def decision_log(
+    *, model_version: ModelVersion, subject_reference: str, inputs: Any, actor: Any
+) -> tuple[Decision, str]:
+    """Score a person with an approved version and log the decision.
+
+    Returns the decision and the secret the person needs to ask about it later.
+    The same path as a batch (`decisions_score`, `decisions_record`) with one row.
+    """
+    try:
+        scored = decisions_score(
+            model_version=model_version,
+            rows=[DecisionRow(subject_reference, inputs)],
+        )
+    except DecisionRowsError as exc:
+        # One row: its own message, as the caller gave one person.
+        raise DecisionInputError(exc.problems[0][1]) from None
+    [made] = decisions_record(model_version=model_version, scored=scored, actor=actor)
+    return made
+
+
 def decision_record(
     *,
     model_version: ModelVersion,
@@ -225,30 +379,14 @@ def decision_record(
     actor: Any,
 ) -> tuple[Decision, str]:
     """Store a decision the caller has scored; return it with its one-time secret."""
-    secret = secrets.token_urlsafe(32)
-    decision = Decision(
-        reference=new_decision_reference(),
-        model_version=model_version,
+    scored = ScoredDecision(
+        index=0,
         subject_reference=subject_reference,
         inputs=inputs,
-        outcome=outcome,
-        positive=positive,
-        favourable=favourable,
         score=score,
-        secret_hash=secret_digest(secret),
-        decided_at=timezone.now(),
+        positive=positive,
+        outcome=outcome,
+        favourable=favourable,
     )
-    decision.full_clean()
-    decision.save()
-    audit_record(
-        actor=actor,
-        action="decision.logged",
-        obj=decision,
-        after={
-            "model_version": model_version.pk,
-            "outcome": outcome,
-            "favourable": favourable,
-            "score": score,
-        },
-    )
-    return decision, secret
+    [made] = decisions_record(model_version=model_version, scored=[scored], actor=actor)
+    return made

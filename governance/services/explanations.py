@@ -301,6 +301,118 @@ def _explain_context(
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _surrogate(explainer_id: int, media_root: str) -> Any:
+    """An explainer's EBM, parsed once per process (an explainer never changes;
+    keyed like `_explain_context`, so test databases that reuse ids do not mix)."""
+    from workers.ml.explain.ebm import EbmExplainer
+
+    return EbmExplainer.from_dict(Explainer.objects.get(pk=explainer_id).surrogate)
+
+
+def _factors(
+    surrogate: Any,
+    score: Any,
+    case: pd.DataFrame,
+    context: _ExplainContext,
+    outcomes: Any,
+    seed: int,
+    **known: Any,
+) -> Any:
+    """The factors of one person, as an explanation and a notice both give them.
+    `known`: the surrogate's account and the score, when already computed."""
+    from workers.ml.explain.faithful import explain_factors
+
+    return explain_factors(
+        surrogate,
+        score,
+        case,
+        context.background,
+        favourable=outcomes.favourable,
+        top=settings.EXPLANATION_TOP_FACTORS,
+        tolerance=settings.EXPLANATION_SCORE_TOLERANCE,
+        seed=seed,
+        background_label=context.background_label,
+        **known,
+    )
+
+
+def notice_factors(factors: Any) -> dict[str, Any]:
+    """What a notice of an adverse decision says of its main factors: each shown
+    factor (its features, the person's values, points toward the favourable
+    outcome, the sentence), and how they were computed."""
+    return {
+        "method": factors.method,
+        "method_note": factors.method_note,
+        "baseline": factors.baseline,
+        "factors": [
+            {
+                "features": list(f.features),
+                "values": list(f.values),
+                "toward_favourable": f.toward_favourable,
+                "sentence": f.sentence,
+            }
+            for f in factors.factors
+        ],
+        "other": factors.other,
+        "residual": factors.residual,
+        "withheld": len(factors.withheld),
+    }
+
+
+# Said instead of factors when the version has no explainer to check them with.
+NO_EXPLAINER_NOTE = (
+    "No explainer is fitted for this version, so no factors are given at decision "
+    "time; an explanation request or a decision-explanation job gives them."
+)
+
+
+def decision_factors(
+    *, version: ModelVersion, scored: list[Any], seed: int = 0
+) -> dict[int, dict[str, Any] | None]:
+    """The main factors of each adverse decision of `scored` (ScoredDecision,
+    before they are written), by index: exactly what `decision_explain` computes
+    for the same person later (same explainer, background, seed). None for a
+    favourable decision. Raises nothing for a version without an explainer: the
+    caller says NO_EXPLAINER_NOTE."""
+    from workers.ml.explain.counterfactuals import NetworkClassifier, one_torch_thread
+    from workers.ml.explain.faithful import surrogate_accounts
+
+    adverse = [item for item in scored if not item.favourable]
+    explainer = latest_explainer(version) if adverse else None
+    if explainer is None:
+        return {item.index: None for item in scored}
+    loaded = model_version_scorer(version)
+    context = _explain_context(
+        version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT), explainer.pk
+    )
+    surrogate = _surrogate(explainer.pk, str(settings.MEDIA_ROOT))
+    score = NetworkClassifier(loaded.model, loaded.encoder).positive_probability
+    outcomes = version_outcomes(version)
+    found: dict[int, dict[str, Any] | None] = {item.index: None for item in scored}
+    cases = pd.DataFrame([item.inputs for item in adverse])
+    # The surrogate's terms for every adverse person at once (bin lookups, the
+    # same numbers as one by one); the network's part stays one person at a time
+    # so each number is what that person's explanation computes.
+    accounts = surrogate_accounts(surrogate, cases)
+    with reader_names(dataset_reader_names(version.dataset)), one_torch_thread():
+        for position, item in enumerate(adverse):
+            # The frame one person's explanation builds (dtypes included).
+            case = pd.DataFrame([item.inputs])
+            factors = _factors(
+                surrogate,
+                score,
+                case,
+                context,
+                outcomes,
+                seed,
+                account=accounts[position],
+                row_score=item.score,
+            )
+            found[item.index] = notice_factors(factors)
+    return found
+
+
 def _case(decision: Decision) -> pd.DataFrame:
     return pd.DataFrame([decision.inputs])
 
@@ -331,8 +443,7 @@ def _decision_explain(
         counterfactuals_for,
         one_torch_thread,
     )
-    from workers.ml.explain.ebm import EbmExplainer, local_explanation
-    from workers.ml.explain.faithful import explain_factors
+    from workers.ml.explain.ebm import local_explanation
     from workers.ml.explain.protected import flip_test
 
     outcomes = version_outcomes(version)
@@ -351,22 +462,12 @@ def _decision_explain(
     case = _case(decision)
     probability = float(score(case)[0])
     decided = int(probability >= 0.5)
-    surrogate = EbmExplainer.from_dict(explainer.surrogate)
+    surrogate = _surrogate(explainer.pk, str(settings.MEDIA_ROOT))
     local = local_explanation(surrogate, case, network_probability=probability)
     # Small batches: on two shared cores torch's thread pool only contends
     # (bench_explain measured 0.28 s on two threads, 0.044 s on one).
     with one_torch_thread():
-        factors = explain_factors(
-            surrogate,
-            score,
-            case,
-            context.background,
-            favourable=outcomes.favourable,
-            top=settings.EXPLANATION_TOP_FACTORS,
-            tolerance=settings.EXPLANATION_SCORE_TOLERANCE,
-            seed=seed,
-            background_label=context.background_label,
-        )
+        factors = _factors(surrogate, score, case, context, outcomes, seed)
         flips = flip_test(score, case, context.flip_attributes)
     if outcomes.is_favourable(decided):
         status = DecisionExplanation.Status.NOT_NEEDED

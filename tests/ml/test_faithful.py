@@ -491,3 +491,29 @@ def test_a_fitted_ebm_surrogate_reconciles(data):
             assert all(c["agrees"] for c in e.checks)
         assert all(f.agrees for f in e.factors)
         json.dumps(e.to_dict(), allow_nan=False)
+
+
+def test_many_rows_at_once_give_each_row_the_account_and_factors_it_gets_alone(data):
+    from workers.ml.explain.faithful import surrogate_accounts
+
+    frame, background = data
+    explainer = AdditiveExplainer(TERMS, frame, integer=("hours",))
+    people = frame.iloc[:25].reset_index(drop=True)
+    accounts = surrogate_accounts(explainer, people)
+    for i, account in enumerate(accounts):
+        person = people.iloc[[i]].reset_index(drop=True)
+        assert account == surrogate_factors(explainer, person)
+        scorer = Counting(network)
+        given = explain_factors(
+            explainer,
+            scorer,
+            person,
+            background,
+            account=account,
+            row_score=float(network(person)[0]),
+        )
+        assert scorer.calls == (1 if given.method == SURROGATE else 2)
+        assert (
+            given.to_dict()
+            == explain_factors(explainer, network, person, background).to_dict()
+        )

@@ -224,5 +224,44 @@ def predict_proba(
     return predict_proba_tensors(model, x_num, x_cat, batch_size=batch_size)
 
 
+def predict_proba_rows(
+    model: Any, encoder: Any, frame: Any
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Each row's probability as `predict_proba` gives it for that row alone, and
+    the rows an external model refused ({position: why}; their score is NaN).
+
+    Scored one row at a time: float32 matrix products give a row a score that
+    differs in the last bits with the batch around it (measured: 363 of 500 rows
+    differed by up to 4.5e-8 between one batch and 500 batches of one), and a
+    decision's score must not depend on the rows logged beside it. The encoding,
+    elementwise, is done once for the whole frame. A network's rows cost ~0.1 ms
+    each this way, far less than the factors that follow.
+    """
+    n = len(frame)
+    scores = np.full(n, np.nan, dtype=np.float64)
+    refused: dict[int, str] = {}
+    if not isinstance(model, nn.Module):
+        from workers.ml.onnx_model import OnnxError
+
+        for i in range(n):
+            try:
+                scores[i] = float(model.predict_proba(frame.iloc[[i]])[0])
+            except OnnxError as exc:  # an external model refusing these inputs
+                refused[i] = str(exc)
+        return scores, refused
+    device = next(model.parameters()).device
+    x_num, x_cat = to_tensors(encoder.transform(frame), device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(n):
+                row = torch.sigmoid(model(x_num[i : i + 1], x_cat[i : i + 1]))
+                scores[i] = float(row.cpu().numpy()[0])
+    finally:
+        model.train(was_training)
+    return scores, refused
+
+
 def count_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))

@@ -377,7 +377,19 @@ def surrogate_factors(
     it (Adult: 0.089 against 0.195 for a calibrated EBM).
     """
     person = _one_row(row)
-    logits = np.asarray(explainer.contributions(person)[0], dtype=np.float64)
+    return _account(explainer, explainer.contributions(person)[0])
+
+
+def surrogate_accounts(explainer: Any, frame: pd.DataFrame) -> list[SurrogateAccount]:
+    """`surrogate_factors` of each row of `frame`, in one pass over the EBM: its
+    terms are bin lookups, row by row, so each account is the one that row
+    alone gets, to the last bit."""
+    frame = frame.reset_index(drop=True)
+    return [_account(explainer, logits) for logits in explainer.contributions(frame)]
+
+
+def _account(explainer: Any, contributions: Any) -> SurrogateAccount:
+    logits = np.asarray(contributions, dtype=np.float64)
     intercept = float(explainer.intercept)
     logit = intercept
     for value in logits:
@@ -424,6 +436,8 @@ def explain_factors(
     background_label: str = DEFAULT_BACKGROUND_LABEL,
     compared_with: str = phrasing.AVERAGE_PERSON,
     check_baseline: bool = True,
+    account: SurrogateAccount | None = None,
+    row_score: float | None = None,
 ) -> FactorExplanation:
     """The reasons for the network's score for this person.
 
@@ -440,6 +454,10 @@ def explain_factors(
     baseline and the sentences say "compared with the average person". On
     Adult this fails for every person (module docstring), so the account
     comes from the network there.
+
+    `account` (the row's `surrogate_accounts` entry) and `row_score` (the
+    network's score of this row scored alone) spare recomputing what a caller
+    explaining many rows already has; the result is the same.
     """
     if favourable not in (0, 1):
         raise ValueError("favourable must be 0 or 1")
@@ -451,9 +469,13 @@ def explain_factors(
     features = [f["name"] for f in explainer.features]
     _check_background(person, background, features)
     m = len(background)
-    network_score = float(_score(score_fn, person)[0])
+    if row_score is None:
+        network_score = float(_score(score_fn, person)[0])
+    else:
+        network_score = float(row_score)
     network_decision = int(network_score >= threshold)
-    account = surrogate_factors(explainer, person)
+    if account is None:
+        account = surrogate_factors(explainer, person)
     surrogate_decision = int(account.score >= threshold)
     gap = account.score - network_score
     values = {f: _json_cell(person[f].iloc[0], explainer, f) for f in features}
