@@ -549,14 +549,16 @@ def time_series_chart(
         f'<path stroke="{INK}" fill="none" d="M{left} {y(y_ticks[0])}H{right}'
         f'M{left} {top}V{height - bottom}"/>'
     )
-    for index, (label, value) in enumerate(gates):
-        # The last (highest) line is the fail line: the darker, warmer colour.
+    label_at = height  # the baseline of the label below, so labels never overlap
+    for index, (label, value) in sorted(enumerate(gates), key=lambda item: item[1][1]):
+        # The last line given (the fail line) takes the darker, warmer colour.
         shade = NEGATIVE if index == len(gates) - 1 else PALETTE[1]
         parts.append(
             f'<path stroke="{shade}" stroke-dasharray="6 4" fill="none" '
             f'd="M{left} {y(value)}H{right}"/>'
         )
-        parts.append(_text(right + 4, y(value) + 4, f"{label} {format_number(value)}"))
+        label_at = min(y(value) + 4, label_at - FONT_SIZE - 1)
+        parts.append(_text(right + 4, label_at, f"{label} {format_number(value)}"))
     segments, dots, pen_up = [], [], True
     for moment, value in zip(moments, values, strict=True):
         if value is None:
