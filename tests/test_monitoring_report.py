@@ -308,3 +308,36 @@ def test_the_dossier_says_what_monitoring_found_so_far(
     made = _report(version.name, capture=django_capture_on_commit_callbacks)
     text = point_9()
     assert made["reference"] in text and made["sha256"] in text
+
+
+def test_the_version_page_starts_a_report_for_those_allowed(
+    monitored, client, user_in_role, django_capture_on_commit_callbacks
+):
+    version = monitored["version"]
+    page = f"/admin/governance/modelversion/{version.pk}/change/"
+    start = f"/admin/governance/modelversion/{version.pk}/monitoring-report/"
+    auditor = user_in_role(roles.AUDITOR)
+    client.force_login(auditor)
+    assert 'id="monitoring-report"' not in client.get(page).content.decode()
+    assert client.post(start, {}).status_code == 403
+    officer = user_in_role(roles.COMPLIANCE_OFFICER)
+    client.force_login(officer)
+    assert 'id="monitoring-report"' in client.get(page).content.decode()
+    today = timezone.localdate()
+    # A bad period: said on the page, nothing requested.
+    answer = client.post(
+        start,
+        {"from": f"{today}", "to": f"{today - dt.timedelta(days=3)}"},
+        follow=True,
+    )
+    assert "after it ends" in answer.content.decode()
+    assert not Report.objects.filter(kind="monitoring").exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post(start, {"from": f"{today - dt.timedelta(days=11)}"})
+    assert answer.status_code == 302
+    (report,) = Report.objects.filter(kind="monitoring")
+    assert report.created_by == officer and report.status == "draft"
+    assert (report.period_start, report.period_end) == (
+        today - dt.timedelta(days=11),
+        today,
+    )
