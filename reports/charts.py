@@ -173,6 +173,14 @@ def _text(x: int, y: int, text: str, anchor: str = "start", **attrs: object) -> 
     return f'<text x="{x}" y="{y}"{anchor_attr}{extra}>{xml_escape(text)}</text>'
 
 
+def _y_label(middle: int, label: str) -> str:
+    """A y-axis title, turned to read upwards along the axis."""
+    return (
+        f'<text x="12" y="{middle}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {middle})">{xml_escape(label)}</text>'
+    )
+
+
 def _rects_path(rects: Sequence[tuple[int, int, int, int]]) -> str:
     """Many rectangles as the data of one path: one element to draw, not many."""
     return "".join(f"M{x} {y}h{w}v{h}h{-w}z" for x, y, w, h in rects if w and h)
@@ -475,11 +483,7 @@ def line_chart(
     if x_label:
         parts.append(_text((left + width) // 2, height - 4, x_label, "middle"))
     if y_label:
-        middle = (top + height - bottom) // 2
-        parts.append(
-            f'<text x="12" y="{middle}" text-anchor="middle" '
-            f'transform="rotate(-90 12 {middle})">{xml_escape(y_label)}</text>'
-        )
+        parts.append(_y_label((top + height - bottom) // 2, y_label))
     return _close(parts)
 
 
@@ -594,11 +598,7 @@ def time_series_chart(
         )
         parts.append(_text(x(at), height - bottom + 14, f"{day:%Y-%m-%d}", anchor))
     if y_label:
-        middle = (top + height - bottom) // 2
-        parts.append(
-            f'<text x="12" y="{middle}" text-anchor="middle" '
-            f'transform="rotate(-90 12 {middle})">{xml_escape(y_label)}</text>'
-        )
+        parts.append(_y_label((top + height - bottom) // 2, y_label))
     return _close(parts)
 
 

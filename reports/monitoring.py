@@ -80,21 +80,14 @@ def _largest_disparity(result: dict[str, Any], basis: str, metric: str) -> float
     return max(values) if values else None
 
 
-def _monitoring_lines(name: str) -> Callable[[dict[str, Any]], list[tuple[str, float]]]:
+def _lines(
+    section: str, name: str
+) -> Callable[[dict[str, Any]], list[tuple[str, float]]]:
+    """The warn and fail lines `name_warn` / `name_fail` of a run's recorded
+    policy section ("monitoring" or "fairness")."""
+
     def lines(policy: dict[str, Any]) -> list[tuple[str, float]]:
-        lines_of = policy.get("monitoring") or {}
-        return [
-            (label, float(lines_of[f"{name}_{label}"]))
-            for label in ("warn", "fail")
-            if isinstance(lines_of.get(f"{name}_{label}"), int | float)
-        ]
-
-    return lines
-
-
-def _fairness_lines(name: str) -> Callable[[dict[str, Any]], list[tuple[str, float]]]:
-    def lines(policy: dict[str, Any]) -> list[tuple[str, float]]:
-        lines_of = policy.get("fairness") or {}
+        lines_of = policy.get(section) or {}
         return [
             (label, float(lines_of[f"{name}_{label}"]))
             for label in ("warn", "fail")
@@ -111,7 +104,7 @@ METRICS = (
         "Domain AUC",
         "input_drift",
         lambda r: _get(r, "input_drift", "domain_auc"),
-        _monitoring_lines("domain_auc"),
+        _lines("monitoring", "domain_auc"),
         "ROC AUC of a classifier telling the window's inputs from the training "
         "rows (0.5: alike)",
     ),
@@ -121,7 +114,7 @@ METRICS = (
         "Max feature PSI",
         "input_drift",
         lambda r: _get(r, "input_drift", "max_psi"),
-        _monitoring_lines("psi"),
+        _lines("monitoring", "psi"),
         "the largest population stability index of one input feature, window "
         "against training rows",
     ),
@@ -131,7 +124,7 @@ METRICS = (
         "Score PSI",
         "score_drift",
         lambda r: _get(r, "score_drift", "score_psi"),
-        _monitoring_lines("psi"),
+        _lines("monitoring", "psi"),
         "PSI of the window's scores against the scores of the held-out training rows",
     ),
     Metric(
@@ -140,7 +133,7 @@ METRICS = (
         "Adverse rate change",
         "score_drift",
         lambda r: _absolute(_get(r, "score_drift", "adverse_rate_change")),
-        _monitoring_lines("adverse_rate_change"),
+        _lines("monitoring", "adverse_rate_change"),
         "the share of adverse decisions in the window minus that of the held-out "
         "training rows, in absolute value (the gate is on both directions)",
     ),
@@ -150,7 +143,7 @@ METRICS = (
         "Accuracy drop",
         "performance",
         lambda r: _get(r, "performance", "drops", "accuracy"),
-        _monitoring_lines("performance_drop"),
+        _lines("monitoring", "performance_drop"),
         "held-out accuracy minus the accuracy on the window's decisions whose "
         "real outcome is known",
     ),
@@ -160,7 +153,7 @@ METRICS = (
         "ROC AUC drop",
         "performance",
         lambda r: _get(r, "performance", "drops", "roc_auc"),
-        _monitoring_lines("performance_drop"),
+        _lines("monitoring", "performance_drop"),
         "held-out ROC AUC minus the ROC AUC on the decisions with a known outcome",
     ),
     Metric(
@@ -169,7 +162,7 @@ METRICS = (
         "ECE rise",
         "performance",
         lambda r: _get(r, "performance", "drops", "ece"),
-        _monitoring_lines("performance_drop"),
+        _lines("monitoring", "performance_drop"),
         "expected calibration error on the decisions with a known outcome minus "
         "that of the held-out rows",
     ),
@@ -179,7 +172,7 @@ METRICS = (
         "Max DP diff.",
         "bias",
         lambda r: _largest_disparity(r, "selection", DP_DIFFERENCE),
-        _fairness_lines("dp_difference"),
+        _lines("fairness", "dp_difference"),
         "the largest gap in selection rate between two groups of one protected "
         "attribute, over all live decisions",
     ),
@@ -189,7 +182,7 @@ METRICS = (
         "Max EOdds diff.",
         "bias",
         lambda r: _largest_disparity(r, "error_rates", EODDS_DIFFERENCE),
-        _fairness_lines("equalized_odds_difference"),
+        _lines("fairness", "equalized_odds_difference"),
         "the largest gap in true- or false-positive rate between two groups, over "
         "the decisions with a known outcome",
     ),
