@@ -4,9 +4,11 @@ dossier's Annex IV point 9 filled from the monitoring records."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 import subprocess
+import zipfile
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -286,7 +288,7 @@ def test_the_dossier_says_when_no_monitoring_pass_has_run(deployed):  # noqa: F8
 
 
 def test_the_dossier_says_what_monitoring_found_so_far(
-    monitored, django_capture_on_commit_callbacks
+    monitored, django_capture_on_commit_callbacks, tmp_path
 ):
     version = monitored["version"]
 
@@ -308,6 +310,12 @@ def test_the_dossier_says_what_monitoring_found_so_far(
     made = _report(version.name, capture=django_capture_on_commit_callbacks)
     text = point_9()
     assert made["reference"] in text and made["sha256"] in text
+    # The evidence bundle carries it, as stored.
+    bundle = tmp_path / "bundle.zip"
+    call_command("evidence_bundle", "--model", version.name, str(bundle))
+    with zipfile.ZipFile(bundle) as opened:
+        stored = opened.read(f"monitoring/{made['reference']}.pdf")
+    assert hashlib.sha256(stored).hexdigest() == made["sha256"]
 
 
 def test_the_version_page_starts_a_report_for_those_allowed(

@@ -49,6 +49,8 @@ class ReportAdmin(ReadOnlyAdmin):
         "download_link",
         "model_version",
         "decision",
+        "period_start",
+        "period_end",
         "supersedes",
         "sha256",
         "pages",
