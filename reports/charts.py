@@ -501,7 +501,7 @@ def time_series_chart(
 ) -> str:
     """A measure over time: one dot per (moment, value), joined in time order,
     with each gate of `lines` drawn as a dashed horizontal line labelled at its
-    right end ("warn 0.1"). A value of None (too little data to measure) is
+    right end ("warn 0.1"). A value of None (not measured: too little data) is
     not drawn: the line breaks there, and the description counts it.
 
     Used for a monitoring report: each run's value of one metric against the
@@ -543,7 +543,7 @@ def time_series_chart(
             if measured
             else ""
         )
-        + (f"; {skipped} run(s) with too little data, not drawn" if skipped else "")
+        + (f"; {skipped} point(s) not measured, not drawn" if skipped else "")
         + "".join(f"; {label} line at {format_number(v)}" for label, v in gates)
     )
     parts = _open(width, height, title, desc)

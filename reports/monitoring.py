@@ -253,8 +253,9 @@ def _charts(
                 else "No line recorded."
             )
             + (
-                f" {len(points) - len(measured)} run(s) had too little data to "
-                "measure it (not drawn; not a pass)."
+                f" {len(points) - len(measured)} run(s) did not measure it (too "
+                "little data, or no labels or groups to measure it on): not drawn, "
+                "and not a pass."
                 if len(measured) < len(points)
                 else ""
             )

@@ -249,7 +249,7 @@ def test_time_series_draws_measured_points_and_each_gate_line_named() -> None:
         )
     )
     desc = root.find(f"{SVG}desc").text
-    assert "3 measured point(s)" in desc and "1 run(s) with too little data" in desc
+    assert "3 measured point(s)" in desc and "1 point(s) not measured" in desc
     assert "warn line at 0.600" in desc and "fail line at 0.620" in desc
     dashed = [p for p in root.iter(f"{SVG}path") if p.get("stroke-dasharray")]
     assert len(dashed) == 2
