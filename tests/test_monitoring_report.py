@@ -288,7 +288,7 @@ def test_the_dossier_says_when_no_monitoring_pass_has_run(deployed):  # noqa: F8
 
 
 def test_the_dossier_says_what_monitoring_found_so_far(
-    monitored, django_capture_on_commit_callbacks, tmp_path
+    monitored, django_capture_on_commit_callbacks, tmp_path, settings
 ):
     version = monitored["version"]
 
@@ -310,7 +310,17 @@ def test_the_dossier_says_what_monitoring_found_so_far(
     made = _report(version.name, capture=django_capture_on_commit_callbacks)
     text = point_9()
     assert made["reference"] in text and made["sha256"] in text
-    # The evidence bundle carries it, as stored.
+    # The evidence bundle carries it, as stored (the test's factory dossier gets
+    # a stored file of its own, so the bundle can be written).
+    for other in Report.objects.exclude(kind="monitoring").exclude(sha256=""):
+        data = f"%PDF-stand-in {other.reference}".encode()
+        stored = Path(settings.MEDIA_ROOT) / f"reports/{other.reference}.pdf"
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_bytes(data)
+        Report.objects.filter(pk=other.pk).update(
+            file_path=f"reports/{other.reference}.pdf",
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
     bundle = tmp_path / "bundle.zip"
     call_command("evidence_bundle", "--model", version.name, str(bundle))
     with zipfile.ZipFile(bundle) as opened:

@@ -86,8 +86,9 @@ def _sha(data: bytes) -> str:
 
 
 def evidence_reports(version: ModelVersion, user: Any = None) -> QuerySet[Report]:
-    """The dossiers and certificates a bundle holds: those `user` may download
-    (the admin's rule), or without a user (a command) what an officer may."""
+    """The dossiers, certificates and monitoring reports a bundle holds: those
+    `user` may download (the admin's rule), or without a user (a command) what
+    an officer may."""
     reports = (
         downloadable_reports(user)
         if user is not None
