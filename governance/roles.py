@@ -48,7 +48,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.view_explanationrequest",
         "governance.change_explanationrequest",  # assign, extend, draft, review
         "governance.change_finetunerun",  # cancel a run
-        "governance.add_report",  # generate a dossier
+        "governance.add_report",  # generate a dossier or a monitoring report
         "governance.change_report",  # review: approve, reject, release
         "governance.download_report",
         "governance.add_aisystem",  # the legal record of a system
@@ -71,7 +71,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_modelversion",
         "governance.add_finetunerun",
         "governance.change_finetunerun",
-        "governance.add_report",  # generate a dossier (not individual explanations)
+        "governance.add_report",  # a dossier or monitoring report (no individual one)
         "governance.add_job",  # shift, bias checks, explainer fits (not decisions)
         "governance.add_decisionlogaudit",  # audit an imported decision log
     ],

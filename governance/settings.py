@@ -537,6 +537,17 @@ MONITORING_POLICY = {
     ),
 }
 
+# A monitoring report covers the last MONITORING_REPORT_DAYS unless given a
+# period; a period is at most MONITORING_REPORT_MAX_DAYS long and holds at most
+# MONITORING_REPORT_MAX_RUNS runs (one table row and chart point each).
+MONITORING_REPORT_DAYS = env_int("MONITORING_REPORT_DAYS", 90, minimum=1)
+MONITORING_REPORT_MAX_DAYS = env_int("MONITORING_REPORT_MAX_DAYS", 400, minimum=1)
+MONITORING_REPORT_MAX_RUNS = env_int("MONITORING_REPORT_MAX_RUNS", 500, minimum=1)
+if MONITORING_REPORT_DAYS > MONITORING_REPORT_MAX_DAYS:
+    raise ImproperlyConfigured(
+        "MONITORING_REPORT_DAYS must not be above MONITORING_REPORT_MAX_DAYS"
+    )
+
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(

@@ -19,6 +19,7 @@ Templates must mark the result safe; the markup is already escaped here.
 from __future__ import annotations
 
 import base64
+import datetime
 import math
 import re
 from collections.abc import Sequence
@@ -170,6 +171,14 @@ def _text(x: int, y: int, text: str, anchor: str = "start", **attrs: object) -> 
     )
     anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
     return f'<text x="{x}" y="{y}"{anchor_attr}{extra}>{xml_escape(text)}</text>'
+
+
+def _y_label(middle: int, label: str) -> str:
+    """A y-axis title, turned to read upwards along the axis."""
+    return (
+        f'<text x="12" y="{middle}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {middle})">{xml_escape(label)}</text>'
+    )
 
 
 def _rects_path(rects: Sequence[tuple[int, int, int, int]]) -> str:
@@ -502,11 +511,122 @@ def line_chart(
     if x_label:
         parts.append(_text((left + width) // 2, height - 4, x_label, "middle"))
     if y_label:
-        middle = (top + height - bottom) // 2
-        parts.append(
-            f'<text x="12" y="{middle}" text-anchor="middle" '
-            f'transform="rotate(-90 12 {middle})">{xml_escape(y_label)}</text>'
+        parts.append(_y_label((top + height - bottom) // 2, y_label))
+    return _close(parts)
+
+
+def time_series_chart(
+    points: Sequence[tuple[datetime.datetime, float | None]],
+    *,
+    title: str,
+    lines: Sequence[tuple[str, float]] = (),
+    x_range: tuple[datetime.datetime, datetime.datetime] | None = None,
+    width: int = 600,
+    height: int = 200,
+    y_label: str = "",
+    color: str = POSITIVE,
+    tz: datetime.tzinfo = datetime.UTC,
+) -> str:
+    """A measure over time: one dot per (moment, value), joined in time order,
+    with each gate of `lines` drawn as a dashed horizontal line labelled at its
+    right end ("warn 0.1"). A value of None (not measured: too little data) is
+    not drawn: the line breaks there, and the description counts it.
+
+    Used for a monitoring report: each run's value of one metric against the
+    warning and fail lines it was judged by. `x_range` fixes the axis to the
+    report's period, so a quiet stretch shows as empty space; the axis's dates
+    are read in `tz`.
+    """
+    if not points:
+        raise ValueError("a time-series chart needs at least one point")
+    ordered = sorted(points, key=lambda point: point[0])
+    moments = [moment.timestamp() for moment, _ in ordered]
+    values = [None if v is None else float(v) for _, v in ordered]
+    measured = _finite([v for v in values if v is not None], "values")
+    gate_values = _finite([value for _, value in lines], "lines")
+    gates = [(label, v) for (label, _), v in zip(lines, gate_values, strict=True)]
+    low_x, high_x = (
+        (x_range[0].timestamp(), x_range[1].timestamp())
+        if x_range
+        else (moments[0], moments[-1])
+    )
+    if high_x <= low_x:
+        low_x, high_x = low_x - 43_200, high_x + 43_200  # half a day each side
+    everything = measured + [value for _, value in gates]
+    y_ticks = nice_ticks(min(0.0, *everything), max(0.0, *everything) or 1.0, 5)
+    y_text = tick_labels(y_ticks)
+    widest = max((len(f"{label} {format_number(v)}") for label, v in gates), default=0)
+    label_w = int(widest * CHAR_WIDTH) + 8
+    left = int(max(len(t) for t in y_text) * CHAR_WIDTH) + 14 + (16 if y_label else 0)
+    top, bottom, right = 10, 22, width - 10 - label_w
+    x = _Scale(low_x, high_x, left, right)
+    y = _Scale(y_ticks[0], y_ticks[-1], height - bottom, top)
+
+    skipped = sum(v is None for v in values)
+    desc = (
+        f"{len(measured)} measured point(s) from {ordered[0][0]:%Y-%m-%d} to "
+        f"{ordered[-1][0]:%Y-%m-%d}"
+        + (
+            f", from {format_number(min(measured))} to {format_number(max(measured))}"
+            if measured
+            else ""
         )
+        + (f"; {skipped} point(s) not measured, not drawn" if skipped else "")
+        + "".join(f"; {label} line at {format_number(v)}" for label, v in gates)
+    )
+    parts = _open(width, height, title, desc)
+    grid = "".join(f"M{left} {y(t)}H{right}" for t in y_ticks)
+    parts.append(f'<path stroke="{GRID}" fill="none" d="{grid}"/>')
+    parts.append(
+        f'<path stroke="{INK}" fill="none" d="M{left} {y(y_ticks[0])}H{right}'
+        f'M{left} {top}V{height - bottom}"/>'
+    )
+    label_at = height  # the baseline of the label below, so labels never overlap
+    for index, (label, value) in sorted(enumerate(gates), key=lambda item: item[1][1]):
+        # The last line given (the fail line) takes the darker, warmer colour.
+        shade = NEGATIVE if index == len(gates) - 1 else PALETTE[1]
+        parts.append(
+            f'<path stroke="{shade}" stroke-dasharray="6 4" fill="none" '
+            f'd="M{left} {y(value)}H{right}"/>'
+        )
+        label_at = min(y(value) + 4, label_at - FONT_SIZE - 1)
+        parts.append(_text(right + 4, label_at, f"{label} {format_number(value)}"))
+    segments, dots, pen_up = [], [], True
+    for moment, value in zip(moments, values, strict=True):
+        if value is None:
+            pen_up = True
+            continue
+        px, py = x(moment), y(value)
+        segments.append(f"{'M' if pen_up else 'L'}{px} {py}")
+        dots.append(f"M{px} {py}h0")
+        pen_up = False
+    if segments:
+        parts.append(
+            f'<path stroke="{color}" stroke-width="2" fill="none" '
+            f'stroke-linejoin="round" d="{"".join(segments)}"/>'
+        )
+        parts.append(
+            f'<path stroke="{color}" stroke-width="7" stroke-linecap="round" '
+            f'fill="none" d="{"".join(dots)}"/>'
+        )
+    parts.extend(
+        _text(left - 4, y(t) + 4, text, "end")
+        for t, text in zip(y_ticks, y_text, strict=True)
+    )
+    ticks = 1 if high_x - low_x < 86_400 * 2 else min(5, max(2, (right - left) // 110))
+    for i in range(ticks):
+        at = low_x + (high_x - low_x) * (i / (ticks - 1) if ticks > 1 else 0.5)
+        day = datetime.datetime.fromtimestamp(at, tz=tz)
+        anchor = (
+            "start"
+            if i == 0 and ticks > 1
+            else "end"
+            if i == ticks - 1 and ticks > 1
+            else "middle"
+        )
+        parts.append(_text(x(at), height - bottom + 14, f"{day:%Y-%m-%d}", anchor))
+    if y_label:
+        parts.append(_y_label((top + height - bottom) // 2, y_label))
     return _close(parts)
 
 

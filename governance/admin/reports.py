@@ -50,6 +50,8 @@ class ReportAdmin(ReadOnlyAdmin):
         "model_version",
         "decision_log_audit",
         "decision",
+        "period_start",
+        "period_end",
         "supersedes",
         "sha256",
         "pages",

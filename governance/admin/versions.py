@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -37,6 +38,10 @@ from governance.selectors import (
     versions_with_gap,
 )
 from governance.services.bias import bias_transfer_table
+from governance.services.monitoring import (
+    monitoring_report_date,
+    monitoring_report_request,
+)
 from governance.services.reports import report_request
 from governance.services.training import (
     MAX_EPOCHS,
@@ -179,7 +184,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         view = self.admin_site.admin_view(self.finetune_view)
         review = self.admin_site.admin_view(self.review_view)
         evidence = self.admin_site.admin_view(evidence_bundle_view)
+        monitoring = self.admin_site.admin_view(self.monitoring_report_view)
         return [
+            path(
+                "<int:pk>/monitoring-report/",
+                monitoring,
+                name="governance_modelversion_monitoring_report",
+            ),
             path(
                 "<int:pk>/evidence/",
                 evidence,
@@ -223,6 +234,38 @@ class ModelVersionAdmin(admin.ModelAdmin):
             reverse("admin:governance_modelversion_change", args=[pk])
         )
 
+    def monitoring_report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Request the version's post-market monitoring report for a period, by
+        POST from its page (the same permission as generating a dossier)."""
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not self.has_dossier_permission(request):
+            raise PermissionDenied
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            start, end = (
+                monitoring_report_date(request.POST[key], label)
+                if request.POST.get(key, "").strip()
+                else None
+                for key, label in (("from", "from"), ("to", "to"))
+            )
+            report = monitoring_report_request(
+                version=version, actor=request.user, start=start, end=end
+            )
+        except ValidationError as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                f"Requested monitoring report {report.reference} of {version} "
+                f"({report.period_start} to {report.period_end}); it renders on a "
+                "worker and appears under Reports.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(
+            reverse("admin:governance_modelversion_change", args=[pk])
+        )
+
     def change_view(
         self,
         request: HttpRequest,
@@ -244,6 +287,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
             "can_review": request.user.has_perm("governance.change_modelversion"),
             "approval_gaps": gaps.sentences() if gaps else [],
             "can_start_jobs": request.user.has_perm("governance.add_job"),
+            "can_report_monitoring": self.has_dossier_permission(request),
+            "monitoring_report_days": settings.MONITORING_REPORT_DAYS,
             "can_download_evidence": may_download_evidence(request.user),
             "job_domains": (
                 version.dataset.domains.exclude(

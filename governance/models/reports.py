@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 
 from governance.models.versions import ModelVersion
@@ -22,8 +22,9 @@ class ReportStatus(models.TextChoices):
 
 class Report(models.Model):
     """A rendered PDF: a model dossier, an individual explanation, an approval
-    certificate, a contest letter, or the bias audit of an external decision log
-    (which has no model version: `decision_log_audit` is what it reports).
+    certificate, a contest letter, a post-market monitoring report, or the bias
+    audit of an external decision log (which has no model version:
+    `decision_log_audit` is what it reports).
 
     The file is written once: a report that is approved never changes, and
     rendering again makes a new report that `supersedes` the old one.
@@ -35,6 +36,7 @@ class Report(models.Model):
         CERTIFICATE = "certificate", "approval certificate"
         CONTEST_LETTER = "contest_letter", "letter on a contested decision"
         BIAS_AUDIT = "bias_audit", "bias audit of a decision log"
+        MONITORING = "monitoring", "post-market monitoring report"
 
     class Audience(models.TextChoices):
         FULL = "full", "full (auditors and regulators)"
@@ -126,6 +128,10 @@ class Report(models.Model):
         editable=False,
         help_text="The dossier an approval certificate belongs to.",
     )
+    # A monitoring report covers the runs whose window ended in these days
+    # (inclusive, in the site's time zone).
+    period_start = models.DateField(null=True, blank=True, editable=False)
+    period_end = models.DateField(null=True, blank=True, editable=False)
     supersedes = models.ForeignKey(
         "self",
         null=True,
@@ -174,7 +180,14 @@ class Report(models.Model):
                 | Q(kind="individual", decision__isnull=False)
                 | Q(kind="certificate", decision__isnull=True, certifies__isnull=False)
                 | Q(kind="contest_letter", contest__isnull=False)
-                | Q(kind="bias_audit", decision__isnull=True),
+                | Q(kind="bias_audit", decision__isnull=True)
+                | Q(
+                    kind="monitoring",
+                    decision__isnull=True,
+                    period_start__isnull=False,
+                    period_end__isnull=False,
+                    period_start__lte=F("period_end"),
+                ),
                 name="governance_report_decision_matches_kind",
             ),
             models.CheckConstraint(
@@ -190,6 +203,12 @@ class Report(models.Model):
                     & Q(model_version__isnull=False, decision_log_audit__isnull=True)
                 ),
                 name="governance_report_subject_matches_kind",
+            ),
+            models.CheckConstraint(
+                # Only a monitoring report covers a period.
+                condition=Q(kind="monitoring")
+                | Q(period_start__isnull=True, period_end__isnull=True),
+                name="governance_report_period_only_monitoring",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=ReportStatus.values),

@@ -15,6 +15,13 @@ from governance.selectors.jobs import (
     job_summary,
     job_wait,
 )
+from governance.selectors.monitoring import (
+    latest_monitoring_report,
+    monitoring_period_runs,
+    monitoring_record,
+    period_bounds,
+    version_status_events,
+)
 from governance.selectors.reports import (
     downloadable_reports,
     released_answer,
@@ -72,15 +79,20 @@ __all__ = [
     "job_summary",
     "job_wait",
     "latest_bias_checks",
+    "latest_monitoring_report",
     "model_version_approval_event",
     "model_version_approval_gaps",
     "model_version_lineage",
     "model_version_suspension",
+    "monitoring_period_runs",
+    "monitoring_record",
+    "period_bounds",
     "released_answer",
     "report_wait",
     "request_deadline_q",
     "version_checks",
     "version_domain_metrics",
+    "version_status_events",
     "versions_with_gap",
     "work_queue",
 ]

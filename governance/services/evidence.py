@@ -36,7 +36,11 @@ HEAD_PATH = "audit/chain-head.json"
 MANIFEST_PATH = "manifest.json"
 README_PATH = "README.txt"
 SUMS_PATH = "SHA256SUMS"
-FOLDERS = {Report.Kind.DOSSIER: "reports", Report.Kind.CERTIFICATE: "certificates"}
+FOLDERS = {
+    Report.Kind.DOSSIER: "reports",
+    Report.Kind.CERTIFICATE: "certificates",
+    Report.Kind.MONITORING: "monitoring",
+}
 # What an operator's command bundles (no account): what an officer may download.
 COMMAND_STATUSES = (Report.Status.APPROVED, Report.Status.RELEASED, Report.Status.DRAFT)
 
@@ -46,6 +50,7 @@ Evidence bundle of model version {name} (id {id}), made {made_at} by {made_by}.
 What is in it
   reports/       the version's model dossiers, the PDFs as stored
   certificates/  its approval certificates, the PDFs as stored
+  monitoring/    its post-market monitoring reports, the PDFs as stored (if any)
   {events_path}  the {events} audit events about the version, one JSON object a
                  line, with every field each event's hash covers
   {head_path}    the head of the whole audit chain when the bundle was made
@@ -81,8 +86,9 @@ def _sha(data: bytes) -> str:
 
 
 def evidence_reports(version: ModelVersion, user: Any = None) -> QuerySet[Report]:
-    """The dossiers and certificates a bundle holds: those `user` may download
-    (the admin's rule), or without a user (a command) what an officer may."""
+    """The dossiers, certificates and monitoring reports a bundle holds: those
+    `user` may download (the admin's rule), or without a user (a command) what
+    an officer may."""
     reports = (
         downloadable_reports(user)
         if user is not None

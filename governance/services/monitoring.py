@@ -359,3 +359,91 @@ def monitoring_finding_acknowledge(
         after={"note": note},
     )
     return finding
+
+
+# --- Monitoring reports ------------------------------------------------------------
+
+# No monitoring run of this system predates it; a date before it is a typo.
+EARLIEST_PERIOD_DAY = dt.date(2000, 1, 1)
+
+
+def monitoring_report_date(text: str, what: str) -> dt.date:
+    """A period's day as typed (YYYY-MM-DD), or a ValidationError naming it."""
+    text = (text or "").strip()
+    try:
+        if len(text) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(
+            f"{what}: expected a day as YYYY-MM-DD, got {text[:20]!r}"
+        ) from None
+
+
+def monitoring_report_period(
+    *, start: dt.date | None, end: dt.date | None, today: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
+    """The days a monitoring report covers (both inclusive). Without a start it
+    is the MONITORING_REPORT_DAYS ending on `end` (today by default); without an
+    end it runs to today. Refused: a period that ends in the future, starts
+    after it ends, starts before 2000 or is longer than MONITORING_REPORT_MAX_DAYS."""
+    today = today or timezone.localdate()
+    end = end or today
+    start = start or end - dt.timedelta(days=settings.MONITORING_REPORT_DAYS - 1)
+    if end > today:
+        raise ValidationError(
+            f"the period ends on {end}, after today ({today}): nothing has been "
+            "monitored there yet"
+        )
+    if start > end:
+        raise ValidationError(f"the period starts on {start}, after it ends ({end})")
+    if start < EARLIEST_PERIOD_DAY:
+        raise ValidationError(
+            f"the period starts on {start}, before {EARLIEST_PERIOD_DAY}"
+        )
+    days = (end - start).days + 1
+    if days > settings.MONITORING_REPORT_MAX_DAYS:
+        raise ValidationError(
+            f"the period is {days:,} days long; at most "
+            f"{settings.MONITORING_REPORT_MAX_DAYS:,} are reported at once "
+            "(MONITORING_REPORT_MAX_DAYS): report it in parts"
+        )
+    return start, end
+
+
+def monitoring_report_request(
+    *,
+    version: ModelVersion,
+    actor: Any,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> Any:
+    """Request the monitoring report of an approved (or once approved) version
+    for a period; it renders on the reports queue. Nothing is written when the
+    period or the version is refused."""
+    from governance.models import Report
+    from governance.selectors import (
+        model_version_approval_event,
+        monitoring_period_runs,
+    )
+    from governance.services.reports import report_request
+
+    start, end = monitoring_report_period(start=start, end=end)
+    if model_version_approval_event(version) is None:
+        raise ValidationError(
+            f"{version} has never been approved: only a version that takes (or "
+            "took) decisions is monitored"
+        )
+    runs = monitoring_period_runs(version, start, end).count()
+    if runs > settings.MONITORING_REPORT_MAX_RUNS:
+        raise ValidationError(
+            f"{runs:,} monitoring runs of {version} ended from {start} to {end}; a "
+            f"report shows at most {settings.MONITORING_REPORT_MAX_RUNS:,} "
+            "(MONITORING_REPORT_MAX_RUNS): choose a shorter period"
+        )
+    return report_request(
+        kind=Report.Kind.MONITORING,
+        model_version=version,
+        actor=actor,
+        period=(start, end),
+    )

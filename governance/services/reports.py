@@ -7,6 +7,7 @@ checks that the audit trail still holds the head the PDF recorded when rendered.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import secrets
@@ -62,6 +63,7 @@ def report_request(
     certifies: Report | None = None,
     supersedes: Report | None = None,
     decision_log_audit: Any = None,
+    period: tuple[dt.date, dt.date] | None = None,
 ) -> Report:
     """Record a report to render and queue it (after commit) on the reports queue.
 
@@ -94,6 +96,8 @@ def report_request(
         certifies=certifies,
         supersedes=supersedes,
         decision_log_audit=decision_log_audit,
+        period_start=period[0] if period else None,
+        period_end=period[1] if period else None,
         created_by=_user(actor),
     )
     report.full_clean()
@@ -113,6 +117,11 @@ def report_request(
             "contest": contest.pk if contest else None,
             "certifies": certifies.pk if certifies else None,
             "supersedes": supersedes.pk if supersedes else None,
+            **(
+                {"period": [period[0].isoformat(), period[1].isoformat()]}
+                if period
+                else {}
+            ),
         },
     )
     from workers.celery import enqueue_after_commit
@@ -156,6 +165,11 @@ def _report_html(report: Report) -> str:
 
         context = certificate_context(report)
         return render_to_string("reports/certificate.html", {**context, **common})
+    if report.kind == Report.Kind.MONITORING:
+        from reports.monitoring import monitoring_report_context
+
+        context = monitoring_report_context(report)
+        return render_to_string("reports/monitoring.html", {**context, **common})
     if report.kind == Report.Kind.CONTEST_LETTER:
         from reports.letter import letter_context
 
@@ -254,6 +268,7 @@ def report_render(
                 "decision_reference": report.decision.reference
                 if report.decision
                 else "",
+                **_period_metadata(report),
                 "audit_head_sequence": str(head_sequence),
                 "audit_head_hash": head_hash,
                 **_certifies_metadata(report),
@@ -352,6 +367,16 @@ def report_set_status(
         after={"note": note},
     )
     return report
+
+
+def _period_metadata(report: Report) -> dict[str, str]:
+    """A monitoring report's PDF names the period it covers."""
+    if report.period_start is None or report.period_end is None:
+        return {}
+    return {
+        "period_start": report.period_start.isoformat(),
+        "period_end": report.period_end.isoformat(),
+    }
 
 
 def _certifies_metadata(report: Report) -> dict[str, str]:

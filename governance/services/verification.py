@@ -96,6 +96,8 @@ def report_verification(data: bytes) -> ReportVerification:
         )
     else:
         about = report.decision.reference if report.decision else report.model_version
+        if report.period_start is not None:
+            about = f"{about}, period {report.period_start} to {report.period_end}"
         line = (
             f"{report.get_kind_display()} {report.reference} about {about} "
             f"(model version {report.model_version}, SHA-256 {sha})"

@@ -122,6 +122,44 @@ HYPERPARAMETER_NAMES = {
 }
 
 
+def monitoring_so_far(version: ModelVersion) -> str:
+    """What post-market monitoring has recorded about the version until this
+    dossier was rendered, counted from the MonitoringRun and MonitoringFinding
+    rows (a dossier rendered before approval says no pass has run)."""
+    from governance.models import MonitoringFinding
+    from governance.selectors import monitoring_record
+
+    record = monitoring_record(version)
+    if not record["runs"]:
+        return (
+            f"no monitoring pass has run yet on {version.name} (a pass looks only "
+            "at approved versions)"
+        )
+    kinds = dict(MonitoringFinding.Kind.choices)
+    severities = dict(MonitoringFinding.Severity.choices)
+    counted = "; ".join(
+        f"{kinds.get(kind, kind)} {severities.get(severity, severity)}: {count}"
+        for (kind, severity), count in record["by_kind"]
+    )
+    runs, findings = record["runs"], record["findings"]
+    text = (
+        f"{runs} monitoring run{'s' if runs != 1 else ''} of {version.name}, windows "
+        f"ending {record['first_window_end']:%Y-%m-%d} to "
+        f"{record['last_window_end']:%Y-%m-%d}, raised {findings} "
+        f"finding{'s' if findings != 1 else ''}"
+        + (f" ({counted}); {record['open']} open" if findings else "")
+        + ". "
+    )
+    report = record["report"]
+    if report is None:
+        return text + "no monitoring report has been rendered yet."
+    return text + (
+        f"Latest monitoring report: {report.reference} ({report.period_start} to "
+        f"{report.period_end}, {report.get_status_display()}), SHA-256 "
+        f"{report.sha256}."
+    )
+
+
 def _annex_iv(
     version: ModelVersion,
     *,
@@ -488,7 +526,8 @@ def _annex_iv(
             "items": [
                 field(
                     "monitoring_plan", "post-market monitoring plan", "Monitoring plan"
-                )
+                ),
+                _item("Monitoring so far", monitoring_so_far(version)),
             ],
         },
     ]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -12,6 +13,8 @@ from reports import charts
 from reports.pdf import page_is_blank, pdf_page_pngs, pdf_text, render_pdf
 
 SVG = "{http://www.w3.org/2000/svg}"
+DAY = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+LATER = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
 HOSTILE = "<script>alert(1)</script> & \"quotes\" 'n' \x01bell"
 
 
@@ -42,10 +45,16 @@ def all_charts(label: str = "age") -> dict[str, str]:
         "tree": charts.lineage_tree(
             [(1, None, label, label), (2, 1, "child", "target")], title=label
         ),
+        "timeseries": charts.time_series_chart(
+            [(DAY, 0.52), (DAY + dt.timedelta(days=3), None), (LATER, 0.9)],
+            title=label,
+            lines=[(label, 0.6), ("fail", 0.75)],
+            y_label=label,
+        ),
     }
 
 
-@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree", "timeseries"])
 def test_charts_are_accessible_svg(kind: str) -> None:
     root = parse(all_charts()[kind])
 
@@ -55,7 +64,7 @@ def test_charts_are_accessible_svg(kind: str) -> None:
     assert root.find(f"{SVG}desc").text
 
 
-@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree", "timeseries"])
 def test_user_supplied_labels_cannot_inject_markup(kind: str) -> None:
     svg = all_charts(HOSTILE)[kind]
 
@@ -68,7 +77,7 @@ def test_user_supplied_labels_cannot_inject_markup(kind: str) -> None:
     assert any(t.startswith("<script>alert(1)") for t in texts(root))
 
 
-@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree"])
+@pytest.mark.parametrize("kind", ["hbar", "grouped", "line", "tree", "timeseries"])
 def test_chart_coordinates_are_integers(kind: str) -> None:
     root = parse(all_charts()[kind])
 
@@ -258,6 +267,42 @@ def test_grouped_chart_draws_each_interval_as_a_whisker_and_says_it() -> None:
             y_range=(0.0, 1.0),
             intervals=[[(0.2, 1.6)]],
         )
+
+
+def test_time_series_draws_measured_points_and_each_gate_line_named() -> None:
+    points = [
+        (LATER, 0.9),  # out of order: drawn in time order
+        (DAY, 0.52),
+        (DAY + dt.timedelta(days=3), None),  # too little data: not drawn
+        (DAY + dt.timedelta(days=10), 0.7),
+    ]
+    root = parse(
+        charts.time_series_chart(
+            points,
+            title="AUC",
+            lines=[("warn", 0.6), ("fail", 0.62)],
+            x_range=(DAY - dt.timedelta(days=1), LATER + dt.timedelta(days=1)),
+        )
+    )
+    desc = root.find(f"{SVG}desc").text
+    assert "3 measured point(s)" in desc and "1 point(s) not measured" in desc
+    assert "warn line at 0.600" in desc and "fail line at 0.620" in desc
+    dashed = [p for p in root.iter(f"{SVG}path") if p.get("stroke-dasharray")]
+    assert len(dashed) == 2
+    labels = {t.text: int(t.get("y")) for t in root.iter(f"{SVG}text")}
+    # Lines 0.02 apart: their labels are pushed apart, never drawn on each other.
+    assert labels["warn 0.600"] - labels["fail 0.620"] >= charts.FONT_SIZE
+    # The period's first and last days label the axis.
+    assert "2026-10-31" in labels and "2026-11-21" in labels
+    line = next(p for p in root.iter(f"{SVG}path") if p.get("stroke-width") == "2").get(
+        "d"
+    )
+    xs = [int(x) for x in re.findall(r"[ML](\d+) ", line)]
+    assert len(xs) == 3 and xs == sorted(xs)
+    with pytest.raises(ValueError, match="at least one point"):
+        charts.time_series_chart([], title="t")
+    with pytest.raises(ValueError, match="lines"):
+        charts.time_series_chart([(DAY, 0.1)], title="t", lines=[("x", math.inf)])
 
 
 def test_grouped_chart_refuses_series_of_the_wrong_length() -> None:

@@ -14,8 +14,9 @@ from governance.services.evidence import evidence_bundle_write
 
 class Command(BaseCommand):
     help = (
-        "Write a model version's evidence bundle: one zip with its dossiers and "
-        "approval certificates as stored, the audit events about it with the "
+        "Write a model version's evidence bundle: one zip with its dossiers, "
+        "approval certificates and monitoring reports as stored, the audit events "
+        "about it with the "
         "chain's head, a manifest of SHA-256 sums and a README saying how to check "
         "them. Drafts are included (what an officer may download)."
     )
