@@ -86,6 +86,18 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: False,
         ANONYMOUS: False,
     },
+    "monitoring finding: open a bias check": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "monitoring finding: open a fine-tuning run": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
     "request workflow": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: False,
@@ -290,6 +302,13 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         # No note: refused by the service after the permission check.
         return client.post(
             f"/admin/governance/monitoringfinding/{world['finding'].pk}/acknowledge/"
+        )
+    if name.startswith("monitoring finding: open a "):
+        # No domain: refused after the permission check (a redirect back).
+        kind = "bias_check" if name.endswith("bias check") else "finetune"
+        return client.post(
+            f"/admin/governance/monitoringfinding/{world['finding'].pk}/recheck/",
+            {"kind": kind},
         )
     if name == "request workflow":
         return client.post(
