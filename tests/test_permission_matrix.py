@@ -435,9 +435,18 @@ QUEUE_ROWS: dict[str, set[str]] = {
         "versions",
         "jobs",
         "findings",
+        "incidents",
     },
-    roles.AUDITOR: {"requests", "contests", "reports", "versions", "jobs", "findings"},
-    roles.DATA_SCIENTIST: {"reports", "versions", "jobs", "findings"},
+    roles.AUDITOR: {
+        "requests",
+        "contests",
+        "reports",
+        "versions",
+        "jobs",
+        "findings",
+        "incidents",
+    },
+    roles.DATA_SCIENTIST: {"reports", "versions", "jobs", "findings", "incidents"},
 }
 
 
