@@ -186,6 +186,28 @@ _ROWS: tuple[tuple[str, str, tuple[str, str], str, dict[str, str], bool], ...] =
         {"state__exact": "open"},
         True,
     ),
+    (
+        "Serious incidents (AI Act Art. 73)",
+        "incidents_overdue",
+        (
+            "serious incident past its reporting deadline",
+            "serious incidents past their reporting deadline",
+        ),
+        "seriousincident",
+        {"deadline": "overdue"},
+        True,
+    ),
+    (
+        "Serious incidents (AI Act Art. 73)",
+        "incidents_open",
+        (
+            "serious incident not yet reported to the authority",
+            "serious incidents not yet reported to the authority",
+        ),
+        "seriousincident",
+        {"status__exact": "open"},
+        False,
+    ),
 )
 
 

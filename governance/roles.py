@@ -38,6 +38,7 @@ _VIEW_ALL = [
     "governance.view_decisionoutcome",
     "governance.view_monitoringrun",
     "governance.view_monitoringfinding",
+    "governance.view_seriousincident",
 ]
 
 # Nobody may add, change or delete audit events: they are written by services only.
@@ -58,6 +59,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_job",  # run a check, fit an explainer, explain a decision
         "governance.change_monitoringfinding",  # acknowledge a finding
         "governance.add_decisionlogaudit",  # audit an imported decision log
+        # A bias check or a fine-tuning run on the recommended plan, from a finding.
+        "governance.recheck_monitoringfinding",
+        "governance.add_seriousincident",  # AI Act Art. 73
+        "governance.change_seriousincident",  # until it is reported
     ],
     AUDITOR: [
         *_VIEW_ALL,

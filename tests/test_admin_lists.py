@@ -14,6 +14,7 @@ from governance.models import (
     ExplanationRequest,
     MonitoringFinding,
     MonitoringRun,
+    SeriousIncident,
     ShiftReport,
 )
 from governance.services.audit import audit_record
@@ -77,13 +78,21 @@ def _add_rows(count: int) -> None:
             policy={},
             seconds=0.0,
         )
-        MonitoringFinding.objects.create(
+        finding = MonitoringFinding.objects.create(
             run=monitoring,
             model_version=run.parent,
             kind="bias",
             severity="insufficient",
             sentence="Too little data.",
             numbers={},
+        )
+        SeriousIncident.objects.create(
+            model_version=run.parent,
+            finding=finding,
+            category="death",
+            description="What happened.",
+            occurred_at=timezone.now(),
+            aware_at=timezone.now(),
         )
 
 

@@ -86,6 +86,18 @@ ENDPOINTS: dict[str, dict[str, bool]] = {
         roles.DATA_SCIENTIST: False,
         ANONYMOUS: False,
     },
+    "monitoring finding: open a bias check": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
+    "monitoring finding: open a fine-tuning run": {
+        roles.COMPLIANCE_OFFICER: True,
+        roles.AUDITOR: False,
+        roles.DATA_SCIENTIST: False,
+        ANONYMOUS: False,
+    },
     "request workflow": {
         roles.COMPLIANCE_OFFICER: True,
         roles.AUDITOR: False,
@@ -291,6 +303,13 @@ def _use(name: str, client: Client, token: str | None, world: dict):
         return client.post(
             f"/admin/governance/monitoringfinding/{world['finding'].pk}/acknowledge/"
         )
+    if name.startswith("monitoring finding: open a "):
+        # No domain: refused after the permission check (a redirect back).
+        kind = "bias_check" if name.endswith("bias check") else "finetune"
+        return client.post(
+            f"/admin/governance/monitoringfinding/{world['finding'].pk}/recheck/",
+            {"kind": kind},
+        )
     if name == "request workflow":
         return client.post(
             f"/admin/governance/explanationrequest/{q.pk}/workflow/assign/"
@@ -416,9 +435,18 @@ QUEUE_ROWS: dict[str, set[str]] = {
         "versions",
         "jobs",
         "findings",
+        "incidents",
     },
-    roles.AUDITOR: {"requests", "contests", "reports", "versions", "jobs", "findings"},
-    roles.DATA_SCIENTIST: {"reports", "versions", "jobs", "findings"},
+    roles.AUDITOR: {
+        "requests",
+        "contests",
+        "reports",
+        "versions",
+        "jobs",
+        "findings",
+        "incidents",
+    },
+    roles.DATA_SCIENTIST: {"reports", "versions", "jobs", "findings", "incidents"},
 }
 
 

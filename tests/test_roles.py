@@ -41,6 +41,7 @@ PAGES = (
     "decisionoutcome",
     "monitoringrun",
     "monitoringfinding",
+    "seriousincident",
 )
 
 # role -> page -> operations allowed. list/view: GET the list / an object's page;
@@ -69,6 +70,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "monitoringrun": {"list", "view"},
         # Acknowledging is its own form (tests/test_permission_matrix.py).
         "monitoringfinding": {"list", "view"},
+        # Entered and changed until reported (AI Act Art. 73).
+        "seriousincident": {"list", "view", "add", "change"},
     },
     roles.AUDITOR: {page: {"list", "view"} for page in PAGES},
     roles.DATA_SCIENTIST: {
@@ -93,6 +96,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
         "decisionoutcome": {"list", "view"},
         "monitoringrun": {"list", "view"},
         "monitoringfinding": {"list", "view"},
+        "seriousincident": {"list", "view"},
     },
 }
 
@@ -160,7 +164,12 @@ def records():
     )
     from django.utils import timezone
 
-    from governance.models import DecisionOutcome, MonitoringFinding, MonitoringRun
+    from governance.models import (
+        DecisionOutcome,
+        MonitoringFinding,
+        MonitoringRun,
+        SeriousIncident,
+    )
 
     monitoring = MonitoringRun.objects.create(
         model_version=run.parent,
@@ -189,6 +198,13 @@ def records():
             severity="insufficient",
             sentence="Too little data.",
             numbers={},
+        ),
+        "seriousincident": SeriousIncident.objects.create(
+            model_version=run.parent,
+            category="other",
+            description="A wrong refusal.",
+            occurred_at=timezone.now(),
+            aware_at=timezone.now(),
         ),
         "aisystem": AISystemFactory(),
         "explainer": recourse.explanation.explainer,

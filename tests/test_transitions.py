@@ -19,7 +19,9 @@ from governance.models import (
     ExplanationRequest,
     FineTuneRun,
     ModelVersion,
+    MonitoringFinding,
     Report,
+    SeriousIncident,
 )
 from governance.services.reports import report_set_status
 from governance.services.requests import request_assign
@@ -29,7 +31,15 @@ from tests.factories import DecisionFactory, ModelVersionFactory, ReportFactory
 
 pytestmark = pytest.mark.django_db
 
-WITH_LIFECYCLE = [ModelVersion, Report, ExplanationRequest, FineTuneRun, Contest]
+WITH_LIFECYCLE = [
+    ModelVersion,
+    Report,
+    ExplanationRequest,
+    FineTuneRun,
+    Contest,
+    MonitoringFinding,
+    SeriousIncident,
+]
 
 
 def _values(model: Any) -> list[str]:

@@ -21,6 +21,7 @@ from governance.models import (
     Job,
     MonitoringFinding,
     MonitoringRun,
+    SeriousIncident,
 )
 from governance.selectors import work_queue
 from tests.factories import (
@@ -163,6 +164,24 @@ def world() -> dict[str, set[int]]:
 
     open_finding = finding(MonitoringFinding.State.OPEN)
     finding(MonitoringFinding.State.ACKNOWLEDGED)
+    finding(MonitoringFinding.State.RECHECKING)  # being worked: not "not yet worked"
+
+    # Serious incidents (AI Act Art. 73): open ones wait; past its deadline (2 days
+    # for a widespread infringement) one is overdue; a reported one waits no more.
+    def incident(category: str, aware_days: int, **fields: Any) -> SeriousIncident:
+        aware = now - aware_days * DAY
+        return SeriousIncident.objects.create(
+            model_version=open_finding.model_version,
+            category=category,
+            description="What happened.",
+            occurred_at=aware - DAY,
+            aware_at=aware,
+            **fields,
+        )
+
+    late_incident = incident("widespread", 4)
+    fresh_incident = incident("other", 4)  # 15 days: not yet due
+    incident("death", 30, status="reported", reported_at=now, authority="MSA")
 
     return {
         "requests_overdue": {overdue.pk, late_in_review.pk},
@@ -181,6 +200,8 @@ def world() -> dict[str, set[int]]:
         "jobs_running": {running.pk},
         "jobs_failed_recently": {failed.pk},
         "findings_open": {open_finding.pk},
+        "incidents_overdue": {late_incident.pk},
+        "incidents_open": {late_incident.pk, fresh_incident.pk},
     }
 
 
@@ -304,9 +325,9 @@ def test_the_counts_take_one_query_per_kind_of_record(
 ) -> None:
     officer = user_in_role(roles.COMPLIANCE_OFFICER)
     officer = type(officer).objects.get(pk=officer.pk)  # no cached permissions
-    # Permissions (2), requests, reports, versions, contests, jobs, the job list
-    # and open monitoring findings.
-    with django_assert_max_num_queries(9):
+    # Permissions (2), requests, reports, versions, contests, jobs, the job list,
+    # open monitoring findings and serious incidents.
+    with django_assert_max_num_queries(10):
         work_queue(officer)
 
 

@@ -15,6 +15,7 @@ from governance.admin import (  # noqa: F401  (imported to register)
     datasets,
     decision_logs,
     decisions,
+    incidents,
     jobs,
     monitoring,
     reports,

@@ -14,11 +14,28 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from governance.admin.common import ReadOnlyAdmin, error_text
-from governance.models import DecisionOutcome, MonitoringFinding, MonitoringRun
+from governance.models import (
+    DecisionOutcome,
+    Domain,
+    JobKind,
+    MonitoringFinding,
+    MonitoringRun,
+)
+from governance.services.jobs import job_may_start
 from governance.services.monitoring import (
     MAX_NOTE_CHARS,
     monitoring_finding_acknowledge,
+    monitoring_finding_recheck,
 )
+from governance.services.training import finetune_refusal
+
+
+def may_recheck(user: Any, kind: str) -> bool:
+    """Opening a re-check from a finding; a bias check is also a job, which
+    needs what every job of its kind needs (job_may_start)."""
+    if not user.has_perm("governance.recheck_monitoringfinding"):
+        return False
+    return kind != "bias_check" or job_may_start(user, JobKind.BIAS_CHECK)
 
 
 def _pretty(data: Any) -> str:
@@ -48,6 +65,9 @@ class MonitoringFindingAdmin(ReadOnlyAdmin):
         "note",
         "acknowledged_by",
         "acknowledged_at",
+        "recheck",
+        "recheck_by",
+        "recheck_at",
         "measured",
         "created_at",
     )
@@ -61,13 +81,26 @@ class MonitoringFindingAdmin(ReadOnlyAdmin):
     def measured(self, obj: MonitoringFinding) -> str:
         return _pretty(obj.numbers)
 
+    @admin.display(description="re-check opened from it")
+    def recheck(self, obj: MonitoringFinding) -> str:
+        made = obj.recheck_job or obj.recheck_run
+        if made is None:
+            return "none"
+        return format_html('<a href="{}">{}</a>', made.get_absolute_url(), made)
+
     def get_urls(self) -> list[Any]:
         acknowledge = self.admin_site.admin_view(self.acknowledge_view)
+        recheck = self.admin_site.admin_view(self.recheck_view)
         return [
             path(
                 "<int:pk>/acknowledge/",
                 acknowledge,
                 name="governance_monitoringfinding_acknowledge",
+            ),
+            path(
+                "<int:pk>/recheck/",
+                recheck,
+                name="governance_monitoringfinding_recheck",
             ),
             *super().get_urls(),
         ]
@@ -92,6 +125,41 @@ class MonitoringFindingAdmin(ReadOnlyAdmin):
             reverse("admin:governance_monitoringfinding_change", args=[pk])
         )
 
+    def recheck_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        kind = request.POST.get("kind", "")[:20]
+        if not may_recheck(request.user, kind):
+            raise PermissionDenied
+        finding = get_object_or_404(
+            MonitoringFinding.objects.select_related("model_version"), pk=pk
+        )
+        back = HttpResponseRedirect(
+            reverse("admin:governance_monitoringfinding_change", args=[pk])
+        )
+        domain_id = request.POST.get("domain", "")
+        domain = Domain.objects.filter(
+            dataset_id=finding.model_version.dataset_id,
+            pk=int(domain_id) if domain_id.isdigit() and len(domain_id) < 10 else 0,
+        ).first()
+        if domain is None:
+            self.message_user(
+                request, "Choose a domain of the version's dataset.", messages.ERROR
+            )
+            return back
+        try:
+            finding = monitoring_finding_recheck(
+                finding=finding, actor=request.user, kind=kind, domain=domain
+            )
+        except ValidationError as exc:
+            self.message_user(request, error_text(exc), messages.ERROR)
+        else:
+            made = finding.recheck_job or finding.recheck_run
+            self.message_user(
+                request, f"Opened {made} from the finding.", messages.SUCCESS
+            )
+        return back
+
     def change_view(
         self,
         request: HttpRequest,
@@ -99,8 +167,33 @@ class MonitoringFindingAdmin(ReadOnlyAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        finding = self.get_object(request, object_id)
+        version = finding.model_version if finding is not None else None
         extra_context = {
             **(extra_context or {}),
+            "can_recheck_bias": may_recheck(request.user, "bias_check"),
+            "can_recheck_finetune": may_recheck(request.user, "finetune"),
+            "finetune_refusal": finetune_refusal(version) if version else None,
+            "recheck_domains": (
+                version.dataset.domains.exclude(
+                    availability=Domain.Availability.NOTHING
+                )
+                if version is not None
+                else []
+            ),
+            "finetune_targets": (
+                version.dataset.domains.exclude(
+                    availability=Domain.Availability.NOTHING
+                ).exclude(pk=version.trained_on_id)
+                if version is not None
+                else []
+            ),
+            "can_record_incident": request.user.has_perm(
+                "governance.add_seriousincident"
+            ),
+            "incidents": (
+                finding.serious_incidents.all() if finding is not None else []
+            ),
             "can_acknowledge": request.user.has_perm(
                 "governance.change_monitoringfinding"
             ),

@@ -11,8 +11,10 @@ from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from governance.models import Decision, ModelVersion, Report
+from governance.models import Decision, ModelVersion, Report, SeriousIncident
 from governance.selectors import (
+    incident_deadline,
+    incident_open_q,
     latest_bias_checks,
     model_version_approval_event,
     model_version_approval_gaps,
@@ -243,6 +245,27 @@ def _flip_flags(version: ModelVersion) -> dict[str, Any]:
     }
 
 
+# Open incidents named on the summary; the count links to the rest.
+SUMMARY_INCIDENTS = 3
+
+
+def _open_incidents(version: ModelVersion) -> dict[str, Any]:
+    """Serious incidents of the version not yet reported (AI Act Art. 73), the
+    oldest awareness first: the first to fall due."""
+    incidents = SeriousIncident.objects.filter(
+        incident_open_q(), model_version=version
+    ).order_by("aware_at", "pk")
+    shown = list(incidents[:SUMMARY_INCIDENTS])
+    url = reverse("admin:governance_seriousincident_changelist")
+    return {
+        "count": incidents.count() if len(shown) == SUMMARY_INCIDENTS else len(shown),
+        "rows": [(incident, incident_deadline(incident)) for incident in shown],
+        "url": url
+        + "?"
+        + urlencode({"model_version__id__exact": version.pk, "status__exact": "open"}),
+    }
+
+
 def version_summary(version: ModelVersion) -> dict[str, Any]:
     """What the page shows first, computed from the version's records."""
     checks = latest_bias_checks(version)
@@ -260,4 +283,5 @@ def version_summary(version: ModelVersion) -> dict[str, Any]:
         "group_charts": _group_charts(checks),
         "fidelity": _fidelity(version),
         "flips": _flip_flags(version),
+        "incidents": _open_incidents(version),
     }

@@ -10,6 +10,7 @@ from governance.models.data import Dataset, Domain
 from governance.models.decision_logs import DecisionLog, DecisionLogAudit
 from governance.models.decisions import Decision, DecisionExplanation, RecourseCheck
 from governance.models.imports import DatasetImport
+from governance.models.incidents import SeriousIncident
 from governance.models.jobs import Job, JobKind, JobState
 from governance.models.monitoring import (
     DecisionOutcome,
@@ -51,5 +52,6 @@ __all__ = [
     "MonitoringRun",
     "RecourseCheck",
     "Report",
+    "SeriousIncident",
     "ShiftReport",
 ]

@@ -108,19 +108,23 @@ class MonitoringRun(models.Model):
 
 class MonitoringFindingState(models.TextChoices):
     OPEN = "open", "open"
+    RECHECKING = "rechecking", "re-check under way"
     ACKNOWLEDGED = "acknowledged", "acknowledged"
 
 
 class MonitoringFinding(models.Model):
     """What a monitoring pass found wrong, or could not judge. The results are
-    read-only; an officer acknowledges it with a note (audited)."""
+    read-only; an officer opens a re-check from it (a bias check job or a
+    fine-tuning run, linked here) and acknowledges it with a note (audited)."""
 
     Kind = MonitoringKind
     Severity = MonitoringSeverity
     State = MonitoringFindingState
     STATE_FIELD = "state"
+    # One re-check per finding: a second one starts from the version's page.
     TRANSITIONS = {
-        State.OPEN: {State.ACKNOWLEDGED},
+        State.OPEN: {State.ACKNOWLEDGED, State.RECHECKING},
+        State.RECHECKING: {State.ACKNOWLEDGED},
         State.ACKNOWLEDGED: set(),
     }
 
@@ -150,14 +154,51 @@ class MonitoringFinding(models.Model):
         editable=False,
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The re-check opened from the finding: a bias check job or a fine-tuning run.
+    recheck_job = models.ForeignKey(
+        "governance.Job",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    recheck_run = models.ForeignKey(
+        "governance.FineTuneRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    recheck_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+    )
+    recheck_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            (
+                "recheck_monitoringfinding",
+                "Can open a re-check (bias check, fine-tuning run) from a finding",
+            )
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(kind__in=MonitoringKind.values),
                 name="governance_monfinding_kind_valid",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(recheck_job__isnull=True)
+                | models.Q(recheck_run__isnull=True),
+                name="governance_monfinding_one_recheck",
             ),
             models.CheckConstraint(
                 condition=models.Q(severity__in=MonitoringSeverity.values),

@@ -10,6 +10,12 @@ from governance.selectors.contests import (
 from governance.selectors.datasets import (
     dataset_reader_names,
 )
+from governance.selectors.incidents import (
+    IncidentDeadline,
+    incident_deadline,
+    incident_open_q,
+    incident_overdue_q,
+)
 from governance.selectors.jobs import (
     job_made,
     job_summary,
@@ -67,6 +73,7 @@ __all__ = [
     "VERSION_CHECKS_LIMIT",
     "VERSION_GAPS",
     "ApprovalGaps",
+    "IncidentDeadline",
     "LineageNode",
     "WorkQueue",
     "contest_deadline_q",
@@ -74,6 +81,9 @@ __all__ = [
     "contest_late_days",
     "dataset_reader_names",
     "downloadable_reports",
+    "incident_deadline",
+    "incident_open_q",
+    "incident_overdue_q",
     "job_failed_recently_q",
     "job_made",
     "job_summary",

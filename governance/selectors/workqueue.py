@@ -24,7 +24,9 @@ from governance.models import (
     ModelVersion,
     MonitoringFinding,
     Report,
+    SeriousIncident,
 )
+from governance.selectors.incidents import incident_open_q, incident_overdue_q
 
 # Versions that decide or may soon decide: their evidence still matters. Rejected
 # and retired versions need no more work.
@@ -147,6 +149,8 @@ class WorkQueue:
     jobs_running: int | None = None
     jobs_failed_recently: int | None = None
     findings_open: int | None = None
+    incidents_open: int | None = None
+    incidents_overdue: int | None = None
     # The queued and running jobs, then the recent failures, newest first.
     jobs: list[Job] = field(default_factory=list)
 
@@ -225,4 +229,11 @@ def work_queue(user: Any, *, now: datetime | None = None) -> WorkQueue:
         counts["findings_open"] = MonitoringFinding.objects.filter(
             state=MonitoringFinding.State.OPEN
         ).count()
+    if user.has_perm("governance.view_seriousincident"):
+        counts.update(
+            SeriousIncident.objects.filter(incident_open_q()).aggregate(
+                incidents_open=Count("pk"),
+                incidents_overdue=Count("pk", filter=incident_overdue_q(now=now)),
+            )
+        )
     return WorkQueue(**counts)

@@ -25,6 +25,8 @@ from django.utils import timezone
 from governance.artifacts import domain_rows, model_version_scorer
 from governance.models import (
     Decision,
+    Domain,
+    JobKind,
     ModelVersion,
     MonitoringFinding,
     MonitoringRun,
@@ -33,7 +35,7 @@ from governance.selectors import dataset_reader_names
 from governance.services.audit import audit_record
 from governance.services.bias import fairness_policy
 from governance.services.datasets import dataset_spec
-from governance.services.transitions import locked, transition
+from governance.services.transitions import check_transition, locked, transition
 
 logger = logging.getLogger(__name__)
 
@@ -447,3 +449,62 @@ def monitoring_report_request(
         actor=actor,
         period=(start, end),
     )
+
+
+RECHECK_KINDS = ("bias_check", "finetune")
+
+
+@transaction.atomic
+def monitoring_finding_recheck(
+    *, finding: MonitoringFinding, actor: Any, kind: str, domain: Domain
+) -> MonitoringFinding:
+    """Open a re-check of the finding's version: a bias check job on `domain`,
+    or a fine-tuning run to `domain` on the recommended freeze plan. The job or
+    run is started by its own service (job_start, finetune_run_create), linked
+    to the finding, and the finding moves to "re-check under way", audited;
+    all in one transaction, so a refusal leaves neither."""
+    finding = locked(MonitoringFinding, finding.pk)
+    if not getattr(actor, "is_authenticated", False):
+        raise ValidationError("a re-check is opened by a named officer")
+    if kind not in RECHECK_KINDS:
+        raise ValidationError(f"a re-check is one of: {', '.join(RECHECK_KINDS)}")
+    check_transition(finding, MonitoringFinding.State.RECHECKING)
+    version = finding.model_version
+    fields: dict[str, Any] = {"recheck_by": actor, "recheck_at": timezone.now()}
+    if kind == "bias_check":
+        from governance.services.jobs import job_start
+
+        job = job_start(
+            kind=JobKind.BIAS_CHECK, actor=actor, version=version, domain=domain
+        )
+        fields["recheck_job"] = job
+        opened = {"job": job.pk, "kind": job.kind}
+    else:
+        from governance.services.training import (
+            finetune_recommend_stored,
+            finetune_refusal,
+            finetune_run_create,
+        )
+
+        refused = finetune_refusal(version)
+        if refused is not None:
+            raise ValidationError(refused)
+        # The shift is measured by a worker (a shift-report job), never here.
+        if finetune_recommend_stored(parent=version, target=domain) is None:
+            raise ValidationError(
+                f"the shift from {version.trained_on} to {domain} is not measured "
+                "yet: start a shift report on the version's fine-tune page, then "
+                "open the fine-tuning run from here once it has finished"
+            )
+        run = finetune_run_create(parent=version, target=domain, actor=actor)
+        fields["recheck_run"] = run
+        opened = {"finetune_run": run.pk, "target": domain.pk}
+    transition(
+        finding,
+        to=MonitoringFinding.State.RECHECKING,
+        actor=actor,
+        action="monitoring_finding.recheck_opened",
+        fields=fields,
+        after=opened,
+    )
+    return finding
