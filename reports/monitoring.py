@@ -394,8 +394,8 @@ def monitoring_report_context(report: Report) -> dict[str, Any]:
         )
         judged_otherwise = [run.pk for run in runs if (run.policy or {}) != policy]
     else:
+        from governance.selectors import monitoring_policy
         from governance.services.bias import fairness_policy
-        from governance.services.monitoring import monitoring_policy
 
         policy = {
             "monitoring": monitoring_policy().to_dict(),

@@ -11,8 +11,8 @@ from django.template.response import TemplateResponse
 def policy_view(request: HttpRequest) -> HttpResponse:
     """The thresholds the product applies, as an officer reads them (read-only;
     they are set by environment variables, see .env.example)."""
+    from governance.selectors import monitoring_policy
     from governance.services.bias import fairness_policy
-    from governance.services.monitoring import monitoring_policy
     from governance.services.training import freeze_policy
 
     freeze = freeze_policy()

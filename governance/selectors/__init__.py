@@ -24,6 +24,7 @@ from governance.selectors.jobs import (
 from governance.selectors.monitoring import (
     latest_monitoring_report,
     monitoring_period_runs,
+    monitoring_policy,
     monitoring_record,
     period_bounds,
     version_status_events,
@@ -95,6 +96,7 @@ __all__ = [
     "model_version_lineage",
     "model_version_suspension",
     "monitoring_period_runs",
+    "monitoring_policy",
     "monitoring_record",
     "period_bounds",
     "released_answer",

@@ -84,3 +84,12 @@ def monitoring_record(version: ModelVersion) -> dict[str, Any]:
         "open": findings.filter(state=MonitoringFinding.State.OPEN).count(),
         "report": latest_monitoring_report(version),
     }
+
+
+def monitoring_policy() -> Any:
+    """The lines a monitoring pass is judged by, from the settings."""
+    from django.conf import settings
+
+    from workers.ml.monitoring import MonitoringPolicy
+
+    return MonitoringPolicy.from_dict(settings.MONITORING_POLICY)

@@ -31,19 +31,13 @@ from governance.models import (
     MonitoringFinding,
     MonitoringRun,
 )
-from governance.selectors import dataset_reader_names
+from governance.selectors import dataset_reader_names, monitoring_policy
 from governance.services.audit import audit_record
 from governance.services.bias import fairness_policy
 from governance.services.datasets import dataset_spec
 from governance.services.transitions import check_transition, locked, transition
 
 logger = logging.getLogger(__name__)
-
-
-def monitoring_policy() -> Any:
-    from workers.ml.monitoring import MonitoringPolicy
-
-    return MonitoringPolicy.from_dict(settings.MONITORING_POLICY)
 
 
 def monitored_versions() -> list[ModelVersion]:
