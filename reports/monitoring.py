@@ -304,9 +304,22 @@ def _done(
     suspensions: list[AuditEvent],
     events: list[AuditEvent],
 ) -> list[str]:
-    """What was done about a finding: its acknowledgement, and a suspension of
+    """What was done about a finding: a re-check opened from it, its
+    acknowledgement, the serious incidents recorded from it, and a suspension of
     the version that followed its run, with the re-approval after it."""
     done = []
+    if finding.recheck_at is not None:
+        who = finding.recheck_by.get_username() if finding.recheck_by else NOT_RECORDED
+        if finding.recheck_job is not None:
+            job = finding.recheck_job
+            what = f"a bias check (job #{job.pk}, {job.get_state_display()})"
+        else:
+            run = finding.recheck_run
+            what = f"a fine-tuning run (run #{run.pk}, {run.get_state_display()}"
+            if run.produced_version is not None:
+                what += f", which made {run.produced_version.name}"
+            what += ")"
+        done.append(f"Re-check opened by {who} on {_when(finding.recheck_at)}: {what}")
     if finding.state == MonitoringFinding.State.ACKNOWLEDGED:
         who = (
             finding.acknowledged_by.get_username()
@@ -316,6 +329,18 @@ def _done(
         done.append(
             f"Acknowledged by {who} on {_when(finding.acknowledged_at)}: "
             f"“{finding.note}”"
+        )
+    for incident in finding.serious_incidents.all():
+        reported = (
+            f"reported to {incident.authority or NOT_RECORDED} on "
+            f"{_when(incident.reported_at)}"
+            + (f" (reference {incident.reference})" if incident.reference else "")
+            if incident.reported_at
+            else "not yet reported to the market surveillance authority"
+        )
+        done.append(
+            f"Serious incident #{incident.pk} recorded under AI Act Art. 73, as "
+            f"{incident.get_category_display()}: {reported}"
         )
     for suspended in suspensions:
         done.append(
@@ -384,7 +409,11 @@ def monitoring_report_context(report: Report) -> dict[str, Any]:
     start, end = report.period_start, report.period_end
     runs = list(
         monitoring_period_runs(version, start, end).prefetch_related(
-            "findings__acknowledged_by"
+            "findings__acknowledged_by",
+            "findings__recheck_by",
+            "findings__recheck_job",
+            "findings__recheck_run__produced_version",
+            "findings__serious_incidents",
         )
     )
     if runs:

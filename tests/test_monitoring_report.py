@@ -20,8 +20,10 @@ from django.utils import timezone
 
 from governance import roles
 from governance.models import AuditEvent, MonitoringFinding, Report
+from governance.services.incidents import serious_incident_record
 from governance.services.monitoring import (
     monitoring_finding_acknowledge,
+    monitoring_finding_recheck,
     monitoring_report_request,
     monitoring_version_run,
 )
@@ -84,6 +86,27 @@ def monitored(deployed, settings, user_in_role):  # noqa: F811
     drift = second.findings.get(kind="input_drift")
     monitoring_finding_acknowledge(
         finding=drift, actor=officer, note="Southern branches onboarded early."
+    )
+    # Another finding gets a re-check and a serious incident recorded from it.
+    other = second.findings.exclude(pk=drift.pk).first()
+    monitoring_finding_recheck(
+        finding=other,
+        actor=officer,
+        kind="bias_check",
+        domain=deployed.dataset.domains.get(name="target"),
+    )
+    serious_incident_record(
+        actor=officer,
+        model_version=deployed,
+        finding=other,
+        fields={
+            "category": "other",
+            "description": "Refusals in one branch.",
+            "occurred_at": now - dt.timedelta(hours=3),
+            "aware_at": now - dt.timedelta(hours=2),
+            "actions": "",
+            "actions_at": None,
+        },
     )
     model_version_set_status(
         version=deployed,
@@ -162,6 +185,11 @@ def test_the_report_prints_each_runs_numbers_and_findings_as_recorded(
     for finding in findings:
         assert " ".join(finding.sentence.split())[:70] in text
     assert "Acknowledged by" in text and "Southern branches onboarded early." in text
+    job = MonitoringFinding.objects.get(recheck_job__isnull=False).recheck_job
+    assert f"Re-check opened by {monitored['officer'].get_username()}" in text
+    assert f"a bias check (job #{job.pk}, {job.get_state_display()})" in text
+    assert "recorded under AI Act Art. 73" in text
+    assert "not yet reported to the market surveillance authority" in text
     # The suspension is told under the findings of the run before it only.
     suspended = "After this run, the version was suspended by"
     assert text.count(suspended) == second.findings.count()
