@@ -247,6 +247,14 @@ def test_a_spec_that_is_not_utf8_and_a_missing_part_are_400s(
         "/api/datasets/", {"spec": SimpleUploadedFile("s.toml", loans_files["spec"])}
     )
     assert answer.status_code == 400 and "files" in answer.json()
+    # More parts than Django reads (DATA_UPLOAD_MAX_NUMBER_FILES): JSON, not HTML.
+    many = [SimpleUploadedFile(f"f{i}.csv", b"x\n") for i in range(101)]
+    answer = client.post(
+        "/api/datasets/",
+        {"spec": SimpleUploadedFile("s.toml", loans_files["spec"]), "files": many},
+    )
+    assert answer.status_code == 400 and answer["Content-Type"] == "application/json"
+    assert "DATA_UPLOAD_MAX_NUMBER_FILES" in answer.json()["detail"]
     # JSON is not an upload.
     answer = client.post("/api/datasets/", {"spec": "x"}, format="json")
     assert answer.status_code == 415
