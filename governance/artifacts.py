@@ -6,9 +6,11 @@ Services, selectors and reports read data through here; nothing here audits.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,29 @@ def artifact_store(data: bytes, *, suffix: str = ".safetensors") -> tuple[str, s
             tmp.write(data)
         os.replace(tmp.name, path)
     return str(path.relative_to(settings.MEDIA_ROOT)), sha
+
+
+@contextlib.contextmanager
+def artifact_stored(
+    data: bytes, *, suffix: str = ".safetensors"
+) -> Iterator[tuple[str, str]]:
+    """artifact_store for a version about to be recorded: if the block raises (the
+    version's name taken, a check in full_clean), a file written now that no
+    version names is removed again, so a refused registration leaves no orphan.
+
+    A file that was there before is kept: artifacts are stored by content, and
+    another version (or a concurrent registration of the same bytes) may use it.
+    """
+    from workers.ml.artifact import artifact_sha256
+
+    existed = _artifact_path(artifact_sha256(data), suffix).exists()
+    path, sha = artifact_store(data, suffix=suffix)
+    try:
+        yield path, sha
+    except BaseException:
+        if not existed and not ModelVersion.objects.filter(artifact_path=path).exists():
+            (Path(settings.MEDIA_ROOT) / path).unlink(missing_ok=True)
+        raise
 
 
 def model_version_load(version: ModelVersion) -> Any:

@@ -405,4 +405,9 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
             f"The request body is larger than the {limit:,} bytes accepted.",
             status=413,
         )
+    if request.path_info.startswith("/api/"):
+        # Django's other refusals of a body (more parts than
+        # DATA_UPLOAD_MAX_NUMBER_FILES or _FIELDS, a malformed multipart) are
+        # SuspiciousOperations too: JSON under /api/ (docs/api.md), not HTML.
+        return refusal(request, f"Bad request: {exception}"[:500], status=400)
     return defaults.bad_request(request, exception)

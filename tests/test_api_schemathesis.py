@@ -32,7 +32,14 @@ from schemathesis.checks import (
 )
 
 from governance import roles
-from governance.models import ExplanationRequest, Job, JobKind, ModelVersion, Report
+from governance.models import (
+    DatasetImport,
+    ExplanationRequest,
+    Job,
+    JobKind,
+    ModelVersion,
+    Report,
+)
 from governance.services.decisions import decision_log
 from governance.services.requests import request_file
 from governance.services.versions import model_version_set_status
@@ -69,6 +76,10 @@ PERMISSIONS = [
     "view_finetunerun",
     "add_report",
     "view_report",
+    # Registering data sets and models (a data scientist's).
+    "add_dataset",
+    "view_dataset",
+    "add_modelversion",
 ]
 PERSON = {
     "age": 40,
@@ -138,6 +149,14 @@ def records(synthetic_dataset, user_in_role, settings: Any) -> dict[str, Any]:
     )
     # A job to follow. Jobs the fuzzer starts wait for the test's commit: none runs.
     job = Job.objects.create(kind=JobKind.EXPLAINER_FIT, model_version=base)
+    dataset_import = DatasetImport.objects.create(
+        spec_name="loans",
+        spec_toml="",
+        state=DatasetImport.State.SUCCEEDED,
+        dataset=base.dataset,
+        step=4,
+        step_count=4,
+    )
     user = UserFactory(username="api-fuzzer", is_staff=False)
     user.user_permissions.add(*Permission.objects.filter(codename__in=PERMISSIONS))
     return {
@@ -145,9 +164,30 @@ def records(synthetic_dataset, user_in_role, settings: Any) -> dict[str, Any]:
         "version": base,
         "report": report,
         "job": job,
+        "dataset": base.dataset,
+        "onnx": _tiny_onnx(),
+        "dataset_import": dataset_import,
         "token": token,
         "decision": {"reference": decision.reference, "secret": secret},
     }
+
+
+def _tiny_onnx() -> bytes:
+    """A real ONNX model reading the numeric columns as one tensor: sigmoid of
+    their sum, so registration runs its checks to the end."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["m"], keepdims=1, axes=[1]),
+            helper.make_node("Sigmoid", ["m"], ["p"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return model.SerializeToString()
 
 
 @pytest.fixture
@@ -164,7 +204,11 @@ OPERATIONS = [
     ("POST", "/api/requests/"),
     ("GET", "/api/requests/{token}/"),
     ("GET", "/api/requests/{token}/report/"),
+    ("POST", "/api/datasets/"),
+    ("GET", "/api/datasets/{id}/"),
+    ("GET", "/api/datasets/imports/{id}/"),
     ("GET", "/api/models/"),
+    ("POST", "/api/models/"),
     ("GET", "/api/models/{id}/lineage/"),
     ("GET", "/api/models/{id}/checks/"),
     ("POST", "/api/jobs/"),
@@ -198,6 +242,10 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
             if "/reports/" in path
             else records["job"]
             if "/jobs/" in path
+            else records["dataset_import"]
+            if "/imports/" in path
+            else records["dataset"]
+            if "/datasets/" in path
             else records["version"]
         )
         strategies.append(operation.as_strategy(path_parameters={"id": owner.pk}))
@@ -267,6 +315,68 @@ def _cases(operation: Any, records: dict[str, Any]) -> st.SearchStrategy:
             },
         )
         strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body)))
+    if path == "/api/datasets/" and operation.method.upper() == "POST":
+        # A spec in the house format with fuzzed values, and files by its names.
+        spec = st.builds(
+            lambda name, column, extra: (
+                # Schemathesis names each file part after its field.
+                f'name = "{name}"\ntitle = "t"\nfiles = ["files"]\n'
+                f'[target]\ncolumn = "{column}"\nlabels = ["a", "b"]\n'
+                f'positive = "a"\n{extra}'
+            ).encode("utf-8", "surrogatepass"),
+            st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True),
+            st.just("y") | st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+            st.just("") | st.text(max_size=60),
+        )
+        csv = st.binary(max_size=300) | st.just(b"x,y\n1,a\n2,b\n")
+        bodies = st.fixed_dictionaries(
+            {"spec": spec, "files": st.lists(csv, min_size=1, max_size=2)}
+        )
+        strategies.append(
+            bodies.flatmap(
+                lambda body: operation.as_strategy(
+                    body=body, media_type="multipart/form-data"
+                )
+            )
+        )
+    if path == "/api/models/" and operation.method.upper() == "POST":
+        # The dataset on record, with bytes that are no model or the fuzzer's
+        # manifest fields over a real (tiny, tensor) ONNX model.
+        dataset = st.just(records["dataset"].name)
+        junk = st.fixed_dictionaries(
+            {"file": st.binary(max_size=200), "dataset": dataset, "name": st.text()},
+            optional={
+                "format": st.sampled_from(["onnx", "safetensors"]),
+                "manifest": st.binary(max_size=200)
+                | st.just(b'[output]\nname = "p"\n'),
+                "output": st.sampled_from(["p", "q"]),
+            },
+        )
+        model = st.fixed_dictionaries(
+            {
+                "file": st.just(records["onnx"]),
+                "dataset": dataset,
+                "name": st.text(min_size=1, max_size=40),
+                "format": st.just("onnx"),
+                "tensor_input": st.just("x"),
+                "columns": st.sampled_from(["age,income,debt", "debt,age,income"])
+                | st.text(max_size=30),
+                "output": st.just("p") | st.text(max_size=10),
+            },
+            optional={
+                "trained_on": st.sampled_from(["source", "target", "new_market"]),
+                "positive_index": st.integers(min_value=0, max_value=3),
+                "description": st.text(max_size=100),
+            },
+        )
+        bodies = junk | model
+        strategies.append(
+            bodies.flatmap(
+                lambda body: operation.as_strategy(
+                    body=body, media_type="multipart/form-data"
+                )
+            )
+        )
     if path == "/api/decisions/{reference}/outcome/":
         # The logged decision, with its target's labels and fuzzed dates.
         bodies = st.fixed_dictionaries(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -25,7 +24,11 @@ from governance.models import (
     DatasetImport,
     Domain,
 )
-from governance.services.datasets import dataset_import_enqueue
+from governance.services.datasets import (
+    DatasetError,
+    dataset_import_enqueue,
+    dataset_upload_check,
+)
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -42,9 +45,6 @@ class MultipleFileField(forms.FileField):
         return [single(data, initial)]
 
 
-MAX_UPLOAD_NAME_BYTES = 200  # under the 255 of common file systems, with a prefix
-
-
 class DatasetImportForm(forms.Form):
     spec = forms.FileField(
         label="Dataset spec (TOML)",
@@ -55,38 +55,17 @@ class DatasetImportForm(forms.Form):
         help_text="Every file the spec names, matched by file name (.csv or .csv.gz).",
     )
 
-    def clean_spec(self) -> str:
-        """The spec's text: checked for size before it is read, UTF-8 only."""
-        spec = self.cleaned_data["spec"]
-        spec_limit = settings.DATASET_SPEC_MAX_BYTES
-        if spec.size > spec_limit:
-            raise ValidationError(
-                f"the spec file is {spec.size:,} bytes, over the {spec_limit:,}-byte "
-                "limit (DATASET_SPEC_MAX_BYTES); is it the right file?"
-            )
-        try:
-            return spec.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValidationError("the spec file is not UTF-8 text") from None
-
     def clean(self) -> dict[str, Any]:
+        """The bounds the API shares (dataset_upload_check): sizes before a byte
+        is read, the spec's text as UTF-8."""
         cleaned = super().clean()
-        limit = settings.DATASET_MAX_BYTES
-        for upload in cleaned.get("data_files") or []:
-            # Stored under its own name: one a file system refuses (over 255 bytes,
-            # a NUL) would fail later as a server error.
-            if len(upload.name.encode("utf-8")) > MAX_UPLOAD_NAME_BYTES or (
-                "\x00" in upload.name
-            ):
-                raise ValidationError(
-                    f"a data file's name is over {MAX_UPLOAD_NAME_BYTES} bytes or "
-                    "holds a NUL; rename it (and the spec's files entry)"
+        if "spec" in cleaned and "data_files" in cleaned:
+            try:
+                cleaned["spec"] = dataset_upload_check(
+                    spec=cleaned["spec"], data_files=cleaned["data_files"]
                 )
-            if upload.size > limit:
-                raise ValidationError(
-                    f"{upload.name} is {upload.size:,} bytes, over the "
-                    f"{limit:,}-byte limit (DATASET_MAX_BYTES)"
-                )
+            except DatasetError as exc:
+                raise ValidationError(str(exc)) from None
         return cleaned
 
 

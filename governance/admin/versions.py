@@ -23,6 +23,7 @@ from governance.admin.common import (
 )
 from governance.admin.version_summary import version_summary
 from governance.models import (
+    Dataset,
     Domain,
     Job,
     JobKind,
@@ -50,12 +51,92 @@ from governance.services.training import (
     finetune_recommend_stored,
     finetune_refusal,
     finetune_run_create,
+    model_manifest_build,
+    model_version_register,
 )
 from governance.services.versions import (
     model_version_describable,
     model_version_describe,
     model_version_set_status,
 )
+from workers.ml.onnx_model import MANIFEST_MAX_BYTES, ONNX_MAX_BYTES
+
+
+class ModelRegisterForm(forms.Form):
+    """Register a model trained elsewhere: what `manage.py register_model` takes.
+    The model is checked by the same service (model_version_register)."""
+
+    file = forms.FileField(
+        label="Model file",
+        help_text=f"An .onnx file (at most {ONNX_MAX_BYTES:,} bytes), or the "
+        "product's .safetensors artifact.",
+    )
+    format = forms.ChoiceField(
+        choices=[("onnx", "ONNX"), ("safetensors", "the product's artifact")],
+        initial="onnx",
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.only("pk", "name", "title").order_by("name"),
+        to_field_name="name",
+    )
+    name = forms.CharField(
+        max_length=ModelVersion._meta.get_field("name").max_length,
+        help_text="The new version's name.",
+    )
+    trained_on = forms.CharField(
+        max_length=64, required=False, help_text="The domain it was trained on."
+    )
+    description = forms.CharField(
+        max_length=4000, required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    manifest = forms.FileField(
+        required=False,
+        help_text="ONNX: a manifest, TOML (or JSON named .json): [inputs] or "
+        "[tensor], and [output]. Or give the fields below in its place or over it.",
+    )
+    output = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="ONNX: the output that holds the probabilities.",
+    )
+    positive_label = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="ONNX: the positive class's key in a ZipMap output.",
+    )
+    positive_index = forms.IntegerField(
+        min_value=0,
+        max_value=1_000_000,
+        required=False,
+        help_text="ONNX: the positive class's column of a probabilities tensor.",
+    )
+    tensor_input = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="ONNX: the one float tensor input's name.",
+    )
+    columns = forms.CharField(
+        max_length=20_000,
+        required=False,
+        help_text="ONNX: the numeric columns filling the tensor, comma-separated.",
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > ONNX_MAX_BYTES:
+            raise ValidationError(
+                f"the model file is {upload.size:,} bytes, over the "
+                f"{ONNX_MAX_BYTES:,} a model may have"
+            )
+        return upload
+
+    def clean_manifest(self) -> Any:
+        upload = self.cleaned_data.get("manifest")
+        if upload is not None and upload.size > MANIFEST_MAX_BYTES:
+            raise ValidationError(
+                f"the manifest is {upload.size:,} bytes, over {MANIFEST_MAX_BYTES:,}"
+            )
+        return upload
 
 
 class FineTuneForm(forms.Form):
@@ -149,8 +230,85 @@ class ModelVersionAdmin(admin.ModelAdmin):
     actions = ["submit_for_review", "approve", "reject", "retire", "generate_dossier"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        # Versions come from training jobs or the register command, not a blank form.
+        # Versions come from training jobs or registration (register_view), not
+        # a blank form.
         return False
+
+    def has_register_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("governance.add_modelversion")
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {
+            **(extra_context or {}),
+            "can_register": self.has_register_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def register_view(self, request: HttpRequest) -> HttpResponse:
+        """Register an ONNX model (or the product's artifact) by upload, through
+        the service register_model uses; a refusal shows on the form and writes
+        nothing."""
+        if not self.has_register_permission(request):
+            raise PermissionDenied
+        form = ModelRegisterForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                version = model_version_register(
+                    format=data["format"],
+                    dataset=data["dataset"],
+                    name=data["name"],
+                    data=data["file"].read(),
+                    actor=request.user,
+                    manifest=self._manifest(data),
+                    trained_on=self._trained_on(data),
+                    description=data["description"],
+                )
+            except (ValidationError, ValueError) as exc:
+                form.add_error(None, error_text(exc))
+            else:
+                self.message_user(
+                    request, f"Registered {version} ({version.kind}).", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:governance_modelversion_change", args=[version.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Register a model trained elsewhere",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(
+            request, "admin/governance/modelversion/register.html", context
+        )
+
+    @staticmethod
+    def _manifest(data: dict[str, Any]) -> dict[str, Any]:
+        upload = data.get("manifest")
+        return model_manifest_build(
+            manifest_data=upload.read() if upload else None,
+            manifest_name=(upload.name or "manifest") if upload else "manifest",
+            output=data["output"],
+            positive_index=data["positive_index"],
+            positive_label=data["positive_label"],
+            tensor_input=data["tensor_input"],
+            columns=data["columns"],
+        )
+
+    @staticmethod
+    def _trained_on(data: dict[str, Any]) -> Domain | None:
+        if not data["trained_on"]:
+            return None
+        domain = data["dataset"].domains.filter(name=data["trained_on"]).first()
+        if domain is None:
+            raise ValidationError(
+                f"trained on: no domain {data['trained_on']!r} in dataset "
+                f"{data['dataset'].name!r}"
+            )
+        return domain
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # Only a draft or rejected version's description may change; once in
@@ -185,7 +343,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
         review = self.admin_site.admin_view(self.review_view)
         evidence = self.admin_site.admin_view(evidence_bundle_view)
         monitoring = self.admin_site.admin_view(self.monitoring_report_view)
+        register = self.admin_site.admin_view(self.register_view)
         return [
+            path("register/", register, name="governance_modelversion_register"),
             path(
                 "<int:pk>/monitoring-report/",
                 monitoring,

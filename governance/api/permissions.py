@@ -39,6 +39,9 @@ CanViewSystems = require_perm("governance.view_aisystem")
 CanAddSystems = require_perm("governance.add_aisystem")
 CanChangeSystems = require_perm("governance.change_aisystem")
 CanStartJobs = require_perm("governance.add_job")
+CanAddDatasets = require_perm("governance.add_dataset")
+CanViewDatasets = require_perm("governance.view_dataset")
+CanAddModels = require_perm("governance.add_modelversion")
 CanViewJobs = require_perm("governance.view_job")
 # A version's checks list shows each kind of record a job makes, and the jobs.
 CanViewChecks = require_perm(

@@ -15,6 +15,9 @@ from governance.models import (
     AISystem,
     BiasCheck,
     Contest,
+    Dataset,
+    DatasetImport,
+    Domain,
     Explainer,
     ExplanationRequest,
     Job,
@@ -27,6 +30,9 @@ from governance.services.systems import SYSTEM_FIELDS
 from governance.services.training import MAX_SEED
 
 MAX_INPUT_FEATURES = 500
+# Data files in one dataset upload; Django refuses more parts than
+# DATA_UPLOAD_MAX_NUMBER_FILES (100) before this is reached.
+MAX_UPLOAD_FILES = 50
 MAX_INPUT_TEXT = 200
 # Far beyond any real feature value; keeps huge JSON integers out of the encoder.
 MAX_INPUT_MAGNITUDE = 1e15
@@ -502,10 +508,15 @@ LineageNodeSerializer._declared_fields["children"] = LineageNodeSerializer(many=
 # --- Jobs and a version's checks -----------------------------------------------------
 
 
-def _admin_url(context: dict[str, Any], model_name: str, pk: int) -> str:
-    path = reverse(f"admin:governance_{model_name}_change", args=[pk])
+def _absolute(context: dict[str, Any], path: str) -> str:
     request = context.get("request")
     return request.build_absolute_uri(path) if request is not None else path
+
+
+def _admin_url(context: dict[str, Any], model_name: str, pk: int) -> str:
+    return _absolute(
+        context, reverse(f"admin:governance_{model_name}_change", args=[pk])
+    )
 
 
 class WholeNumberField(serializers.IntegerField):
@@ -694,6 +705,181 @@ class VersionChecksSerializer(serializers.Serializer):
     )
     counts = CheckCountsSerializer(
         help_text="How many of each there are; each list shows the newest 100."
+    )
+
+
+# --- Registering data sets and models ------------------------------------------------
+
+
+class TextField(serializers.CharField):
+    """A multipart text field: bounded, valid Unicode, no NUL (PostgreSQL refuses
+    one in a query), and not trimmed: a name with a space is refused by the
+    service, as the command refuses it, not quietly renamed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            validators=[_encodable, _no_nul], trim_whitespace=False, **kwargs
+        )
+
+
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise DjangoValidationError("must not hold a NUL character")
+
+
+class DatasetRegisterSerializer(serializers.Serializer):
+    """What `manage.py import_dataset` reads, as an upload: the spec and every data
+    file it names (matched by file name). Sizes are checked by
+    dataset_upload_check (DATASET_SPEC_MAX_BYTES, DATASET_MAX_BYTES)."""
+
+    spec = serializers.FileField(
+        help_text="The dataset spec (TOML), as `manage.py import_dataset` takes it."
+    )
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        min_length=1,
+        max_length=MAX_UPLOAD_FILES,
+        help_text="Every data file the spec names (.csv or .csv.gz), one part each.",
+    )
+
+
+class DatasetImportSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This import, to follow it.")
+    dataset = serializers.SerializerMethodField(
+        help_text="The dataset recorded once the import succeeded, else null."
+    )
+    started_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetImport
+        fields = [
+            "id",
+            "url",
+            "spec_name",
+            "state",
+            "step",
+            "step_count",
+            "progress_message",
+            "error",
+            "files",
+            "dataset",
+            "attempts",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_url(self, obj: DatasetImport) -> str:
+        return _absolute(self.context, reverse("api:dataset_import", args=[obj.pk]))
+
+    @extend_schema_field(MadeSerializer(allow_null=True))
+    def get_dataset(self, obj: DatasetImport) -> dict[str, Any] | None:
+        if obj.dataset_id is None:
+            return None
+        path = reverse("api:dataset_detail", args=[obj.dataset_id])
+        return {
+            "type": "dataset",
+            "id": obj.dataset_id,
+            "url": _absolute(self.context, path),
+        }
+
+    def get_started_by(self, obj: DatasetImport) -> str | None:
+        return obj.created_by.get_username() if obj.created_by_id else None
+
+
+class DomainBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Domain
+        fields = [
+            "name",
+            "description",
+            "availability",
+            "filter_expression",
+            "row_count",
+            "positive_count",
+        ]
+        read_only_fields = fields
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    system = serializers.CharField(source="system.name", allow_null=True, default=None)
+    domains = DomainBriefSerializer(many=True)
+    label_counts = serializers.JSONField()
+    files = serializers.JSONField(help_text="Each data file: name, bytes, SHA-256.")
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "name",
+            "title",
+            "description",
+            "system",
+            "content_sha256",
+            "row_count",
+            "label_counts",
+            "files",
+            "domains",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_created_by(self, obj: Dataset) -> str | None:
+        return obj.created_by.get_username() if obj.created_by_id else None
+
+
+class ModelRegisterSerializer(serializers.Serializer):
+    """What `manage.py register_model` takes, as an upload."""
+
+    file = serializers.FileField(
+        help_text="The model: an .onnx file, or the product's .safetensors artifact."
+    )
+    format = serializers.ChoiceField(
+        choices=["onnx", "safetensors"],
+        required=False,
+        help_text="The file's format (default: onnx for a name ending .onnx).",
+    )
+    dataset = TextField(max_length=64, help_text="The dataset's name.")
+    name = TextField(
+        max_length=ModelVersion._meta.get_field("name").max_length,
+        help_text="The new version's name.",
+    )
+    trained_on = TextField(
+        max_length=64, required=False, help_text="The domain it was trained on."
+    )
+    description = TextField(max_length=4000, required=False, default="")
+    manifest = serializers.FileField(
+        required=False,
+        help_text="ONNX: the manifest, TOML (or JSON when named .json): [inputs] or "
+        "[tensor], and [output] (README).",
+    )
+    output = TextField(
+        max_length=200, required=False, help_text="ONNX: the probabilities' output."
+    )
+    positive_index = serializers.IntegerField(
+        min_value=0,
+        max_value=1_000_000,
+        required=False,
+        help_text="ONNX: the positive class's column of a probabilities tensor.",
+    )
+    positive_label = TextField(
+        max_length=200,
+        required=False,
+        help_text="ONNX: the positive class's key in a ZipMap output.",
+    )
+    tensor_input = TextField(
+        max_length=200,
+        required=False,
+        help_text="ONNX: the one float tensor input's name.",
+    )
+    columns = TextField(
+        max_length=20_000,
+        required=False,
+        help_text="ONNX: numeric columns filling tensor_input, comma-separated.",
     )
 
 

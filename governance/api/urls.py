@@ -48,6 +48,15 @@ urlpatterns = [
     path(
         "systems/<slug:name>/", views.SystemDetailView.as_view(), name="system_detail"
     ),
+    path("datasets/", views.DatasetRegisterView.as_view(), name="dataset_register"),
+    path(
+        "datasets/imports/<int:pk>/",
+        views.DatasetImportView.as_view(),
+        name="dataset_import",
+    ),
+    path(
+        "datasets/<int:pk>/", views.DatasetDetailView.as_view(), name="dataset_detail"
+    ),
     path("models/", views.ModelVersionListView.as_view(), name="model_version_list"),
     path(
         "models/<int:pk>/lineage/",

@@ -27,7 +27,7 @@ from rest_framework.exceptions import (
 )
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -35,6 +35,8 @@ from rest_framework.views import APIView
 
 from governance.api import serializers as s
 from governance.api.permissions import (
+    CanAddDatasets,
+    CanAddModels,
     CanAddSystems,
     CanChangeSystems,
     CanDownloadReports,
@@ -42,6 +44,7 @@ from governance.api.permissions import (
     CanRecordOutcomes,
     CanStartJobs,
     CanViewChecks,
+    CanViewDatasets,
     CanViewJobs,
     CanViewModels,
     CanViewSystems,
@@ -49,6 +52,8 @@ from governance.api.permissions import (
 from governance.http import FilingThrottle
 from governance.models import (
     AISystem,
+    Dataset,
+    DatasetImport,
     Decision,
     Domain,
     ExplanationRequest,
@@ -69,6 +74,11 @@ from governance.services.contests import (
     contest_for_token,
     contest_letter,
 )
+from governance.services.datasets import (
+    UploadTooBig,
+    dataset_import_enqueue,
+    dataset_upload_check,
+)
 from governance.services.decision_batches import LoggedDecision, decisions_log
 from governance.services.decisions import (
     DecisionInputError,
@@ -88,6 +98,14 @@ from governance.services.systems import (
     ai_system_record,
     ai_system_update,
     system_fields_check,
+)
+from governance.services.training import (
+    model_manifest_build,
+    model_version_register,
+)
+from workers.ml.onnx_model import (
+    MANIFEST_MAX_BYTES,
+    ONNX_MAX_BYTES,
 )
 
 # A decision's inputs or a request's message fit in a few kilobytes.
@@ -146,6 +164,13 @@ class FirstRenderer(BaseContentNegotiation):
 
     def select_parser(self, request: Request, parsers: list[Any]) -> Any:
         return parsers[0] if parsers else None
+
+
+class FileTooLarge(APIException):
+    """One uploaded file over its own limit (the body's is UploadCapHandler's)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "file_too_large"
 
 
 class FileAltered(APIException):
@@ -446,6 +471,89 @@ class ModelVersionChecksView(APIView):
         return Response(
             s.VersionChecksSerializer(body, context={"request": request}).data
         )
+
+
+# --- Datasets: registered by upload, imported by a worker ---------------------------
+
+
+class DatasetRegisterView(APIView):
+    permission_classes = [CanAddDatasets]
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="dataset_register",
+        summary="Register a dataset: its spec (TOML) and data files (needs "
+        "governance.add_dataset; audited)",
+        description="As `manage.py import_dataset`, by upload. The spec, the file "
+        "names and each file's header are checked in the request; then the import "
+        "runs on a worker: follow it at the answer's `url` (also the `Location` "
+        "header). Without a broker it has run by the time the answer comes. A "
+        "refusal is a 400 (413 for a file over its limit) and writes nothing.",
+        request={"multipart/form-data": s.DatasetRegisterSerializer},
+        responses={
+            202: s.DatasetImportSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.DatasetRegisterSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        uploads = given.validated_data["files"]
+        try:
+            spec_toml = dataset_upload_check(
+                spec=given.validated_data["spec"], data_files=uploads
+            )
+            job = dataset_import_enqueue(
+                spec_toml=spec_toml, uploads=uploads, actor=request.user
+            )
+        except UploadTooBig as exc:
+            raise FileTooLarge(str(exc)) from None
+        except ValueError as exc:  # SpecError, DatasetError
+            raise Refused(str(exc)) from None
+        body = s.DatasetImportSerializer(job, context={"request": request}).data
+        return Response(body, status=202, headers={"Location": body["url"]})
+
+
+class DatasetImportView(APIView):
+    permission_classes = [CanViewDatasets]
+
+    @extend_schema(
+        operation_id="dataset_import",
+        summary="Follow a dataset import: its state, step, error and the dataset "
+        "it recorded (needs governance.view_dataset)",
+        responses={200: s.DatasetImportSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        job = get_object_or_404(
+            DatasetImport.objects.select_related("created_by").defer("spec_toml"),
+            pk=pk,
+        )
+        return Response(
+            s.DatasetImportSerializer(job, context={"request": request}).data
+        )
+
+
+class DatasetDetailView(APIView):
+    permission_classes = [CanViewDatasets]
+
+    @extend_schema(
+        operation_id="dataset_detail",
+        summary="A registered dataset: rows, content hash, files and domains "
+        "(needs governance.view_dataset)",
+        responses={200: s.DatasetSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        dataset = get_object_or_404(
+            Dataset.objects.select_related("system", "created_by")
+            .prefetch_related("domains")
+            .defer("spec", "schema", "spec_toml"),
+            pk=pk,
+        )
+        return Response(s.DatasetSerializer(dataset).data)
 
 
 class DecisionOutcomeView(APIView):
@@ -784,13 +892,101 @@ class ContestLetterView(APIView):
     )
 )
 class ModelVersionListView(generics.ListAPIView):
-    permission_classes = [CanViewModels]
     pagination_class = StrictPageNumberPagination
+    parser_classes = [MultiPartParser]
     serializer_class = s.ModelVersionListSerializer
     # Two joins and no per-row query: the same query count for 10 rows or 10,000.
     queryset = ModelVersion.objects.select_related(
         "dataset__system", "trained_on"
     ).defer("architecture", "layers", "training", "description")
+
+    def get_permissions(self) -> list[Any]:
+        wanted = CanAddModels if self.request.method == "POST" else CanViewModels
+        return [wanted()]
+
+    @extend_schema(
+        operation_id="model_version_register",
+        summary="Register a model trained elsewhere: an ONNX file with its manifest, "
+        "or the product's .safetensors artifact (needs "
+        "governance.add_modelversion; audited)",
+        description="As `manage.py register_model`: every check (the file, the "
+        "manifest against the model and the dataset's columns, probabilities on "
+        "every held-out row) runs before the file is stored or anything recorded. "
+        "A refusal is a 400 (413 for a file over the limit) and writes nothing.",
+        request={"multipart/form-data": s.ModelRegisterSerializer},
+        responses={
+            201: s.ModelVersionListSerializer,
+            400: INVALID,
+            401: ERROR,
+            403: ERROR,
+            413: ERROR,
+            415: ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        given = s.ModelRegisterSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        data = given.validated_data
+        upload = data["file"]
+        kind = data.get("format") or (
+            "onnx" if (upload.name or "").lower().endswith(".onnx") else "safetensors"
+        )
+        if upload.size is None or upload.size > ONNX_MAX_BYTES:
+            raise FileTooLarge(
+                f"the model file is {upload.size or 0:,} bytes, over the "
+                f"{ONNX_MAX_BYTES:,} a model may have"
+            )
+        dataset = Dataset.objects.filter(name=data["dataset"]).first()
+        if dataset is None:
+            raise Refused(f"dataset: no dataset named {data['dataset']!r}")
+        trained_on = None
+        if data.get("trained_on"):
+            trained_on = dataset.domains.filter(name=data["trained_on"]).first()
+            if trained_on is None:
+                raise Refused(
+                    f"trained_on: no domain {data['trained_on']!r} in dataset "
+                    f"{dataset.name!r}"
+                )
+        try:
+            version = model_version_register(
+                format=kind,
+                dataset=dataset,
+                name=data["name"],
+                data=upload.read(),
+                actor=request.user,
+                manifest=_manifest(data),
+                trained_on=trained_on,
+                description=data["description"],
+            )
+        except (DjangoValidationError, ValueError) as exc:
+            raise Refused(
+                " ".join(getattr(exc, "messages", None) or [str(exc)])
+            ) from None
+        version = ModelVersion.objects.select_related(
+            "dataset__system", "trained_on"
+        ).get(pk=version.pk)
+        return Response(s.ModelVersionListSerializer(version).data, status=201)
+
+
+def _manifest(data: dict[str, Any]) -> dict[str, Any]:
+    """The manifest file (if any) with the fields given over it: the command's
+    --manifest and flags, one rule (model_manifest_build)."""
+    upload = data.get("manifest")
+    return model_manifest_build(
+        manifest_data=upload.read(MANIFEST_MAX_BYTES + 1) if upload else None,
+        manifest_name=(upload.name or "manifest") if upload else "manifest",
+        **{
+            name: data[name]
+            for name in (
+                "output",
+                "positive_index",
+                "positive_label",
+                "tensor_input",
+                "columns",
+            )
+            if name in data
+        },
+    )
 
 
 class ModelVersionLineageView(APIView):

@@ -56,6 +56,7 @@ __all__ = [
     "DatasetError",
     "ImportLeaseLost",
     "ImportNotClaimable",
+    "UploadTooBig",
     "dataset_check_spec",
     "dataset_import",
     "dataset_import_enqueue",
@@ -64,6 +65,7 @@ __all__ = [
     "dataset_import_reclaim_stale",
     "dataset_load",
     "dataset_spec",
+    "dataset_upload_check",
 ]
 
 logger = logging.getLogger(__name__)
@@ -372,6 +374,56 @@ def dataset_check_spec(spec_toml: str) -> DatasetSpec:
     spec = _parse(spec_toml, Path("."))
     system_fields_from_spec(spec_toml)
     return spec
+
+
+class UploadTooBig(DatasetError):
+    """An uploaded file over its size limit (the API answers 413)."""
+
+
+# Under the 255 bytes of common file systems, with the staging folder's prefix.
+MAX_UPLOAD_NAME_BYTES = 200
+
+
+def dataset_upload_check(
+    *, spec: UploadedFile, data_files: Sequence[UploadedFile]
+) -> str:
+    """The bounds on an upload (the admin's form and POST /api/datasets/), checked
+    on the sizes the upload declares before a byte of it is read or staged;
+    returns the spec's text. Raises DatasetError naming the limit's setting."""
+    spec_limit = settings.DATASET_SPEC_MAX_BYTES
+    if spec.size is None or spec.size > spec_limit:
+        raise UploadTooBig(
+            f"the spec file is {spec.size or 0:,} bytes, over the {spec_limit:,}-byte "
+            "limit (DATASET_SPEC_MAX_BYTES); is it the right file?"
+        )
+    if not data_files:
+        raise DatasetError("no data file was uploaded: send every file the spec names")
+    limit = settings.DATASET_MAX_BYTES
+    names: set[str] = set()
+    for upload in data_files:
+        name = upload.name or ""
+        # Stored under its own name: one a file system refuses (over 255 bytes,
+        # a NUL) would fail later as a server error.
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_UPLOAD_NAME_BYTES or (
+            "\x00" in name
+        ):
+            raise DatasetError(
+                f"a data file's name is over {MAX_UPLOAD_NAME_BYTES} bytes or "
+                "holds a NUL; rename it (and the spec's files entry)"
+            )
+        if upload.size is None or upload.size > limit:
+            raise UploadTooBig(
+                f"{name} is {upload.size or 0:,} bytes, over the "
+                f"{limit:,}-byte limit (DATASET_MAX_BYTES)"
+            )
+        base = Path(name).name
+        if base in names:
+            raise DatasetError(f"two data files are named {base!r}; rename one")
+        names.add(base)
+    try:
+        return spec.read(spec_limit + 1).decode("utf-8")
+    except UnicodeDecodeError:
+        raise DatasetError("the spec file is not UTF-8 text") from None
 
 
 # --- Import jobs (Datasets -> Add) -------------------------------------------------

@@ -18,6 +18,7 @@ from governance.artifacts import (
     TEST_FRACTION,
     DomainRows,
     artifact_store,
+    artifact_stored,
     dataset_columns,
     domain_rows,
     model_version_load,
@@ -220,6 +221,8 @@ def model_version_register_artifact(
     from workers.ml.network import layer_inventory
 
     new_version_name_check(name)
+    if trained_on is not None and trained_on.dataset_id != dataset.pk:
+        raise ValidationError(f"{trained_on} belongs to another dataset")
     try:
         loaded = load_artifact(data, expected_sha256=None)
     except ArtifactError as exc:
@@ -227,24 +230,25 @@ def model_version_register_artifact(
     for domain in dataset.domains.exclude(availability=Domain.Availability.NOTHING):
         _check_inputs(loaded.encoder, domain_rows(domain))
         break
-    path, sha = artifact_store(data)
-    return model_version_create(
-        actor=actor,
-        name=name,
-        description=description,
-        kind=ModelVersion.Kind.BASE,
-        dataset=dataset,
-        trained_on=trained_on,
-        architecture=loaded.model.config,
-        layers=layer_inventory(loaded.model),
-        artifact_path=path,
-        artifact_sha256=sha,
-        metrics=evaluate_on_domains(loaded.model, loaded.encoder, dataset),
-        training={
-            "registered": True,
-            "manifest_metadata": loaded.manifest.get("metadata", {}),
-        },
-    )
+    metrics = evaluate_on_domains(loaded.model, loaded.encoder, dataset)
+    with artifact_stored(data) as (path, sha):
+        return model_version_create(
+            actor=actor,
+            name=name,
+            description=description,
+            kind=ModelVersion.Kind.BASE,
+            dataset=dataset,
+            trained_on=trained_on,
+            architecture=loaded.model.config,
+            layers=layer_inventory(loaded.model),
+            artifact_path=path,
+            artifact_sha256=sha,
+            metrics=metrics,
+            training={
+                "registered": True,
+                "manifest_metadata": loaded.manifest.get("metadata", {}),
+            },
+        )
 
 
 def model_version_register_onnx(
@@ -277,26 +281,96 @@ def model_version_register_onnx(
         metrics = evaluate_on_domains(loaded.model, loaded.encoder, dataset)
     except OnnxError as exc:
         raise ValidationError(str(exc)) from None
-    path, sha = artifact_store(data, suffix=".onnx")
-    return model_version_create(
-        actor=actor,
-        name=name,
-        description=description,
-        kind=ModelVersion.Kind.ONNX,
-        dataset=dataset,
-        trained_on=trained_on,
-        architecture=loaded.model.config,
-        layers=[],
-        artifact_path=path,
-        artifact_sha256=sha,
-        metrics=metrics,
-        training={
-            "registered": True,
-            "format": "onnx",
-            "manifest": loaded.manifest,
-            "bytes": len(data),
-        },
-    )
+    with artifact_stored(data, suffix=".onnx") as (path, sha):
+        return model_version_create(
+            actor=actor,
+            name=name,
+            description=description,
+            kind=ModelVersion.Kind.ONNX,
+            dataset=dataset,
+            trained_on=trained_on,
+            architecture=loaded.model.config,
+            layers=[],
+            artifact_path=path,
+            artifact_sha256=sha,
+            metrics=metrics,
+            training={
+                "registered": True,
+                "format": "onnx",
+                "manifest": loaded.manifest,
+                "bytes": len(data),
+            },
+        )
+
+
+def model_manifest_build(
+    *,
+    manifest_data: bytes | None = None,
+    manifest_name: str = "manifest",
+    output: str | None = None,
+    positive_index: int | None = None,
+    positive_label: str | None = None,
+    tensor_input: str | None = None,
+    columns: str | None = None,
+) -> dict[str, Any]:
+    """An ONNX model's manifest from a manifest file's bytes (TOML, or JSON when
+    named .json) and the values given in its place or over it: the command's
+    --manifest and flags, the admin's form and the API's fields alike. `columns`
+    is comma-separated. Raises ValidationError (the shape is checked on load)."""
+    from workers.ml.onnx_model import OnnxError, manifest_merge, manifest_parse
+
+    try:
+        manifest = (
+            manifest_parse(manifest_data, name=manifest_name)
+            if manifest_data is not None
+            else None
+        )
+        return manifest_merge(
+            manifest,
+            output=output or None,
+            positive_index=positive_index,
+            positive_label=positive_label or None,
+            tensor_input=tensor_input or None,
+            columns=[c.strip() for c in columns.split(",")] if columns else None,
+        )
+    except OnnxError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+MODEL_FORMATS = ("onnx", "safetensors")
+
+
+def model_version_register(
+    *,
+    format: str,
+    dataset: Dataset,
+    name: str,
+    data: bytes,
+    actor: Any,
+    manifest: Any = None,
+    trained_on: Domain | None = None,
+    description: str = "",
+) -> ModelVersion:
+    """Register a model trained elsewhere, in either format: the one path of the
+    register_model command, the admin's form and POST /api/models/."""
+    common = {
+        "dataset": dataset,
+        "name": name,
+        "data": data,
+        "actor": actor,
+        "trained_on": trained_on,
+        "description": description,
+    }
+    if format == "onnx":
+        return model_version_register_onnx(manifest=manifest, **common)
+    if format == "safetensors":
+        if manifest:
+            raise ValidationError(
+                "a manifest is for an ONNX model: the product's artifact carries "
+                "its own"
+            )
+        return model_version_register_artifact(**common)
+    raise ValidationError(f"format: one of {', '.join(MODEL_FORMATS)}, not {format!r}")
 
 
 # --- Shift and the situation ----------------------------------------------------

@@ -25,6 +25,8 @@ counterfactuals and decisions use it unchanged.
 from __future__ import annotations
 
 import hashlib
+import json
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +41,8 @@ ONNX_MAX_BYTES = 64 * 1024 * 1024
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 _STRING_TYPE = "tensor(string)"
 _MANIFEST_KEYS = {"inputs", "tensor", "output"}
+# A manifest maps a few inputs to columns; anything larger is not one.
+MANIFEST_MAX_BYTES = 1024 * 1024
 
 
 class OnnxError(ValueError):
@@ -75,6 +79,65 @@ class _Feed:
     dtype: Any  # numpy dtype the input takes, or object for strings
     columns: list[str]
     rank: int
+
+
+def manifest_parse(data: bytes, *, name: str) -> dict[str, Any]:
+    """A manifest file's bytes as a table: JSON when `name` ends in .json, TOML
+    otherwise. Bounded (MANIFEST_MAX_BYTES) and UTF-8; errors name the file."""
+    if len(data) > MANIFEST_MAX_BYTES:
+        raise OnnxError(
+            f"manifest {name}: {len(data):,} bytes, over the {MANIFEST_MAX_BYTES:,} "
+            "a manifest may have"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OnnxError(f"manifest {name}: not UTF-8 text") from None
+    try:
+        parsed = (
+            json.loads(text) if name.lower().endswith(".json") else tomllib.loads(text)
+        )
+    except (ValueError, RecursionError) as exc:  # JSON and TOML errors alike
+        raise OnnxError(f"manifest {name} does not parse: {str(exc)[:300]}") from None
+    if not isinstance(parsed, dict):
+        raise OnnxError(f"manifest {name}: must be a table or an object")
+    return parsed
+
+
+def manifest_merge(
+    manifest: Mapping[str, Any] | None,
+    *,
+    output: str | None = None,
+    positive_index: int | None = None,
+    positive_label: str | None = None,
+    tensor_input: str | None = None,
+    columns: list[str] | None = None,
+) -> dict[str, Any]:
+    """The manifest with the values given in its place or over it (the command's
+    flags, the admin's and the API's fields): one rule for all three. The result
+    is checked by manifest_normalise when the model is loaded."""
+    merged: dict[str, Any] = dict(manifest or {})
+    if tensor_input or columns:
+        if not (tensor_input and columns):
+            raise OnnxError("the tensor input and its columns go together")
+        merged["tensor"] = {"input": tensor_input, "columns": list(columns)}
+    given = merged.get("output") or {}
+    if not isinstance(given, Mapping):
+        raise OnnxError("manifest: [output] must be a table")
+    wanted = dict(given)
+    if output:
+        wanted["name"] = output
+    if positive_index is not None and positive_label is not None:
+        raise OnnxError("give the positive class's index or its label, not both")
+    if positive_index is not None:
+        wanted.pop("label", None)
+        wanted["index"] = positive_index
+    if positive_label is not None:
+        wanted.pop("index", None)
+        wanted["label"] = positive_label
+    if wanted:
+        merged["output"] = wanted
+    return merged
 
 
 def manifest_normalise(manifest: Any) -> dict[str, Any]:

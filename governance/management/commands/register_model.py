@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -11,53 +10,36 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from governance.management import arguments
 from governance.models import Dataset
 from governance.services.training import (
-    model_version_register_artifact,
-    model_version_register_onnx,
+    model_manifest_build,
+    model_version_register,
 )
-from workers.ml.onnx_model import ONNX_MAX_BYTES
-
-# A manifest maps a few inputs to columns; anything larger is not one.
-MANIFEST_MAX_BYTES = 1024 * 1024
+from workers.ml.onnx_model import MANIFEST_MAX_BYTES, ONNX_MAX_BYTES
 
 
-def _manifest_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CommandError(f"--manifest: {path} is not a file")
-    if path.stat().st_size > MANIFEST_MAX_BYTES:
-        raise CommandError(f"--manifest: {path} is over {MANIFEST_MAX_BYTES:,} bytes")
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CommandError(f"--manifest: {path} does not parse: {exc}") from None
-
-
-def _onnx_manifest(options: dict[str, Any]) -> Any:
+def _onnx_manifest(options: dict[str, Any]) -> dict[str, Any]:
     """The manifest file, with any flags given in its place or over it."""
-    manifest: Any = _manifest_file(options["manifest"]) if options["manifest"] else {}
-    if not isinstance(manifest, dict):
-        raise CommandError("--manifest: the manifest must be a table or an object")
-    if options["tensor_input"] or options["columns"]:
-        if not (options["tensor_input"] and options["columns"]):
-            raise CommandError("--tensor-input and --columns go together")
-        manifest["tensor"] = {
-            "input": options["tensor_input"],
-            "columns": [c.strip() for c in options["columns"].split(",")],
-        }
-    output = dict(manifest.get("output") or {})
-    if options["output"]:
-        output["name"] = options["output"]
-    if options["positive_index"] is not None:
-        output.pop("label", None)
-        output["index"] = options["positive_index"]
-    if options["positive_label"] is not None:
-        output.pop("index", None)
-        output["label"] = options["positive_label"]
-    if output:
-        manifest["output"] = output
-    return manifest
+    path = options["manifest"]
+    data = None
+    if path is not None:
+        if not path.is_file():
+            raise CommandError(f"--manifest: {path} is not a file")
+        if path.stat().st_size > MANIFEST_MAX_BYTES:
+            raise CommandError(
+                f"--manifest: {path} is over {MANIFEST_MAX_BYTES:,} bytes"
+            )
+        data = path.read_bytes()
+    try:
+        return model_manifest_build(
+            manifest_data=data,
+            manifest_name=path.name if path is not None else "manifest",
+            output=options["output"],
+            positive_index=options["positive_index"],
+            positive_label=options["positive_label"],
+            tensor_input=options["tensor_input"],
+            columns=options["columns"],
+        )
+    except ValidationError as exc:
+        raise CommandError(" ".join(exc.messages)) from None
 
 
 class Command(BaseCommand):
@@ -129,21 +111,17 @@ class Command(BaseCommand):
                     f"--trained-on: no domain {options['trained_on']!r} in dataset "
                     f"{dataset.name!r}"
                 )
-        common = {
-            "dataset": dataset,
-            "name": options["name"],
-            "data": artifact.read_bytes(),
-            "actor": "command:register_model",
-            "trained_on": trained_on,
-            "description": options["description"],
-        }
         try:
-            if kind == "onnx":
-                version = model_version_register_onnx(
-                    manifest=_onnx_manifest(options), **common
-                )
-            else:
-                version = model_version_register_artifact(**common)
+            version = model_version_register(
+                format=kind,
+                dataset=dataset,
+                name=options["name"],
+                data=artifact.read_bytes(),
+                actor="command:register_model",
+                manifest=_onnx_manifest(options) if kind == "onnx" else None,
+                trained_on=trained_on,
+                description=options["description"],
+            )
         except (ValidationError, ValueError) as exc:
             message = (
                 " ".join(exc.messages) if isinstance(exc, ValidationError) else exc
