@@ -22,7 +22,7 @@ from django.test import Client
 
 from governance.models import Dataset, ExplanationRequest, Report
 from governance.services.decisions import decision_log, decision_record
-from governance.services.explanations import decision_explain
+from governance.services.explanations import decision_explain, explainer_fit
 from governance.services.reports import report_request
 from governance.services.requests import request_file
 from governance.services.training import model_version_pretrain
@@ -228,6 +228,8 @@ def refused(synthetic_dataset: Any, user_in_role: Any) -> Any:
     Dataset.objects.filter(pk=synthetic_dataset.pk).update(system=system)
     source = synthetic_dataset.domains.get(name="source")
     version = model_version_pretrain(domain=source, name="base", actor="t", epochs=3)
+    # Explaining needs a fitted explainer (fitting is a job of its own).
+    explainer_fit(version=version, actor="t")
     version = approve_version(version, user_in_role)
     for index, person in enumerate(PEOPLE):
         made, secret = decision_log(

@@ -238,8 +238,10 @@ def test_a_torch_network_exported_with_torch_onnx_scores_as_it_does_itself(
 
 
 def test_an_onnx_version_is_checked_explained_approved_and_decides(
-    sklearn_version, user_in_role, client
+    sklearn_version, user_in_role, client, settings
 ):
+    # The search stops at its first finds; the budget only bounds a loaded machine.
+    settings.COUNTERFACTUAL_TIME_BUDGET_S = 60.0
     pipeline, version = sklearn_version
     source = version.dataset.domains.get(name="source")
     check = bias_check_run(version=version, domain=source, actor="t")

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 
 from governance.models import Report
 from governance.services.decisions import decision_log
-from governance.services.explanations import decision_explain
+from governance.services.explanations import decision_explain, explainer_fit
 from governance.services.reports import report_html, report_request
 from governance.services.requests import request_file
 from governance.services.training import glassbox_version_fit
@@ -30,9 +30,10 @@ PERSON = {
 @pytest.fixture
 def decided(synthetic_dataset, user_in_role):
     source = synthetic_dataset.domains.get(name="source")
-    version = approve_version(
-        glassbox_version_fit(domain=source, name="loans-ebm", actor="t"), user_in_role
-    )
+    version = glassbox_version_fit(domain=source, name="loans-ebm", actor="t")
+    # Explaining needs a fitted explainer (fitting is a job of its own).
+    explainer_fit(version=version, actor="t")
+    version = approve_version(version, user_in_role)
     decision, secret = decision_log(
         model_version=version, subject_reference="p1", inputs=PERSON, actor="t"
     )

@@ -23,7 +23,7 @@ from governance.services.contests import (
     contest_start_review,
 )
 from governance.services.decisions import decision_log
-from governance.services.explanations import decision_explain
+from governance.services.explanations import decision_explain, explainer_fit
 from governance.services.reports import report_request
 from governance.services.training import model_version_pretrain
 from reports import charts
@@ -126,6 +126,8 @@ def test_render_pdf_tags_only_when_asked_and_keeps_pdf_a():
 def refused(synthetic_dataset: Any, user_in_role: Any) -> Any:
     source = synthetic_dataset.domains.get(name="source")
     version = model_version_pretrain(domain=source, name="base", actor="t", epochs=3)
+    # Explaining needs a fitted explainer (fitting is a job of its own).
+    explainer_fit(version=version, actor="t")
     version = approve_version(version, user_in_role)
     for index, person in enumerate(PEOPLE):
         decision, _ = decision_log(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from governance.api import views, work
+from governance.api import common, public, views, work
 
 app_name = "api"
 
@@ -22,26 +22,26 @@ urlpatterns = [
         views.DecisionOutcomeView.as_view(),
         name="decision_outcome",
     ),
-    path("requests/", views.RequestFileView.as_view(), name="request_file"),
+    path("requests/", public.RequestFileView.as_view(), name="request_file"),
     path(
         "requests/<str:token>/",
-        views.RequestStatusView.as_view(),
+        public.RequestStatusView.as_view(),
         name="request_status",
     ),
     path(
         "requests/<str:token>/report/",
-        views.RequestReportView.as_view(),
+        public.RequestReportView.as_view(),
         name="request_report",
     ),
-    path("contests/", views.ContestFileView.as_view(), name="contest_file"),
+    path("contests/", public.ContestFileView.as_view(), name="contest_file"),
     path(
         "contests/<str:token>/",
-        views.ContestStatusView.as_view(),
+        public.ContestStatusView.as_view(),
         name="contest_status",
     ),
     path(
         "contests/<str:token>/letter/",
-        views.ContestLetterView.as_view(),
+        public.ContestLetterView.as_view(),
         name="contest_letter",
     ),
     path("systems/", views.SystemListView.as_view(), name="system_list"),
@@ -88,5 +88,5 @@ urlpatterns = [
         name="report_download",
     ),
     # Last: the JSON 404 for anything above did not match.
-    re_path(r"^", views.not_found, name="not_found"),
+    re_path(r"^", common.not_found, name="not_found"),
 ]

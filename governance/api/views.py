@@ -1,4 +1,5 @@
-"""API views: validate, call a service or selector, shape the answer.
+"""API views for staff and systems: validate, call a service or selector, shape
+the answer. The person's endpoints are in governance.api.public.
 
 Writes go through governance.services only. Errors are JSON: `{"detail": "..."}`
 or, for a field that failed validation, `{"field": ["..."]}` (docs/api.md).
@@ -6,34 +7,36 @@ or, for a field that failed validation, `{"field": ["..."]}` (docs/api.md).
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import Resolver404, resolve, reverse
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.exceptions import (
-    APIException,
     NotFound,
-    ParseError,
     PermissionDenied,
 )
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api import serializers as s
+from governance.api.common import (
+    ERROR,
+    INVALID,
+    PDF,
+    BoundedJSONParser,
+    FileTooLarge,
+    FirstRenderer,
+    Refused,
+    StrictPageNumberPagination,
+    pdf_response,
+)
 from governance.api.permissions import (
     CanAddDatasets,
     CanAddModels,
@@ -49,30 +52,20 @@ from governance.api.permissions import (
     CanViewModels,
     CanViewSystems,
 )
-from governance.http import FilingThrottle
 from governance.models import (
     AISystem,
     Dataset,
     DatasetImport,
     Decision,
     Domain,
-    ExplanationRequest,
     Job,
     JobKind,
     ModelVersion,
-    Report,
 )
 from governance.selectors import (
     downloadable_reports,
     model_version_lineage,
-    released_answer,
     version_checks,
-)
-from governance.services.contests import (
-    ContestRefused,
-    contest_file_with_secret,
-    contest_for_token,
-    contest_letter,
 )
 from governance.services.datasets import (
     UploadTooBig,
@@ -91,8 +84,6 @@ from governance.services.outcomes import (
     decision_outcome_record,
     reference_shape_ok,
 )
-from governance.services.reports import report_file
-from governance.services.requests import RequestRefused, request_file, request_for_token
 from governance.services.systems import (
     SystemSpecError,
     ai_system_record,
@@ -107,130 +98,6 @@ from workers.ml.onnx_model import (
     MANIFEST_MAX_BYTES,
     ONNX_MAX_BYTES,
 )
-
-# A decision's inputs or a request's message fit in a few kilobytes.
-MAX_BODY_BYTES = 256 * 1024
-
-
-class Refused(APIException):
-    """A service refused the input: 400 with the service's own message."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "refused"
-
-
-class PayloadTooLarge(APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = f"The request body is larger than {MAX_BODY_BYTES} bytes."
-    default_code = "payload_too_large"
-
-
-def _no_constants(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-class BoundedJSONParser(JSONParser):
-    """DRF's JSON parser with a size cap, and deep nesting as a 400 (Python's
-    decoder raises RecursionError, which DRF would turn into a 500)."""
-
-    max_bytes = MAX_BODY_BYTES
-
-    def parse(
-        self, stream: Any, media_type: str | None = None, parser_context: Any = None
-    ) -> Any:
-        limit = self.max_bytes
-        raw = stream.read(limit + 1) if stream is not None else b""
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        try:
-            # JSON is UTF-8 (RFC 8259, 8.1), whatever charset the client names:
-            # governance.http.Utf8OnlyMiddleware refuses any other before this.
-            text = raw.decode("utf-8")
-            return json.loads(text, parse_constant=_no_constants)
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
-
-
-class FirstRenderer(BaseContentNegotiation):
-    """PDF endpoints answer a PDF or a JSON error whatever the Accept header says,
-    rather than a 406 to a client that asked for application/pdf only."""
-
-    def select_renderer(
-        self, request: Request, renderers: list[Any], format_suffix: str | None = None
-    ) -> tuple[Any, str]:
-        return renderers[0], renderers[0].media_type
-
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0] if parsers else None
-
-
-class FileTooLarge(APIException):
-    """One uploaded file over its own limit (the body's is UploadCapHandler's)."""
-
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "file_too_large"
-
-
-class FileAltered(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "file_altered"
-
-
-class StrictPageNumberPagination(PageNumberPagination):
-    """`?page=` takes digits only: DRF would read "", "last" or "1_0" as a page."""
-
-    last_page_strings = ()
-
-    def get_page_number(self, request: Request, paginator: Any) -> Any:
-        raw = request.query_params.get(self.page_query_param)
-        if raw is not None and not re.fullmatch(r"[0-9]{1,18}", raw):
-            raise NotFound("Invalid page: give a page number.")
-        return super().get_page_number(request, paginator)
-
-
-def _pdf(report: Report, filename: str) -> HttpResponse:
-    try:
-        data = report_file(report)
-    except DjangoValidationError as exc:
-        # The stored file no longer matches the approved hash: refuse, as the
-        # admin does, rather than hand out a PDF nobody approved.
-        raise FileAltered(" ".join(exc.messages)) from None
-    response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    # Auditors compare this with `verify_report` and the approval in the audit trail.
-    response["X-Report-SHA256"] = report.sha256
-    return response
-
-
-ERROR = OpenApiResponse(s.ErrorSerializer, description='`{"detail": message}`')
-INVALID = OpenApiResponse(
-    OpenApiTypes.OBJECT,
-    description='`{"detail": message}` when a service refused the input, or '
-    '`{"field": [messages]}` for fields that failed validation.',
-)
-PDF = {(200, "application/pdf"): OpenApiTypes.BINARY}
-
-
-@csrf_exempt  # it changes nothing: a PATCH to a bad name gets JSON 404, not HTML 403
-def not_found(request: Any) -> JsonResponse:
-    """Every other path under /api/ (a non-numeric id, a typo) answers JSON too.
-    This catch-all also stops APPEND_SLASH redirects, so name the slashed path."""
-    detail = "Not found."
-    if not request.path_info.endswith("/"):
-        match = _resolve_or_none(request.path_info + "/")
-        if match is not None and match.func is not not_found:
-            detail = f"Not found. Did you mean {request.path_info}/ ?"
-    return JsonResponse({"detail": detail}, status=404)
-
-
-def _resolve_or_none(path: str) -> Any:
-    try:
-        return resolve(path)
-    except Resolver404:
-        return None
-
 
 # --- Decisions ---------------------------------------------------------------------
 
@@ -705,177 +572,6 @@ class SystemDetailView(APIView):
         return Response(s.AISystemSerializer(system).data)
 
 
-# --- Right-to-explanation requests (the person: no account) ------------------------
-
-
-class RequestFileView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes = [BoundedJSONParser]
-    # Filing tries a reference and a secret: one count with the public form.
-    throttle_classes = [FilingThrottle]
-
-    @extend_schema(
-        operation_id="request_file",
-        summary="File a right-to-explanation request about a decision",
-        request=s.RequestFileSerializer,
-        responses={
-            201: s.RequestFiledSerializer,
-            400: INVALID,
-            413: ERROR,
-            415: ERROR,
-            429: ERROR,
-        },
-    )
-    def post(self, request: Request) -> Response:
-        given = s.RequestFileSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        try:
-            filed, token = request_file(**given.validated_data)
-        except RequestRefused as exc:
-            raise Refused(str(exc)) from None
-        body = {
-            "number": filed.number,
-            "status_url": request.build_absolute_uri(
-                reverse("request_status", args=[token]) + f"?lang={filed.language}"
-            ),
-            "api_status_url": request.build_absolute_uri(
-                reverse("api:request_status", args=[token])
-            ),
-            "due_at": filed.due_at,
-        }
-        return Response(s.RequestFiledSerializer(body).data, status=201)
-
-
-def _request_or_404(token: str) -> ExplanationRequest:
-    filed = request_for_token(token)
-    if filed is None:
-        # One answer for a guessed, mistyped or expired link.
-        raise NotFound("No request matches this link, or the link has expired.")
-    return filed
-
-
-class RequestStatusView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        operation_id="request_status",
-        summary="Follow a request with its private token",
-        responses={200: s.RequestStatusSerializer, 404: ERROR},
-    )
-    def get(self, request: Request, token: str) -> Response:
-        filed = _request_or_404(token)
-        report_url = request.build_absolute_uri(
-            reverse("api:request_report", args=[token])
-        )
-        context = {"report_url": report_url}
-        return Response(s.RequestStatusSerializer(filed, context=context).data)
-
-
-class RequestReportView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    content_negotiation_class = FirstRenderer
-
-    @extend_schema(
-        operation_id="request_report",
-        summary="Download the released explanation (PDF)",
-        responses={**PDF, 404: ERROR, 409: ERROR},
-    )
-    def get(self, request: Request, token: str) -> HttpResponse:
-        filed = _request_or_404(token)
-        report = released_answer(filed)
-        if report is None:
-            raise NotFound("The explanation has not been released yet.")
-        return _pdf(report, f"explanation-{filed.number}.pdf")
-
-
-# --- Contests (GDPR Art. 22(3); the person: no account) ----------------------------
-
-
-class ContestFileView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes = [BoundedJSONParser]
-    # Filing tries a reference and a secret: one count with requests and the form.
-    throttle_classes = [FilingThrottle]
-
-    @extend_schema(
-        operation_id="contest_file",
-        summary="Contest an automated decision and ask for human review",
-        request=s.ContestFileSerializer,
-        responses={
-            201: s.ContestFiledSerializer,
-            400: INVALID,
-            413: ERROR,
-            415: ERROR,
-            429: ERROR,
-        },
-    )
-    def post(self, request: Request) -> Response:
-        given = s.ContestFileSerializer(data=request.data)
-        given.is_valid(raise_exception=True)
-        try:
-            contest, token = contest_file_with_secret(**given.validated_data)
-        except ContestRefused as exc:
-            raise Refused(str(exc)) from None
-        body = {
-            "number": contest.number,
-            "status_url": request.build_absolute_uri(
-                reverse("contest_status", args=[token])
-            ),
-            "api_status_url": request.build_absolute_uri(
-                reverse("api:contest_status", args=[token])
-            ),
-            "due_at": contest.due_at,
-        }
-        return Response(s.ContestFiledSerializer(body).data, status=201)
-
-
-def _contest_or_404(token: str) -> Any:
-    contest = contest_for_token(token)
-    if contest is None:
-        raise NotFound("No contest matches this link, or the link has expired.")
-    return contest
-
-
-class ContestStatusView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-
-    @extend_schema(
-        operation_id="contest_status",
-        summary="Follow a contest with its private token",
-        responses={200: s.ContestStatusSerializer, 404: ERROR},
-    )
-    def get(self, request: Request, token: str) -> Response:
-        contest = _contest_or_404(token)
-        letter_url = request.build_absolute_uri(
-            reverse("api:contest_letter", args=[token])
-        )
-        context = {"letter_url": letter_url}
-        return Response(s.ContestStatusSerializer(contest, context=context).data)
-
-
-class ContestLetterView(APIView):
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    content_negotiation_class = FirstRenderer
-
-    @extend_schema(
-        operation_id="contest_letter",
-        summary="Download the letter on a decided contest (PDF)",
-        responses={**PDF, 404: ERROR, 409: ERROR},
-    )
-    def get(self, request: Request, token: str) -> HttpResponse:
-        contest = _contest_or_404(token)
-        letter = contest_letter(contest)
-        if letter is None:
-            raise NotFound("The letter on this contest is not ready yet.")
-        return _pdf(letter, f"contest-{contest.number}.pdf")
-
-
 # --- Staff reads -------------------------------------------------------------------
 
 
@@ -1015,4 +711,4 @@ class ReportDownloadView(APIView):
     def get(self, request: Request, pk: int) -> HttpResponse:
         # One rule with the admin's download: drafts only to those who review.
         report = get_object_or_404(downloadable_reports(request.user), pk=pk)
-        return _pdf(report, f"{report.reference}.pdf")
+        return pdf_response(report, f"{report.reference}.pdf")

@@ -17,13 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance.api.common import ERROR, INVALID, BoundedJSONParser, Refused
 from governance.api.permissions import require_perm
 from governance.api.serializers import (
     ModelVersionField,
     WholeNumberField,
     _encodable,
 )
-from governance.api.views import ERROR, INVALID, BoundedJSONParser, Refused
 from governance.errors import error_text
 from governance.models import FineTuneRun, ModelVersion, Report
 from governance.services.reports import DOSSIER_AUDIENCES, report_request
