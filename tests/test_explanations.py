@@ -72,6 +72,8 @@ def approved(synthetic_dataset, user_in_role):
 
 @pytest.fixture
 def refused(approved):
+    # Explaining needs a fitted explainer (fitting is a job of its own).
+    explainer_fit(version=approved, actor="t")
     for index, person in enumerate(PEOPLE):
         decision, secret = decision_log(
             model_version=approved,
@@ -223,6 +225,7 @@ def test_hostile_feature_names_are_printed_as_text_in_the_explanation(
     version = model_version_pretrain(
         domain=dataset.domains.get(name="source"), name="hostile", actor="t", epochs=2
     )
+    explainer_fit(version=version, actor="t")
     approve_version(version, user_in_role)
     person = {**PEOPLE[0]}
     person[hostile] = person.pop("job")
@@ -305,6 +308,7 @@ def risk_version(tmp_path, settings, user_in_role):
     version = model_version_pretrain(
         domain=dataset.domains.get(name="source"), name="risk", actor="t", epochs=6
     )
+    explainer_fit(version=version, actor="t")
     return approve_version(version, user_in_role)
 
 
