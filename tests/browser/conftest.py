@@ -219,6 +219,7 @@ def governed(synthetic_dataset: Any, user_in_role: Any) -> Governed:
     from governance import roles
     from governance.models import ModelVersion, Report
     from governance.services.decisions import decision_log
+    from governance.services.explanations import explainer_fit
     from governance.services.reports import report_request, report_set_status
     from governance.services.training import model_version_pretrain
     from governance.services.versions import model_version_set_status
@@ -252,6 +253,8 @@ def governed(synthetic_dataset: Any, user_in_role: Any) -> Governed:
     dossier = report_set_status(
         report=dossier, status=Report.Status.APPROVED, actor=officer_b
     )
+    # Its refusals are explained: the draft needs the version's explainer.
+    explainer_fit(version=version, actor="test")
     for index, person in enumerate(APPLICANTS):
         decision, secret = decision_log(
             model_version=version,
