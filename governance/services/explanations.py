@@ -387,7 +387,7 @@ def decision_factors(
         version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT), explainer.pk
     )
     surrogate = _surrogate(explainer.pk, str(settings.MEDIA_ROOT))
-    score = NetworkClassifier(loaded.model, loaded.encoder).positive_probability
+    score = NetworkClassifier(loaded.model, loaded.encoder)
     outcomes = version_outcomes(version)
     found: dict[int, dict[str, Any] | None] = {item.index: None for item in scored}
     cases = pd.DataFrame([item.inputs for item in adverse])
@@ -458,7 +458,7 @@ def _decision_explain(
     context = _explain_context(
         version.pk, version.artifact_sha256, str(settings.MEDIA_ROOT), explainer.pk
     )
-    score = NetworkClassifier(loaded.model, loaded.encoder).positive_probability
+    score = NetworkClassifier(loaded.model, loaded.encoder)
     case = _case(decision)
     probability = float(score(case)[0])
     decided = int(probability >= 0.5)

@@ -517,3 +517,62 @@ def test_many_rows_at_once_give_each_row_the_account_and_factors_it_gets_alone(d
             given.to_dict()
             == explain_factors(explainer, network, person, background).to_dict()
         )
+
+
+def test_a_network_scores_composed_rows_as_it_scores_the_frame_to_the_last_bit():
+    """NetworkClassifier.score_composed builds the network's inputs from the
+    encoded person and background; it must give exactly the scores of the frame
+    `_compose` builds, missing values, unseen categories and columns outside the
+    features included, and so the same explanation."""
+    from workers.ml.encoding import TabularEncoder
+    from workers.ml.explain.counterfactuals import NetworkClassifier
+    from workers.ml.network import build_model, make_config
+
+    rng = np.random.default_rng(3)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "x2": rng.integers(0, 90, size=n).astype(np.int64),
+            "hours": rng.normal(40, 8, size=n),
+            "colour": rng.choice(["red", "green", "blue"], size=n).astype(object),
+            "town": rng.choice(["a", "b", "c", "d"], size=n).astype(object),
+        }
+    )
+    frame.loc[rng.random(n) < 0.1, "hours"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "colour"] = None
+    encoder = TabularEncoder.fit(
+        frame, ["x1", "x2", "hours"], ["colour", "town"], missing_indicators=True
+    )
+    classifier = NetworkClassifier(build_model(make_config(encoder), seed=1), encoder)
+    background = sample_background(frame, 40, seed=2)
+    people = [frame.iloc[[i]].reset_index(drop=True) for i in range(6)]
+    people[1].loc[0, "colour"] = "violet"  # never seen in fit
+    people[2].loc[0, "hours"] = np.nan
+    features = ["x1", "x2", "hours", "colour"]  # "town" stays the person's
+    for person in people:
+        on = rng.random((120, len(features))) < 0.5
+        bg_index = rng.integers(0, len(background), size=120)
+        parts = [(on[:50], bg_index[:50], True), (on[50:], bg_index[50:], False)]
+        composed = classifier.score_composed(person, background, features, parts)
+        frames = [
+            faithful._compose(person, background, features, o, b, with_person=w)
+            for o, b, w in parts
+        ]
+        framed = classifier.positive_probability(pd.concat(frames, ignore_index=True))
+        assert composed.shape == framed.shape == (121,)
+        assert np.array_equal(composed, framed)
+
+    explainer = AdditiveExplainer(
+        {
+            "x1": lambda f: 0.5 * f["x1"].to_numpy(np.float64),
+            "colour": lambda f: f["colour"].map(COLOUR).fillna(0).to_numpy(np.float64),
+        },
+        frame,
+    )
+    for person in people:
+        fast = explain_factors(explainer, classifier, person, background)
+        slow = explain_factors(
+            explainer, classifier.positive_probability, person, background
+        )
+        assert fast.to_dict() == slow.to_dict()

@@ -240,3 +240,19 @@ def test_manifest_carries_architecture_encoder_and_layers(encoder, trained):
     assert manifest["architecture"] == trained.config
     assert TabularEncoder.from_dict(manifest["encoder"]) == encoder
     assert [layer["name"] for layer in manifest["layers"]] == list(LAYER_NAMES)
+
+
+def test_scoring_leaves_each_module_in_its_own_mode(encoder):
+    """A fine-tune holds frozen blocks in eval mode while the rest trains;
+    scoring in between must give each module back its own mode."""
+
+    model = build_model(make_config(encoder), seed=0)
+    model.train()
+    model.block1.eval()
+    before = [m.training for m in model.modules()]
+    frame = pd.DataFrame(
+        {c: [1.0] for c in encoder.numeric} | {c: ["x"] for c in encoder.categorical}
+    )
+    predict_proba(model, encoder, frame)
+    assert [m.training for m in model.modules()] == before
+    assert model.training and not model.block1.training

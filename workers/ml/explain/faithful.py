@@ -258,8 +258,9 @@ def _responses(
             on[g * m : (g + 1) * m, position[f]] = False
     bg_index = np.tile(np.arange(m), len(groups))
     extra = row_score is None
-    frame = _compose(person, background, features, on, bg_index, with_person=extra)
-    scores = _score(score_fn, frame)
+    scores = _score_composed(
+        score_fn, person, background, features, [(on, bg_index, extra)]
+    )
     score = float(scores[0]) if extra else float(row_score)
     replaced = scores[1:] if extra else scores
     # The mean of the differences, not the difference of the means: a feature
@@ -325,16 +326,9 @@ def _shapley(
     steps = np.arange(1, d)
     on = (ranks[:, None, :] < steps[None, :, None]).reshape(-1, d)
     bg_index = np.repeat(chain_bg, d - 1)
-    inner = _compose(person, background, features, on, bg_index, with_person=False)
-    ends = _compose(
-        person,
-        background,
-        features,
-        np.zeros((m, d), dtype=bool),
-        np.arange(m),
-        with_person=row_score is None,
-    )
-    scores = _score(score_fn, pd.concat([ends, inner], ignore_index=True))
+    ends = (np.zeros((m, d), dtype=bool), np.arange(m), row_score is None)
+    inner = (on, bg_index, False)
+    scores = _score_composed(score_fn, person, background, features, [ends, inner])
     if row_score is None:
         score, bg_scores, inner_scores = (
             float(scores[0]),
@@ -715,6 +709,40 @@ def _compose(
     return pd.DataFrame(data, columns=list(person.columns))
 
 
+# One block of rows to compose: (on, bg_index, with_person) as `_compose` takes them.
+Part = tuple[np.ndarray, np.ndarray, bool]
+
+
+def _score_composed(
+    score_fn: ScoreFn,
+    person: pd.DataFrame,
+    background: pd.DataFrame,
+    features: Sequence[str],
+    parts: Sequence[Part],
+) -> np.ndarray:
+    """The scores of the rows `_compose` builds for each part, in order.
+
+    A score function with a `score_composed` method (a network with an encoder
+    that works column by column, counterfactuals.NetworkClassifier) composes the
+    rows from the person's and the background's encoded values instead of
+    building and encoding a frame: the same inputs to the network, bit for bit,
+    at a fraction of the cost. It returns None for a model it cannot do this for
+    (an external one), which then scores the frame like any other."""
+    expected = sum(
+        len(bg_index) + int(with_person) for _, bg_index, with_person in parts
+    )
+    compose = getattr(score_fn, "score_composed", None)
+    scores = compose(person, background, features, parts) if compose else None
+    if scores is None:
+        frames = [
+            _compose(person, background, features, on, bg_index, with_person=own)
+            for on, bg_index, own in parts
+        ]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return _score(score_fn, frame)
+    return _checked_scores(scores, expected)
+
+
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or value is pd.NaT
 
@@ -728,11 +756,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _score(score_fn: ScoreFn, frame: pd.DataFrame) -> np.ndarray:
-    scores = np.asarray(score_fn(frame), dtype=np.float64).reshape(-1)
-    if scores.shape != (len(frame),):
-        raise ValueError(
-            f"score_fn returned {scores.shape[0]} scores for {len(frame)} rows"
-        )
+    return _checked_scores(score_fn(frame), len(frame))
+
+
+def _checked_scores(given: Any, rows: int) -> np.ndarray:
+    scores = np.asarray(given, dtype=np.float64).reshape(-1)
+    if scores.shape != (rows,):
+        raise ValueError(f"score_fn returned {scores.shape[0]} scores for {rows} rows")
     if not np.all(np.isfinite(scores)) or scores.min() < 0 or scores.max() > 1:
         raise ValueError("score_fn must return probabilities in [0, 1]")
     return scores
