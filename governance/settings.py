@@ -498,6 +498,12 @@ DECISIONS_FILE_MAX_BYTES = env_int(
     "DECISIONS_FILE_MAX_BYTES", 20 * 1024 * 1024, minimum=1024
 )
 DECISIONS_FILE_MAX_ROWS = env_int("DECISIONS_FILE_MAX_ROWS", 20_000, minimum=1)
+# Queue a decision-explanation job (counterfactuals, flip test) for each adverse
+# decision as it is logged. On by default only where workers take jobs: without a
+# broker a job runs in the request, and a search takes seconds per person.
+DECISION_COUNTERFACTUALS = env_bool(
+    "DECISION_COUNTERFACTUALS", not CELERY_TASK_ALWAYS_EAGER
+)
 
 # --- Post-market monitoring (AI Act Art. 72) ---------------------------------------
 # Outcomes files (manage.py log_outcomes): bounded before a line is read.

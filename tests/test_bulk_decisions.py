@@ -1,9 +1,12 @@
 """Decisions at volume: POST /api/decisions/bulk/ and `manage.py log_decisions`
-log what the single endpoint would, row for row, all or nothing."""
+log what the single endpoint would, row for row, all or nothing; where workers
+take jobs, each adverse decision's counterfactual search follows as a queued job
+that a real worker process runs."""
 
 from __future__ import annotations
 
 import json
+import time
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,18 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from governance import roles
-from governance.models import AuditEvent, Decision, ModelVersion
+from governance.models import (
+    AuditEvent,
+    Decision,
+    DecisionExplanation,
+    Job,
+    ModelVersion,
+)
 from governance.services.audit import audit_verify
+from governance.services.decision_batches import NOT_QUEUED_NOTE
 from governance.services.versions import model_version_set_status
 from tests.factories import ReportFactory, UserFactory
+from tests.test_worker import start_worker  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -350,3 +361,82 @@ def test_the_command_bounds_the_file_and_refuses_a_suspended_version(
     with pytest.raises(CommandError, match=r"suspended .* the reason given: Drift\."):
         _command("--version", "loans-base", str(_csv(tmp_path, PEOPLE[:2])))
     assert _written() == written
+
+
+# --- Counterfactuals follow asynchronously --------------------------------------
+
+
+def test_without_workers_no_search_is_queued_and_the_answer_says_so(
+    explained, system, settings
+):
+    assert settings.DECISION_COUNTERFACTUALS is False  # no broker: the default
+    rows = _bulk(_client(system), explained.pk, PEOPLE).json()["decisions"]
+    adverse = [row for row in rows if not row["favourable"]]
+    assert adverse
+    assert all(row["counterfactuals_job"] is None for row in rows)
+    assert all(row["counterfactuals_note"] == NOT_QUEUED_NOTE for row in adverse)
+    assert not any(row["counterfactuals_note"] for row in rows if row["favourable"])
+    assert not Job.objects.exists()
+
+
+def test_a_bad_row_queues_no_search_either(explained, system, settings):
+    settings.DECISION_COUNTERFACTUALS = True
+    people = [*PEOPLE[:2], {**PEOPLE[2], "age": "old"}]
+    response = _bulk(_client(system), explained.pk, people)
+    assert response.status_code == 400
+    assert not Job.objects.exists() and not Decision.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.services
+@pytest.mark.slow
+def test_each_adverse_decision_queues_its_search_and_a_worker_runs_it(
+    start_worker,  # noqa: F811  (the fixture imported above)
+    explained,
+    system,
+    settings,
+):
+    settings.DECISION_COUNTERFACTUALS = True
+    before = AuditEvent.objects.count()
+    response = _bulk(_client(system), explained.pk, PEOPLE)
+    assert response.status_code == 201, response.content
+    rows = response.json()["decisions"]
+    adverse = [row for row in rows if not row["favourable"]]
+    assert adverse and len(adverse) < len(rows)
+    assert all(row["counterfactuals_job"] is None for row in rows if row["favourable"])
+    ids = [row["counterfactuals_job"] for row in adverse]
+    assert None not in ids and len(set(ids)) == len(adverse)
+    for row in adverse:
+        job = Job.objects.get(pk=row["counterfactuals_job"])
+        assert job.kind == Job.Kind.DECISION_EXPLANATION
+        assert job.decision.reference == row["reference"]
+        assert job.model_version_id == explained.pk
+        assert job.created_by.username == "loan-engine"
+    queued = AuditEvent.objects.filter(action="job.queued", sequence__gt=before)
+    assert sorted(int(e.object_id) for e in queued) == sorted(ids)
+
+    # The messages wait in Redis until a worker comes.
+    worker = start_worker("counterfactuals")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        states = set(Job.objects.filter(pk__in=ids).values_list("state", flat=True))
+        if states <= {Job.State.SUCCEEDED, Job.State.FAILED}:
+            break
+        assert worker.poll() is None, "the worker died"
+        time.sleep(1)
+    jobs = {job.pk: job for job in Job.objects.filter(pk__in=ids)}
+    assert {job.state for job in jobs.values()} == {Job.State.SUCCEEDED}, [
+        job.error for job in jobs.values()
+    ]
+    for row in adverse:
+        explanation = jobs[row["counterfactuals_job"]].explanation
+        assert isinstance(explanation, DecisionExplanation)
+        assert explanation.decision.reference == row["reference"]
+        status = explanation.counterfactual_status
+        assert status != DecisionExplanation.Status.NOT_NEEDED
+        assert status != DecisionExplanation.Status.FAILED, explanation.counterfactuals
+        found = explanation.counterfactuals["counterfactuals"]
+        assert bool(found) == (status == DecisionExplanation.Status.FOUND)
+        # The notice's factors are the explanation's, computed again by the worker.
+        later = explanation.factors
+        assert [f["sentence"] for f in row["factors"]["factors"]] == later["sentences"]

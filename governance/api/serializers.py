@@ -195,6 +195,15 @@ class DecisionLoggedSerializer(serializers.Serializer):
     factors_note = serializers.CharField(
         allow_blank=True, help_text="Why `factors` is null, or empty."
     )
+    counterfactuals_job = serializers.IntegerField(
+        allow_null=True,
+        help_text="For an adverse decision, the decision-explanation job queued to "
+        "search its counterfactuals (follow it at /api/jobs/<id>/); null when none "
+        "was queued.",
+    )
+    counterfactuals_note = serializers.CharField(
+        allow_blank=True, help_text="Why `counterfactuals_job` is null, or empty."
+    )
 
 
 class DecisionBulkRowSerializer(serializers.Serializer):

@@ -1,7 +1,8 @@
 """Decisions with what their notice needs: the decision logged (reference, secret)
 and, for an adverse one, its main factors, so the person can be told why at
-decision time. The single endpoint, the bulk endpoint and `manage.py log_decisions`
-all come through `decisions_log`; one row or many take the same path.
+decision time, with its counterfactuals searched afterwards by a queued job. The
+single endpoint, the bulk endpoint and `manage.py log_decisions` all come through
+`decisions_log`; one row or many take the same path.
 
 Order: every row checked and scored, then the factors computed, then everything
 written in one transaction. A bad row, or a failure while computing factors,
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
-from governance.models import Decision, ModelVersion
+from governance.models import Decision, Job, ModelVersion
 from governance.services.decisions import (
     DecisionInputError,
     DecisionRow,
@@ -27,6 +29,7 @@ from governance.services.decisions import (
     decisions_score,
 )
 from governance.services.explanations import NO_EXPLAINER_NOTE, decision_factors
+from governance.services.jobs import jobs_start_decision_explanations
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,25 @@ class LoggedDecision:
     secret: str  # shown once; only its digest is stored
     factors: dict[str, Any] | None  # for an adverse decision, when available
     factors_note: str  # why there are no factors, or ""
+    # The job searching an adverse decision's counterfactuals, when one was queued.
+    counterfactuals_job: Job | None = None
+    counterfactuals_note: str = ""
+
+
+# Why an adverse decision's counterfactuals were not queued at decision time.
+NOT_QUEUED_NOTE = (
+    "Counterfactuals are not searched at decision time here "
+    "(DECISION_COUNTERFACTUALS is off: no worker queue); an explanation request "
+    "or a decision-explanation job gives them."
+)
 
 
 def decisions_log(
     *, model_version: ModelVersion, rows: list[DecisionRow], actor: Any
 ) -> list[LoggedDecision]:
-    """Log a decision for each row, all or none, with an adverse one's factors.
+    """Log a decision for each row, all or none, with an adverse one's factors
+    and, where workers run (DECISION_COUNTERFACTUALS), a queued job that searches
+    its counterfactuals afterwards.
 
     Raises DecisionInputError for a version that may not decide, and
     DecisionRowsError (naming each bad row by its index) for rows that cannot be
@@ -49,16 +65,37 @@ def decisions_log(
     """
     scored = decisions_score(model_version=model_version, rows=rows)
     factors = decision_factors(version=model_version, scored=scored)
-    made = decisions_record(model_version=model_version, scored=scored, actor=actor)
+    with transaction.atomic():
+        made = decisions_record(
+            model_version=model_version, scored=scored, actor=actor
+        )
+        # Factors were computed only where an explainer exists; the job needs it.
+        explained = [
+            decision
+            for item, (decision, _) in zip(scored, made, strict=True)
+            if factors[item.index] is not None
+        ]
+        queue = settings.DECISION_COUNTERFACTUALS
+        jobs = (
+            jobs_start_decision_explanations(decisions=explained, actor=actor)
+            if queue
+            else []
+        )
+    job_of = {job.decision_id: job for job in jobs}
     logged = []
     for item, (decision, secret) in zip(scored, made, strict=True):
         found = factors[item.index]
-        note = ""
+        note = cf_note = ""
         if item.favourable:
             note = "The decision is the favourable one; no factors are given."
         elif found is None:
-            note = NO_EXPLAINER_NOTE
-        logged.append(LoggedDecision(item.index, decision, secret, found, note))
+            note = cf_note = NO_EXPLAINER_NOTE
+        elif not queue:
+            cf_note = NOT_QUEUED_NOTE
+        job = job_of.get(decision.pk)
+        logged.append(
+            LoggedDecision(item.index, decision, secret, found, note, job, cf_note)
+        )
     return logged
 
 

@@ -28,7 +28,7 @@ from governance.models import (
     JobState,
     ModelVersion,
 )
-from governance.services.audit import audit_record
+from governance.services.audit import audit_record, audit_record_many
 from governance.services.leases import (
     lease_claim,
     lease_fail_exhausted,
@@ -192,6 +192,50 @@ def job_start(
         job_enqueue(job)
     job.refresh_from_db()
     return job
+
+
+def jobs_start_decision_explanations(
+    *, decisions: list[Decision], actor: Any
+) -> list[Job]:
+    """A queued decision-explanation job for each decision (its counterfactuals
+    and flip test follow asynchronously), written in the caller's transaction in
+    one INSERT with one audit event each, and sent to the gpu queue once it
+    commits. The caller has checked that the decisions' version has an
+    explainer (their factors were computed with it)."""
+    if not decisions:
+        return []
+    person = getattr(actor, "is_authenticated", False)
+    jobs = []
+    for decision in decisions:
+        job = Job(
+            kind=JobKind.DECISION_EXPLANATION,
+            decision=decision,
+            model_version_id=decision.model_version_id,
+            progress_message="waiting for a worker",
+            created_by=actor if person else None,
+            started_by="" if person else str(actor or "")[:100],
+        )
+        # The decision and its version were written or locked by the caller.
+        job.full_clean(
+            exclude=["decision", "model_version", "created_by"],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+        jobs.append(job)
+    with transaction.atomic():
+        jobs = Job.objects.bulk_create(jobs)
+        if any(job.pk is None for job in jobs):  # a backend without RETURNING
+            raise RuntimeError("the database did not return the new jobs' ids")
+        audit_record_many(
+            actor=actor,
+            action="job.queued",
+            items=[
+                (job, {"kind": job.kind, **_inputs_summary(job)}) for job in jobs
+            ],
+        )
+        for job in jobs:
+            job_enqueue(job)
+    return jobs
 
 
 def job_enqueue(job: Job) -> None:

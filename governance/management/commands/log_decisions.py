@@ -30,8 +30,8 @@ class Command(BaseCommand):
         "the version reads) with an approved version and log each decision, all or "
         "nothing: a file with a bad line logs nothing and every bad line is named. "
         "Writes one JSON line per decision (line, reference, secret, outcome, score, "
-        "favourable, and an adverse decision's main factors) to --out or stdout; the "
-        "secrets are shown this once."
+        "favourable, an adverse decision's main factors and the job queued to search "
+        "its counterfactuals) to --out or stdout; the secrets are shown this once."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
@@ -85,6 +85,12 @@ class Command(BaseCommand):
                     "favourable": item.decision.favourable,
                     "factors": item.factors,
                     "factors_note": item.factors_note,
+                    "counterfactuals_job": (
+                        item.counterfactuals_job.pk
+                        if item.counterfactuals_job
+                        else None
+                    ),
+                    "counterfactuals_note": item.counterfactuals_note,
                 }
             )
             for line, item in logged
@@ -98,5 +104,11 @@ class Command(BaseCommand):
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 handle.write(text)
         adverse = sum(not item.decision.favourable for _, item in logged)
-        summary = {"logged": len(logged), "adverse": adverse, "version": version.name}
+        queued = sum(item.counterfactuals_job is not None for _, item in logged)
+        summary = {
+            "logged": len(logged),
+            "adverse": adverse,
+            "counterfactual_jobs": queued,
+            "version": version.name,
+        }
         sys.stderr.write(json.dumps(summary) + "\n")
