@@ -66,9 +66,7 @@ def decisions_log(
     scored = decisions_score(model_version=model_version, rows=rows)
     factors = decision_factors(version=model_version, scored=scored)
     with transaction.atomic():
-        made = decisions_record(
-            model_version=model_version, scored=scored, actor=actor
-        )
+        made = decisions_record(model_version=model_version, scored=scored, actor=actor)
         # Factors were computed only where an explainer exists; the job needs it.
         explained = [
             decision

@@ -229,9 +229,7 @@ def jobs_start_decision_explanations(
         audit_record_many(
             actor=actor,
             action="job.queued",
-            items=[
-                (job, {"kind": job.kind, **_inputs_summary(job)}) for job in jobs
-            ],
+            items=[(job, {"kind": job.kind, **_inputs_summary(job)}) for job in jobs],
         )
         for job in jobs:
             job_enqueue(job)
