@@ -28,6 +28,7 @@ from governance.models import (
 )
 from governance.services.audit import audit_verify
 from governance.services.decision_batches import NOT_QUEUED_NOTE
+from governance.services.decisions import DecisionRow
 from governance.services.versions import model_version_set_status
 from tests.factories import ReportFactory, UserFactory
 from tests.test_worker import start_worker  # noqa: F401  (a fixture)
@@ -379,6 +380,28 @@ def test_without_workers_no_search_is_queued_and_the_answer_says_so(
     assert not Job.objects.exists()
 
 
+def test_a_failure_while_queueing_leaves_no_decision_and_no_job(
+    explained, system, settings, monkeypatch
+):
+    """The decisions, their jobs and both sets of audit events are one
+    transaction: a failure after the decisions are written undoes them."""
+    from governance.services import decision_batches
+
+    def broken(**kwargs):
+        raise RuntimeError("the job table is gone")
+
+    settings.DECISION_COUNTERFACTUALS = True
+    monkeypatch.setattr(decision_batches, "jobs_start_decision_explanations", broken)
+    written = _written()
+    with pytest.raises(RuntimeError, match="the job table is gone"):
+        decision_batches.decisions_log(
+            model_version=explained,
+            rows=[DecisionRow(f"cust-{i}", p) for i, p in enumerate(PEOPLE)],
+            actor=system,
+        )
+    assert _written() == written and not Job.objects.exists()
+
+
 def test_a_bad_row_queues_no_search_either(explained, system, settings):
     settings.DECISION_COUNTERFACTUALS = True
     people = [*PEOPLE[:2], {**PEOPLE[2], "age": "old"}]
@@ -414,6 +437,12 @@ def test_each_adverse_decision_queues_its_search_and_a_worker_runs_it(
         assert job.created_by.username == "loan-engine"
     queued = AuditEvent.objects.filter(action="job.queued", sequence__gt=before)
     assert sorted(int(e.object_id) for e in queued) == sorted(ids)
+    # The deciding system follows its own searches, and no one else's job.
+    followed = _client(system).get(f"/api/jobs/{ids[0]}/")
+    assert followed.status_code == 200, followed.content
+    assert followed.json()["kind"] == "decision_explanation"
+    other = Job.objects.create(kind=Job.Kind.EXPLAINER_FIT, model_version=explained)
+    assert _client(system).get(f"/api/jobs/{other.pk}/").status_code == 404
 
     # The messages wait in Redis until a worker comes.
     worker = start_worker("counterfactuals")

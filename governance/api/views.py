@@ -309,16 +309,24 @@ def _jobs_answered() -> Any:
 
 
 class JobDetailView(APIView):
-    permission_classes = [CanViewJobs]
+    permission_classes = [CanViewJobs | CanLogDecisions]
 
     @extend_schema(
         operation_id="job_detail",
         summary="Follow a job: its state, progress, error, result and the record "
-        "it made (needs governance.view_job)",
+        "it made (needs governance.view_job; a deciding system's account, with "
+        "governance.add_decision, follows the counterfactual searches its own "
+        "decisions queued)",
         responses={200: s.JobSerializer, 401: ERROR, 403: ERROR, 404: ERROR},
     )
     def get(self, request: Request, pk: int) -> Response:
-        job = get_object_or_404(_jobs_answered(), pk=pk)
+        jobs = _jobs_answered()
+        if not request.user.has_perm("governance.view_job"):
+            # Only its own decisions' searches; any other job is not found.
+            jobs = jobs.filter(
+                kind=JobKind.DECISION_EXPLANATION, created_by=request.user
+            )
+        job = get_object_or_404(jobs, pk=pk)
         return Response(s.JobSerializer(job, context={"request": request}).data)
 
 

@@ -45,6 +45,11 @@ class LoggedDecision:
 
 
 # Why an adverse decision's counterfactuals were not queued at decision time.
+NO_EXPLAINER_COUNTERFACTUALS_NOTE = (
+    "No explainer is fitted for this version, so no counterfactual search was "
+    "queued; once one is fitted (an explainer-fit job), an explanation request or "
+    "a decision-explanation job gives them."
+)
 NOT_QUEUED_NOTE = (
     "Counterfactuals are not searched at decision time here "
     "(DECISION_COUNTERFACTUALS is off: no worker queue); an explanation request "
@@ -87,7 +92,7 @@ def decisions_log(
         if item.favourable:
             note = "The decision is the favourable one; no factors are given."
         elif found is None:
-            note = cf_note = NO_EXPLAINER_NOTE
+            note, cf_note = NO_EXPLAINER_NOTE, NO_EXPLAINER_COUNTERFACTUALS_NOTE
         elif not queue:
             cf_note = NOT_QUEUED_NOTE
         job = job_of.get(decision.pk)

@@ -395,7 +395,11 @@ def decision_factors(
     # same numbers as one by one); the network's part stays one person at a time
     # so each number is what that person's explanation computes.
     accounts = surrogate_accounts(surrogate, cases)
-    with reader_names(dataset_reader_names(version.dataset)), one_torch_thread():
+    with (
+        reader_names(dataset_reader_names(version.dataset)),
+        one_torch_thread(),
+        score.reusing_encodings(),
+    ):
         for position, item in enumerate(adverse):
             # The frame one person's explanation builds (dtypes included).
             case = pd.DataFrame([item.inputs])
@@ -466,7 +470,7 @@ def _decision_explain(
     local = local_explanation(surrogate, case, network_probability=probability)
     # Small batches: on two shared cores torch's thread pool only contends
     # (bench_explain measured 0.28 s on two threads, 0.044 s on one).
-    with one_torch_thread():
+    with one_torch_thread(), score.reusing_encodings():
         factors = _factors(surrogate, score, case, context, outcomes, seed)
         flips = flip_test(score, case, context.flip_attributes)
     if outcomes.is_favourable(decided):

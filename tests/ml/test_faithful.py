@@ -576,3 +576,86 @@ def test_a_network_scores_composed_rows_as_it_scores_the_frame_to_the_last_bit()
             explainer, classifier.positive_probability, person, background
         )
         assert fast.to_dict() == slow.to_dict()
+
+
+def test_composed_rows_keep_a_category_coded_as_an_integer_and_fall_back_safely():
+    """A category stored as integers keeps its code in the rows `_compose`
+    builds (2 stays "2", not "2.0", which the encoder would not know), whatever
+    the person's value; the composing fast path leaves such a column, and a
+    background without a column the encoder reads, to the frame path."""
+    from workers.ml.encoding import TabularEncoder
+    from workers.ml.explain.counterfactuals import NetworkClassifier
+    from workers.ml.network import build_model, make_config
+
+    rng = np.random.default_rng(5)
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(size=n),
+            "band": rng.integers(1, 4, size=n).astype(np.int64),
+            "town": rng.choice(["a", "b"], size=n).astype(object),
+        }
+    )
+    encoder = TabularEncoder.fit(frame, ["x1"], ["band", "town"])
+    classifier = NetworkClassifier(build_model(make_config(encoder), seed=2), encoder)
+    background = sample_background(frame, 30, seed=1)
+    on = rng.random((40, 2)) < 0.5
+    bg_index = rng.integers(0, len(background), size=40)
+    for band in (2, np.int64(3), None):
+        person = pd.DataFrame({"x1": [0.3], "band": [band], "town": ["a"]})
+        if band is not None:
+            person["band"] = person["band"].astype(np.int64)
+        composed = faithful._compose(
+            person, background, ["x1", "band"], on, bg_index, with_person=True
+        )
+        codes = encoder.transform(composed).categorical[:, 0]
+        own_code = encoder.transform(person).categorical[0, 0]
+        expected = np.where(
+            on[:, 1], own_code, encoder.transform(background).categorical[bg_index, 0]
+        )
+        assert codes[0] == own_code
+        assert np.array_equal(codes[1:], expected)
+        assert (band is None) == (own_code == 0)  # only a missing band is unknown
+        parts = [(on, bg_index, True)]
+        assert (
+            classifier.score_composed(person, background, ["x1", "band"], parts) is None
+        )
+
+    person = frame.iloc[[0]].reset_index(drop=True)
+    only_x1 = background[["x1"]]
+    assert (
+        classifier.score_composed(
+            person, only_x1, ["x1"], [(on[:, :1], bg_index, False)]
+        )
+        is None
+    )
+    assert network_responses(
+        classifier, person, [["x1"]], only_x1
+    ) == network_responses(classifier.positive_probability, person, [["x1"]], only_x1)
+
+
+def test_reused_encodings_stay_inside_their_block():
+    """Outside `reusing_encodings` every call encodes its frames afresh, so a
+    frame changed in place between calls is scored as it is now."""
+    from workers.ml.encoding import TabularEncoder
+    from workers.ml.explain.counterfactuals import NetworkClassifier
+    from workers.ml.network import build_model, make_config
+
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"x1": rng.normal(size=50), "x2": rng.normal(size=50)})
+    encoder = TabularEncoder.fit(frame, ["x1", "x2"], [])
+    classifier = NetworkClassifier(build_model(make_config(encoder), seed=3), encoder)
+    person = frame.iloc[[0]].reset_index(drop=True)
+    background = frame.iloc[1:21].reset_index(drop=True)
+    parts = [(np.zeros((20, 1), dtype=bool), np.arange(20), False)]
+    before = classifier.score_composed(person, background, ["x1"], parts)
+    background.loc[:, "x1"] = background["x1"] + 5.0
+    after = classifier.score_composed(person, background, ["x1"], parts)
+    framed = classifier.positive_probability(
+        faithful._compose(person, background, ["x1"], *parts[0][:2], with_person=False)
+    )
+    assert np.array_equal(after, framed) and not np.array_equal(before, after)
+    with classifier.reusing_encodings():
+        first = classifier.score_composed(person, background, ["x1"], parts)
+        again = classifier.score_composed(person, background, ["x1"], parts)
+    assert np.array_equal(first, again) and classifier._encoded is None

@@ -692,12 +692,15 @@ def _compose(
             continue
         own = person[col].iloc[0]
         source = background[col].to_numpy()
-        numeric = source.dtype.kind in "iufb" and _is_number(own)
-        if numeric:
-            dtype: Any = np.float64
+        dtype: Any = object
+        if source.dtype.kind in "iu" and _is_integer(own):
+            # Integers stay integers: a category coded 2 must not become "2.0".
+            dtype, own = np.int64, int(own)
+        elif source.dtype.kind in "iu" and _missing(own):
+            own = None  # beside the background's integers, as they are
+        elif source.dtype.kind in "iufb" and _is_number(own):
+            dtype = np.float64
             own = np.nan if _missing(own) else float(own)
-        else:
-            dtype = object
         column = np.empty(n, dtype=dtype)
         start = int(with_person)
         column[start:] = source.astype(dtype)[bg_index]
@@ -741,6 +744,10 @@ def _score_composed(
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return _score(score_fn, frame)
     return _checked_scores(scores, expected)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _missing(value: Any) -> bool:

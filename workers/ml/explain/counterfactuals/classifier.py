@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,9 +25,8 @@ class NetworkClassifier:
         self.encoder = encoder
         self.threshold = float(threshold)
         self.classes_ = np.array([0, 1])
-        # The last person and background encoded (one explanation scores
-        # several batches of one person against one background).
-        self._encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] = {}
+        # Encodings kept by frame identity inside `reusing_encodings`, else None.
+        self._encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] | None = None
 
     def positive_probability(self, frame: pd.DataFrame) -> np.ndarray:
         from workers.ml.network import predict_proba
@@ -54,7 +54,10 @@ class NetworkClassifier:
         each encoded column from the person or from a background row is the
         same matrix as encoding the composed frame, and the network reads the
         same batch; tests/ml/test_faithful.py checks the scores are equal to
-        the last bit. None for a model that is not this product's network."""
+        the last bit. None (the caller then builds the frame) for a model that
+        is not this product's network, for a background that lacks a column the
+        encoder reads, and for a categorical column stored as numbers or
+        booleans, which `_compose` may recast and so re-spell."""
         import torch.nn as nn
 
         from workers.ml.network import predict_proba_tensors, to_tensors
@@ -62,6 +65,13 @@ class NetworkClassifier:
         if not isinstance(self.model, nn.Module):
             return None
         encoder = self.encoder
+        if any(c not in background.columns for c in encoder.numeric):
+            return None
+        for column in encoder.categorical:
+            if column not in background.columns:
+                return None
+            if background[column].dtype.kind in "iufb":
+                return None
         own = self._encode("person", person)
         encoded_background = self._encode("background", background)
         position = {f: j for j, f in enumerate(features)}
@@ -91,8 +101,21 @@ class NetworkClassifier:
         x_num, x_cat = to_tensors(composed, device)
         return np.asarray(predict_proba_tensors(self.model, x_num, x_cat), np.float64)
 
+    @contextlib.contextmanager
+    def reusing_encodings(self) -> Iterator[None]:
+        """Inside the block, `score_composed` encodes a person or a background
+        frame once and reuses it while it is given the very same frame object:
+        for callers whose frames are not changed in place meanwhile (the
+        product's own explanations: a cached background, one frame per person)."""
+        self._encoded = {}
+        try:
+            yield
+        finally:
+            self._encoded = None
+
     def _encode(self, role: str, frame: pd.DataFrame) -> EncodedFrame:
-        # By identity: the caller passes the very same frame again, unchanged.
+        if self._encoded is None:
+            return self.encoder.transform(frame)
         last = self._encoded.get(role)
         if last is None or last[0] is not frame:
             last = self._encoded[role] = (frame, self.encoder.transform(frame))
