@@ -26,7 +26,8 @@ serve: install
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## test: lint, then the whole suite on SQLite and, side by side, on PostgreSQL (less
-## tests/ml, the pure-ML tests that touch no database), with real Redis and Celery
+## tests/ml, tests/browser and the own_database tests, the same on either; see
+## scripts/test-suites.sh), with real Redis and Celery
 ## workers (each run starts its own servers on loopback and removes them afterwards)
 test: install lint
 	scripts/test-suites.sh $(PYTEST_ARGS)

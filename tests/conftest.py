@@ -21,6 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ADULT_SPEC = ROOT / "data" / "specs" / "adult.toml"
 
 
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """A test marked `own_database` runs manage.py against databases of its own,
+    whatever the run's: the same test on either run, so only the SQLite run
+    runs it (scripts/test-suites.sh runs the suite on both)."""
+    from django.db import connection
+
+    if connection.vendor == "sqlite":
+        return
+    skip = pytest.mark.skip(
+        reason="uses databases of its own: the SQLite run of the suite runs it"
+    )
+    for item in items:
+        if item.get_closest_marker("own_database"):
+            item.add_marker(skip)
+
+
 def require_service(variable: str, what: str) -> str:
     value = os.environ.get(variable, "")
     if not value:

@@ -757,6 +757,7 @@ class Site:
         )
 
 
+@pytest.mark.own_database
 def test_with_postgresql_down_the_person_sees_a_clear_error_and_nothing_is_saved(
     own_postgres: PostgresCluster, tmp_path: Path
 ):

@@ -407,6 +407,7 @@ def test_registering_a_pickle_or_garbage_is_refused(synthetic_dataset, tmp_path)
 
 
 @pytest.mark.slow
+@pytest.mark.own_database
 def test_run_flow_prints_its_counted_steps_and_no_library_chatter(
     synthetic_spec, tmp_path
 ):
