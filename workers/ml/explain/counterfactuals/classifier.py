@@ -65,15 +65,10 @@ class NetworkClassifier:
         if not isinstance(self.model, nn.Module):
             return None
         encoder = self.encoder
-        if any(c not in background.columns for c in encoder.numeric):
-            return None
-        for column in encoder.categorical:
-            if column not in background.columns:
-                return None
-            if background[column].dtype.kind in "iufb":
-                return None
-        own = self._encode("person", person)
         encoded_background = self._encode("background", background)
+        if encoded_background is None:
+            return None
+        own = self._encode("person", person)
         position = {f: j for j, f in enumerate(features)}
         n_numeric = len(encoder.numeric)
         numeric_blocks, categorical_blocks = [], []
@@ -113,13 +108,24 @@ class NetworkClassifier:
         finally:
             self._encoded = None
 
-    def _encode(self, role: str, frame: pd.DataFrame) -> EncodedFrame:
+    def _encode(self, role: str, frame: pd.DataFrame) -> EncodedFrame | None:
         if self._encoded is None:
-            return self.encoder.transform(frame)
+            return self._encoded_or_none(role, frame)
         last = self._encoded.get(role)
         if last is None or last[0] is not frame:
-            last = self._encoded[role] = (frame, self.encoder.transform(frame))
+            last = self._encoded[role] = (frame, self._encoded_or_none(role, frame))
         return last[1]
+
+    def _encoded_or_none(self, role: str, frame: pd.DataFrame) -> EncodedFrame | None:
+        """The frame encoded; None for a background that cannot be composed from."""
+        if role == "background":
+            encoder = self.encoder
+            if any(c not in frame.columns for c in encoder.numeric):
+                return None
+            for column in encoder.categorical:
+                if column not in frame.columns or frame[column].dtype.kind in "iufb":
+                    return None
+        return self.encoder.transform(frame)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         p = self.positive_probability(frame)
