@@ -4,7 +4,7 @@ decision through POST /api/decisions/, each with scoring, the factors of every
 adverse decision and the audit events; on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/bench_decisions.py [--dataset adult] [--epochs 1]
-        [--batch 500] [--batches 4] [--file-rows 2000] [--single 200]
+        [--batch 500] [--batches 4] [--clients 2] [--file-rows 2000] [--single 200]
     scripts/with-services.sh .venv/bin/python bench/bench_decisions.py  # + PostgreSQL
 
 Each backend runs in a process of its own on a fresh database (SQLite in a
@@ -25,6 +25,11 @@ adverse decisions is the model's own on them, printed). Timed:
    answer; no socket). Figure: decisions logged / wall time of all the requests.
 2. command: `log_decisions --version NAME FILE.csv --out FILE` on --file-rows
    people, through call_command in this process (Django's start not counted).
+   bulk, N clients: the same requests from --clients processes at once (each
+   its own Django test client on the same database, warmed up with one small
+   request, then started together), as a server's worker processes take
+   them; figure: decisions logged by all / wall time from the first start to
+   the last finish.
 3. single: --single requests through POST /api/decisions/, one person each,
    after 5 not counted (the first builds the explainer's background); p50 and
    p95 of each request's wall time.
@@ -131,7 +136,13 @@ def _client(key: str) -> Any:
     return client
 
 
-def _bulk(version: Any, key: str, people: list[dict[str, Any]], args: Any) -> dict:
+def _bulk(
+    version: Any,
+    key: str,
+    people: list[dict[str, Any]],
+    args: Any,
+    prefix: str = "bulk",
+) -> dict:
     client = _client(key)
     logged = adverse = 0
     started = time.perf_counter()
@@ -140,7 +151,7 @@ def _bulk(version: Any, key: str, people: list[dict[str, Any]], args: Any) -> di
         body = {
             "model_version": version.pk,
             "decisions": [
-                {"subject_reference": f"bulk-{b}-{i}", "inputs": p}
+                {"subject_reference": f"{prefix}-{b}-{i}", "inputs": p}
                 for i, p in enumerate(chunk)
             ],
         }
@@ -277,6 +288,69 @@ def _check(version: Any) -> dict:
     }
 
 
+def _concurrent_bulk(version: Any, key: str, people: list[dict], args: Any) -> dict:
+    """--clients processes sending the bulk requests at once (see the docstring)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-clients-"))
+    (folder / "work.json").write_text(
+        json.dumps({"version": version.pk, "key": key, "people": people})
+    )
+    argv = [sys.executable, __file__, *sys.argv[1:], "--client-folder", str(folder)]
+    clients = [
+        subprocess.Popen([*argv, "--client-index", str(i)], cwd=ROOT)
+        for i in range(args.clients)
+    ]
+    deadline = time.monotonic() + 600
+    while len(list(folder.glob("ready-*"))) < args.clients:
+        if (
+            any(c.poll() not in (None, 0) for c in clients)
+            or time.monotonic() > deadline
+        ):
+            raise SystemExit("bulk clients: a client failed before it was ready")
+        time.sleep(0.05)
+    (folder / "go").touch()
+    if any(c.wait() != 0 for c in clients):
+        raise SystemExit("bulk clients: a client failed")
+    done = [json.loads((folder / f"done-{i}").read_text()) for i in range(args.clients)]
+    seconds = max(d["end"] for d in done) - min(d["start"] for d in done)
+    logged = sum(d["decisions"] for d in done)
+    return {
+        "clients": args.clients,
+        "decisions": logged,
+        "adverse": sum(d["adverse"] for d in done),
+        "seconds": round(seconds, 2),
+        "per_second": round(logged / seconds, 1),
+    }
+
+
+def client(args: argparse.Namespace) -> int:
+    """One of _concurrent_bulk's clients: warm up, say ready, wait for go, send."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+    django.setup()
+    from governance.models import ModelVersion
+
+    folder, index = Path(args.client_folder), args.client_index
+    work = json.loads((folder / "work.json").read_text())
+    version = ModelVersion.objects.get(pk=work["version"])
+    people = work["people"]
+    _bulk(version, work["key"], people[:5], _batches(5, 1), prefix=f"warm-{index}")
+    (folder / f"ready-{index}").touch()
+    while not (folder / "go").exists():
+        time.sleep(0.005)
+    start = time.time()
+    result = _bulk(version, work["key"], people, args, prefix=f"client-{index}")
+    end = time.time()
+    (folder / f"done-{index}").write_text(
+        json.dumps(result | {"start": start, "end": end})
+    )
+    return 0
+
+
+def _batches(batch: int, batches: int) -> argparse.Namespace:
+    return argparse.Namespace(batch=batch, batches=batches)
+
+
 def inner(args: argparse.Namespace) -> int:
     import django
 
@@ -290,6 +364,7 @@ def inner(args: argparse.Namespace) -> int:
     result = {
         "backend": connection.vendor,
         "bulk": _bulk(version, key, people, args),
+        "bulk_clients": _concurrent_bulk(version, key, people, args),
         "command": _command(version, people, args),
         "single": _single(version, key, people, args),
         "stages": _stages(version, people, args),
@@ -332,8 +407,13 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--file-rows", type=int, default=2000)
     parser.add_argument("--single", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client-folder", help=argparse.SUPPRESS)
+    parser.add_argument("--client-index", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client_folder:
+        return client(args)
     if args.inner:
         return inner(args)
     backends = ["sqlite"]
@@ -355,6 +435,12 @@ def main() -> int:
         print(
             f"  bulk endpoint: {bulk['per_second']} decisions/s ({bulk['decisions']} "
             f"in {bulk['seconds']} s, {bulk['adverse']} adverse with factors)"
+        )
+        clients = result["bulk_clients"]
+        print(
+            f"  bulk endpoint, {clients['clients']} clients at once: "
+            f"{clients['per_second']} decisions/s ({clients['decisions']} in "
+            f"{clients['seconds']} s, {clients['adverse']} adverse with factors)"
         )
         print(
             f"  log_decisions: {command['per_second']} decisions/s "

@@ -486,8 +486,8 @@ FAIRNESS_POLICY = {
 FAIRNESS_BOOTSTRAP = env_int("FAIRNESS_BOOTSTRAP", 200, minimum=0)
 
 # --- Decisions at volume (POST /api/decisions/bulk/, manage.py log_decisions) ----
-# Rows in one bulk request (each adverse one's factors cost 40-85 ms on 2 loaded
-# cores, bench_decisions: 500 rows already take 10-40 s), and a bulk request's
+# Rows in one bulk request (each adverse one's factors cost ~3 ms, bench_decisions:
+# 500 rows take 1.5-2 s, several times that on loaded cores), and a bulk request's
 # body (500 rows of 40 features fit in 2 MiB). A file for log_decisions is bounded
 # before it is read.
 DECISIONS_BULK_MAX_ROWS = env_int("DECISIONS_BULK_MAX_ROWS", 500, minimum=1)
