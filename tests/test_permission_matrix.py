@@ -420,7 +420,9 @@ def test_the_decision_service_logs_decisions_and_nothing_else(world):
         "/api/jobs/", {"kind": "bias_check"}, content_type="application/json", **api
     )
     assert jobs.status_code == 403
-    assert Client().get(f"/api/jobs/{world['job'].pk}/", **api).status_code == 403
+    # It follows only the counterfactual searches its own decisions queued
+    # (tests/test_bulk_decisions.py): any other job is not found.
+    assert Client().get(f"/api/jobs/{world['job'].pk}/", **api).status_code == 404
     assert client.get("/admin/governance/decision/").status_code == 403
 
 
