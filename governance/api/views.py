@@ -149,14 +149,9 @@ def _logged_body(logged: LoggedDecision) -> dict[str, Any]:
         "favourable": decision.favourable,
         "factors": logged.factors,
         "factors_note": logged.factors_note,
-        "counterfactuals_job": _job_id(logged),
+        "counterfactuals_job": logged.counterfactuals_job,
         "counterfactuals_note": logged.counterfactuals_note,
     }
-
-
-def _job_id(logged: LoggedDecision) -> int | None:
-    job = logged.counterfactuals_job
-    return job.pk if job is not None else None
 
 
 class BulkJSONParser(BoundedJSONParser):

@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from governance.models import Decision, Job, ModelVersion
+from governance.models import Decision, ModelVersion
 from governance.services.decisions import (
     DecisionInputError,
     DecisionRow,
@@ -40,7 +40,7 @@ class LoggedDecision:
     factors: dict[str, Any] | None  # for an adverse decision, when available
     factors_note: str  # why there are no factors, or ""
     # The job searching an adverse decision's counterfactuals, when one was queued.
-    counterfactuals_job: Job | None = None
+    counterfactuals_job: int | None = None
     counterfactuals_note: str = ""
 
 
@@ -84,7 +84,7 @@ def decisions_log(
             if queue
             else []
         )
-    job_of = {job.decision_id: job for job in jobs}
+    job_of = {job.decision_id: job.pk for job in jobs}
     logged = []
     for item, (decision, secret) in zip(scored, made, strict=True):
         found = factors[item.index]

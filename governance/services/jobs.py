@@ -171,16 +171,8 @@ def job_start(
     fields = _checked_inputs(
         kind, version=version, domain=domain, replacement=replacement, decision=decision
     )
-    person = getattr(actor, "is_authenticated", False)
     with transaction.atomic():
-        job = Job(
-            kind=kind,
-            seed=seed,
-            progress_message="waiting for a worker",
-            created_by=actor if person else None,
-            started_by="" if person else str(actor or "")[:100],
-            **fields,
-        )
+        job = _queued_job(kind, actor, seed=seed, **fields)
         job.full_clean()
         job.save()
         audit_record(
@@ -194,6 +186,18 @@ def job_start(
     return job
 
 
+def _queued_job(kind: str, actor: Any, **fields: Any) -> Job:
+    """A new job waiting for a worker, started by `actor` (a user or a name)."""
+    person = getattr(actor, "is_authenticated", False)
+    return Job(
+        kind=kind,
+        progress_message="waiting for a worker",
+        created_by=actor if person else None,
+        started_by="" if person else str(actor or "")[:100],
+        **fields,
+    )
+
+
 def jobs_start_decision_explanations(
     *, decisions: list[Decision], actor: Any
 ) -> list[Job]:
@@ -204,16 +208,13 @@ def jobs_start_decision_explanations(
     explainer (their factors were computed with it)."""
     if not decisions:
         return []
-    person = getattr(actor, "is_authenticated", False)
     jobs = []
     for decision in decisions:
-        job = Job(
-            kind=JobKind.DECISION_EXPLANATION,
+        job = _queued_job(
+            JobKind.DECISION_EXPLANATION,
+            actor,
             decision=decision,
             model_version_id=decision.model_version_id,
-            progress_message="waiting for a worker",
-            created_by=actor if person else None,
-            started_by="" if person else str(actor or "")[:100],
         )
         # The decision and its version were written or locked by the caller.
         job.full_clean(

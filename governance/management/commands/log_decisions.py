@@ -85,11 +85,7 @@ class Command(BaseCommand):
                     "favourable": item.decision.favourable,
                     "factors": item.factors,
                     "factors_note": item.factors_note,
-                    "counterfactuals_job": (
-                        item.counterfactuals_job.pk
-                        if item.counterfactuals_job
-                        else None
-                    ),
+                    "counterfactuals_job": item.counterfactuals_job,
                     "counterfactuals_note": item.counterfactuals_note,
                 }
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ class NetworkClassifier:
         self.threshold = float(threshold)
         self.classes_ = np.array([0, 1])
         # Encodings kept by frame identity inside `reusing_encodings`, else None.
-        self._encoded: dict[str, tuple[pd.DataFrame, EncodedFrame]] | None = None
+        self._encoded: dict[str, tuple[pd.DataFrame, EncodedFrame | None]] | None = None
 
     def positive_probability(self, frame: pd.DataFrame) -> np.ndarray:
         from workers.ml.network import predict_proba
@@ -65,10 +65,10 @@ class NetworkClassifier:
         if not isinstance(self.model, nn.Module):
             return None
         encoder = self.encoder
-        encoded_background = self._encode("background", background)
+        encoded_background = self._encode("background", background, self._composable)
         if encoded_background is None:
             return None
-        own = self._encode("person", person)
+        own = self._encode("person", person, encoder.transform)
         position = {f: j for j, f in enumerate(features)}
         n_numeric = len(encoder.numeric)
         numeric_blocks, categorical_blocks = [], []
@@ -108,24 +108,31 @@ class NetworkClassifier:
         finally:
             self._encoded = None
 
-    def _encode(self, role: str, frame: pd.DataFrame) -> EncodedFrame | None:
+    def _encode(
+        self,
+        role: str,
+        frame: pd.DataFrame,
+        encode: Callable[[pd.DataFrame], EncodedFrame | None],
+    ) -> EncodedFrame | None:
+        """`encode(frame)`, kept for `role` inside `reusing_encodings`."""
         if self._encoded is None:
-            return self._encoded_or_none(role, frame)
+            return encode(frame)
         last = self._encoded.get(role)
         if last is None or last[0] is not frame:
-            last = self._encoded[role] = (frame, self._encoded_or_none(role, frame))
+            last = self._encoded[role] = (frame, encode(frame))
         return last[1]
 
-    def _encoded_or_none(self, role: str, frame: pd.DataFrame) -> EncodedFrame | None:
-        """The frame encoded; None for a background that cannot be composed from."""
-        if role == "background":
-            encoder = self.encoder
-            if any(c not in frame.columns for c in encoder.numeric):
+    def _composable(self, background: pd.DataFrame) -> EncodedFrame | None:
+        """The background encoded; None if rows cannot be composed from it."""
+        encoder = self.encoder
+        if any(c not in background.columns for c in encoder.numeric):
+            return None
+        for column in encoder.categorical:
+            if column not in background.columns:
                 return None
-            for column in encoder.categorical:
-                if column not in frame.columns or frame[column].dtype.kind in "iufb":
-                    return None
-        return self.encoder.transform(frame)
+            if background[column].dtype.kind in "iufb":
+                return None
+        return encoder.transform(background)
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         p = self.positive_probability(frame)
